@@ -1,0 +1,243 @@
+"""The ``tune`` command line: the second consumer of the backend functions.
+
+Subcommands: train, resume, export, doctor, new (this module); data check,
+docs add (backend.data.cli); ingest, ask, eval (backend.rag.cli);
+export-run (backend.distributed).  Heavy libraries are imported inside the
+handlers so ``tune --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from backend.errors import TuneError
+
+# Feature modules that add their own subcommands with register(subparsers).
+EXTENSIONS = ("backend.data.cli", "backend.rag.cli", "backend.distributed")
+
+
+def _print_event(rec: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rec, default=str), flush=True)
+        return
+    t = rec.get("type")
+    if t == "train":
+        parts = [f"step {rec['step']}/{rec.get('max_steps')}", f"loss {rec['loss']:.4f}" if rec.get("loss") is not None else ""]
+        if rec.get("learning_rate") is not None:
+            parts.append(f"lr {rec['learning_rate']:.2e}")
+        if rec.get("grad_norm") is not None:
+            parts.append(f"grad {rec['grad_norm']:.3f}")
+        if rec.get("tokens_per_s"):
+            parts.append(f"{rec['tokens_per_s']:.0f} tok/s")
+        if rec.get("eta_s") is not None:
+            parts.append(f"eta {_fmt_s(rec['eta_s'])}")
+        print("  ".join(p for p in parts if p), flush=True)
+    elif t == "eval":
+        print(f"eval  step {rec['step']}  loss {rec['eval_loss']:.4f}  ppl {rec.get('perplexity')}", flush=True)
+    elif t == "checkpoint":
+        print(f"checkpoint  step {rec['step']}  {rec['path']}", flush=True)
+    elif t in ("log", "oom_retry"):
+        print(rec.get("message", ""), flush=True)
+    elif t == "progress":
+        if rec.get("message"):
+            print(rec["message"], flush=True)
+    elif t == "started":
+        print(f"run folder: {rec['run_dir']}", flush=True)
+    elif t == "finished":
+        msg = f"{rec['status']}"
+        if rec.get("adapter_dir"):
+            msg += f": {rec['adapter_dir']}"
+        if rec.get("reason"):
+            msg += f" ({rec['reason']})"
+        print(msg, flush=True)
+
+
+def _fmt_s(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class _StopFlag:
+    """Ctrl-C once: stop after the current step with a checkpoint.  Twice: abort."""
+
+    def __init__(self):
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            if self.event.is_set():
+                raise KeyboardInterrupt
+            print("\nStopping after this step (a checkpoint will be saved); Ctrl-C again to abort.",
+                  file=sys.stderr, flush=True)
+            self.event.set()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def cmd_train(args) -> int:
+    from backend.config import RunConfig, parse_set
+    from backend.training import train
+
+    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    overrides = parse_set(args.set or [])
+    quick = {"model.name_or_path": args.model, "output_dir": args.output,
+             "training.max_steps": args.max_steps, "training.save_steps": args.save_steps,
+             "training.epochs": args.epochs}
+    if args.data:
+        overrides["data.train_files"] = args.data
+    overrides.update({k: v for k, v in quick.items() if v is not None})
+    cfg = cfg.with_overrides(overrides)
+    _quiet_libraries()
+    stop = _StopFlag()
+    stop.install()
+    result = train(cfg, project_dir=args.project, on_event=lambda r: _print_event(r, args.json),
+                   should_stop=stop)
+    return 0 if result.status == "completed" else 3
+
+
+def cmd_resume(args) -> int:
+    from backend.config import parse_set
+    from backend.training import resume
+
+    _quiet_libraries()
+    stop = _StopFlag()
+    stop.install()
+    result = resume(args.run_dir, on_event=lambda r: _print_event(r, args.json), should_stop=stop,
+                    overrides=parse_set(args.set or []))
+    return 0 if result.status == "completed" else 3
+
+
+def cmd_export(args) -> int:
+    from backend.export import export_merged
+
+    _quiet_libraries()
+    if not args.merged:
+        print("nothing to export: give --merged OUT", file=sys.stderr)
+        return 2
+    out = export_merged(args.run_dir, args.merged, on_event=lambda r: _print_event(r, False))
+    print(f"merged model written to {out}")
+    return 0
+
+
+def cmd_new(args) -> int:
+    from backend.workspace import Project
+
+    p = Project.create(args.project, args.name)
+    print(f"project: {p.root}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from backend.doctor import doctor
+
+    report = doctor(resolve_default=not args.no_convert)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        from backend.doctor import format_report
+        print(format_report(report))
+    return 0 if report.get("ok") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``tune`` parser (extensions included when importable)."""
+    from backend import __version__
+
+    p = argparse.ArgumentParser(prog="tune", description="Tune Studio: fine-tune language models offline.")
+    p.add_argument("--version", action="version", version=f"tune-studio {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show tracebacks and library logs")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="fine-tune a model (LoRA by default)")
+    t.add_argument("config", nargs="?", help="run config JSON (optional; defaults otherwise)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set training.learning_rate=1e-4 (repeatable)")
+    t.add_argument("--model", help="base model: 'default', a folder, a .gguf file")
+    t.add_argument("--data", action="append", metavar="FILE", help="training data file (repeatable)")
+    t.add_argument("--output", help="run folder to create")
+    t.add_argument("--project", help="project folder (runs go to PROJECT/runs/)")
+    t.add_argument("--max-steps", type=int, dest="max_steps")
+    t.add_argument("--save-steps", type=int, dest="save_steps")
+    t.add_argument("--epochs", type=float)
+    t.add_argument("--json", action="store_true", help="print events as JSON lines")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    r.add_argument("run_dir")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_resume)
+
+    e = sub.add_parser("export", help="export a run's adapter merged into the base model")
+    e.add_argument("run_dir")
+    e.add_argument("--merged", metavar="OUT", help="folder for the merged safetensors model")
+    e.set_defaults(func=cmd_export)
+
+    n = sub.add_parser("new", help="create a project folder")
+    n.add_argument("project")
+    n.add_argument("--name")
+    n.set_defaults(func=cmd_new)
+
+    d = sub.add_parser("doctor", help="versions, device, default models, memory estimate")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--no-convert", action="store_true", help="do not convert the default model if not cached")
+    d.set_defaults(func=cmd_doctor)
+
+    for mod in EXTENSIONS:
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        m.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``tune``; returns the exit code (2 for user errors)."""
+    from backend.runtime import set_offline
+
+    set_offline(allow_hub=os.environ.get("TUNE_ALLOW_HUB") == "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except TuneError as e:
+        if args.verbose:
+            import traceback
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130

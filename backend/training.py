@@ -1,0 +1,620 @@
+"""The fine-tuning engine: HF Trainer + PEFT, one run folder per run.
+
+``train(cfg)`` and ``resume(run_dir)`` are plain functions: they report through
+``on_event`` (see :mod:`backend.events`) and stop when ``should_stop()`` turns
+true.  The GUI runs them in a worker thread, the CLI in the foreground.
+
+Run folder (DESIGN.md)::
+
+    config.json  status.json  metrics.jsonl  checkpoints/  adapter/  run.log
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from backend import events as ev
+from backend.config import RunConfig
+from backend.errors import ConfigError, RunError, TrainingError, TuneError
+from backend.fsutil import atomic_write_json, read_json
+from backend.workspace import new_run_dir, require_run_dir
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "tune_complete.json"
+ADAPTER_METHODS = ("lora", "dora", "rslora", "ia3", "prompt_tuning", "prefix_tuning")
+
+
+@dataclass
+class RunResult:
+    """What a run ended with."""
+
+    run_dir: Path
+    status: str                  # completed | failed | cancelled
+    adapter_dir: Path | None
+    reason: str = ""
+    metrics: dict | None = None  # final train/eval summary
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable."""
+        return {"run_dir": str(self.run_dir), "status": self.status,
+                "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
+                "reason": self.reason, "metrics": self.metrics}
+
+
+# ---------------------------------------------------------------------------
+# run folder helpers
+
+def is_main_process() -> bool:
+    """True on rank 0 (or when not distributed): only it writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def write_status(run_dir: Path, status: str, **extra: Any) -> None:
+    """Atomically replace ``status.json`` (rank 0 only)."""
+    if not is_main_process():
+        return
+    prev = read_json(run_dir / "status.json", {}) or {}
+    prev.update(extra)
+    prev.update(status=status, updated=time.time(), pid=os.getpid())
+    atomic_write_json(run_dir / "status.json", prev)
+
+
+def read_status(run_dir: str | Path) -> dict:
+    """``status.json`` of a run (``{}`` when absent)."""
+    return read_json(Path(run_dir) / "status.json", {}) or {}
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint (one with our completion marker)."""
+    ck = Path(run_dir) / "checkpoints"
+    if not ck.is_dir():
+        return None
+    done = []
+    for d in ck.glob("checkpoint-*"):
+        try:
+            step = int(d.name.split("-")[-1])
+        except ValueError:
+            continue
+        if (d / COMPLETE_MARKER).exists() and (d / "trainer_state.json").exists():
+            done.append((step, d))
+    return max(done)[1] if done else None
+
+
+def _trim_metrics(path: Path, last_step: int) -> int:
+    """Drop step records after ``last_step`` so replayed steps appear once.  Returns records dropped."""
+    if not path.exists():
+        return 0
+    keep, dropped = [], 0
+    for rec in ev.read_events(path):
+        if rec.get("type") in ("train", "eval", "checkpoint") and rec.get("step", 0) > last_step:
+            dropped += 1
+            continue
+        keep.append(rec)
+    from backend.fsutil import atomic_write_text
+    atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in keep))
+    return dropped
+
+
+class _RunLogHandler(logging.Handler):
+    """Mirror log records into run.log."""
+
+    def __init__(self, path: Path):
+        super().__init__(logging.INFO)
+        self._fh = open(path, "a", encoding="utf-8")
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._fh.write(self.format(record) + "\n")
+            self._fh.flush()
+        except Exception:  # logging must never break training
+            pass
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+# ---------------------------------------------------------------------------
+# model + method
+
+def apply_method(model, cfg: RunConfig):
+    """Wrap ``model`` for the configured method; return ``(model, trainable, total)``.
+
+    Raises
+    ------
+    ConfigError
+        When the method cannot apply to this model (e.g. BitFit on a model without biases,
+        target modules that do not exist).
+    """
+    import peft
+
+    m = cfg.method
+    kind = m.method
+    task = peft.TaskType.CAUSAL_LM
+    if kind in ("lora", "dora", "rslora"):
+        targets: Any = list(m.target_modules) if m.target_modules else "all-linear"
+        if isinstance(targets, list):
+            names = {n.split(".")[-1] for n, _ in model.named_modules()}
+            missing = [t for t in targets if t not in names]
+            if missing:
+                raise ConfigError(f"target modules {missing} not found in the base model",
+                                  field="method.target_modules",
+                                  hint="leave it empty for all linear layers, or pick from: "
+                                       + ", ".join(sorted(n for n in names if n.endswith("proj"))))
+        pc = peft.LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
+                             target_modules=targets, task_type=task, use_dora=kind == "dora",
+                             use_rslora=kind == "rslora")
+        model = peft.get_peft_model(model, pc)
+    elif kind == "ia3":
+        kwargs = {}
+        if m.target_modules:
+            kwargs = {"target_modules": list(m.target_modules), "feedforward_modules": []}
+        model = peft.get_peft_model(model, peft.IA3Config(task_type=task, **kwargs))
+    elif kind == "prompt_tuning":
+        model = peft.get_peft_model(model, peft.PromptTuningConfig(
+            task_type=task, num_virtual_tokens=m.num_virtual_tokens))
+    elif kind == "prefix_tuning":
+        model = peft.get_peft_model(model, peft.PrefixTuningConfig(
+            task_type=task, num_virtual_tokens=m.num_virtual_tokens))
+    elif kind == "bitfit":
+        n_bias = 0
+        for name, p in model.named_parameters():
+            p.requires_grad = name.endswith(".bias")
+            n_bias += p.numel() if p.requires_grad else 0
+        if n_bias == 0:
+            raise ConfigError("BitFit trains only bias terms, and this model has none",
+                              field="method.method", hint="choose 'lora' (or 'ia3' for a similarly tiny adapter)")
+    elif kind == "full":
+        for p in model.parameters():
+            p.requires_grad = True
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return model, trainable, total
+
+
+# ---------------------------------------------------------------------------
+# the Trainer callback that speaks our event vocabulary
+
+def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
+                   should_pause: Callable[[], bool] | None, run_dir: Path, device_kind: str,
+                   start_step: int):
+    from transformers import TrainerCallback
+
+    class EventCallback(TrainerCallback):
+        """One flat record per log step; stop/pause flags; checkpoint markers."""
+
+        def __init__(self):
+            self.t0 = time.time()
+            self.last_t = self.t0
+            self.last_tokens = None
+            self.start_step = start_step
+            self.cancelled = False
+            self.last_eval: dict | None = None
+            self.last_train: dict | None = None
+
+        def _memory_mb(self) -> float:
+            if device_kind == "cuda":
+                import torch
+                return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            import psutil
+            return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = self.last_t = time.time()
+            self.last_tokens = state.num_input_tokens_seen
+            self.start_step = state.global_step
+
+        def on_step_end(self, args, state, control, **kw):
+            if should_pause is not None:
+                paused_at = None
+                while should_pause() and not should_stop():
+                    if paused_at is None:
+                        paused_at = time.time()
+                        emit(ev.log(f"Paused at step {state.global_step}"))
+                    time.sleep(0.1)
+                if paused_at is not None:
+                    gap = time.time() - paused_at
+                    self.t0 += gap  # ETA and tokens/s ignore the pause
+                    self.last_t += gap
+                    emit(ev.log(f"Resumed at step {state.global_step}"))
+            if should_stop():
+                self.cancelled = True
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            now = time.time()
+            if "eval_loss" in logs:
+                rec = ev.event("eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
+                               eval_loss=logs["eval_loss"],
+                               perplexity=_ppl(logs["eval_loss"]))
+                self.last_eval = rec
+                emit(rec)
+                return
+            if "loss" not in logs:
+                return
+            tokens = state.num_input_tokens_seen
+            dt = max(now - self.last_t, 1e-9)
+            tps = (tokens - self.last_tokens) / dt if self.last_tokens is not None else None
+            self.last_t, self.last_tokens = now, tokens
+            done = state.global_step - self.start_step
+            elapsed = now - self.t0
+            remaining = max(state.max_steps - state.global_step, 0)
+            eta = elapsed / done * remaining if done > 0 else None
+            rec = ev.event("train", step=state.global_step, max_steps=state.max_steps,
+                           epoch=round(state.epoch or 0, 4), loss=logs.get("loss"),
+                           learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+                           tokens_per_s=round(tps, 1) if tps is not None else None,
+                           tokens_seen=int(tokens), eta_s=round(eta, 1) if eta is not None else None,
+                           elapsed_s=round(elapsed, 2), memory_mb=self._memory_mb())
+            self.last_train = rec
+            emit(rec)
+
+        def on_save(self, args, state, control, **kw):
+            ck = run_dir / "checkpoints" / f"checkpoint-{state.global_step}"
+            if is_main_process() and ck.is_dir():
+                atomic_write_json(ck / COMPLETE_MARKER, {"step": state.global_step, "time": time.time()})
+            emit(ev.event("checkpoint", step=state.global_step, path=str(ck)))
+
+    return EventCallback()
+
+
+def _ppl(loss: float | None) -> float | None:
+    if loss is None or not math.isfinite(loss):
+        return None
+    return round(math.exp(min(loss, 50.0)), 4)
+
+
+# ---------------------------------------------------------------------------
+# public API
+
+def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
+          on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
+          should_pause: Callable[[], bool] | None = None) -> RunResult:
+    """Fine-tune a base model as configured; write everything into the run folder.
+
+    Parameters
+    ----------
+    cfg
+        The full run configuration.  ``cfg.output_dir`` is the run folder; when
+        empty, a new ``<project>/runs/<timestamp>`` (or ``./runs/<timestamp>``).
+    project_dir
+        Project folder, used for the default run folder.
+    on_event
+        Receives every event record (also appended to ``metrics.jsonl``).
+    should_stop
+        Polled after every optimizer step; when true, a checkpoint is saved and
+        the run ends with status ``cancelled``.
+    should_pause
+        Polled after every step; training waits while it returns true.
+
+    Returns
+    -------
+    RunResult
+        The run folder, final status and adapter folder.
+
+    Raises
+    ------
+    TuneError
+        For user mistakes (bad config, data or model); the run is marked failed.
+    """
+    if cfg.output_dir:
+        run_dir = Path(cfg.output_dir).expanduser().resolve()
+        if (run_dir / "config.json").exists() and any(run_dir.iterdir()):
+            raise RunError("this run folder already holds a run", file=run_dir,
+                           hint="resume it with `tune resume`, or choose a new output folder")
+    else:
+        parent = Path(project_dir) / "runs" if project_dir else Path("runs")
+        run_dir = new_run_dir(parent, cfg.name).resolve()
+    cfg = cfg.replace(output_dir=str(run_dir))
+    if is_main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        write_status(run_dir, "queued", created=time.time())
+    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause)
+
+
+def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
+           should_stop: ev.ShouldStop = ev.never_stop,
+           should_pause: Callable[[], bool] | None = None,
+           overrides: dict[str, Any] | None = None) -> RunResult:
+    """Continue a run from its latest checkpoint (optimizer, scheduler and data order included).
+
+    ``metrics.jsonl`` stays continuous: records of steps after the checkpoint
+    (which will be replayed) are removed first, so each step appears once.
+
+    Raises
+    ------
+    RunError
+        When the folder is not a run, or the run already completed.
+    """
+    run_dir = require_run_dir(run_dir).resolve()
+    cfg = RunConfig.load(run_dir / "config.json")
+    if overrides:
+        cfg = cfg.with_overrides(overrides)
+    status = read_status(run_dir).get("status")
+    if status == "completed" and (run_dir / "adapter").exists():
+        raise RunError("this run has already completed", file=run_dir,
+                       hint="start a new run to train further")
+    ck = latest_checkpoint(run_dir)
+    return _execute(run_dir, cfg, ck, on_event, should_stop, should_pause)
+
+
+def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: ev.OnEvent,
+             should_stop: ev.ShouldStop, should_pause) -> RunResult:
+    main = is_main_process()
+    metrics = ev.MetricsLog(run_dir / "metrics.jsonl") if main else None
+    handler = _RunLogHandler(run_dir / "run.log") if main else None
+    if handler:
+        for name in ("backend", "transformers", "peft"):
+            logging.getLogger(name).addHandler(handler)
+
+    def emit(rec: dict) -> None:
+        if metrics is not None:
+            metrics.write(rec)
+        if rec.get("type") == "log":
+            log.info(rec.get("message"))
+        try:
+            on_event(rec)
+        except Exception:  # a broken listener must not kill the run
+            log.exception("on_event listener failed")
+
+    try:
+        if checkpoint is not None and main:
+            step = int(checkpoint.name.split("-")[-1])
+            metrics.close()
+            _trim_metrics(run_dir / "metrics.jsonl", step)
+            metrics = ev.MetricsLog(run_dir / "metrics.jsonl")
+        write_status(run_dir, "running", started=time.time())
+        emit(ev.event("started", run_dir=str(run_dir), resumed_from=str(checkpoint) if checkpoint else None,
+                      config=cfg.to_dict()))
+        if checkpoint is not None:
+            emit(ev.log(f"Resuming from {checkpoint.name}"))
+        result = _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
+    except TuneError as e:
+        log.error("run failed: %s", e)
+        write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
+        emit(ev.event("finished", status="failed", reason=str(e), run_dir=str(run_dir), adapter_dir=None,
+                      error=e.to_dict()))
+        raise
+    except BaseException as e:
+        tb = traceback.format_exc()
+        log.error("run failed:\n%s", tb)
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
+        status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+        write_status(run_dir, status, reason=reason)
+        emit(ev.event("finished", status=status, reason=reason, run_dir=str(run_dir), adapter_dir=None))
+        raise
+    finally:
+        if handler:
+            for name in ("backend", "transformers", "peft"):
+                logging.getLogger(name).removeHandler(handler)
+            handler.close()
+    write_status(run_dir, result.status, reason=result.reason,
+                 adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
+                 finished=time.time(), metrics=result.metrics)
+    emit(ev.event("finished", status=result.status, reason=result.reason, run_dir=str(run_dir),
+                  adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
+                  metrics=result.metrics))
+    if metrics is not None:
+        metrics.close()
+    return result
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+
+
+def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause) -> RunResult:
+    while True:
+        try:
+            return _train_once(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
+        except Exception as e:
+            if not _is_oom(e) or not cfg.training.oom_retry:
+                raise
+            _free_memory()
+            bs, ga = cfg.training.batch_size, cfg.training.gradient_accumulation
+            if bs <= 1:
+                raise TrainingError(
+                    "out of memory even at micro-batch 1", field="training.batch_size",
+                    hint="lower data.max_length, turn on training.gradient_checkpointing, use 4-bit (QLoRA) "
+                         "or a smaller base model") from None
+            cfg = cfg.with_overrides({"training.batch_size": bs // 2,
+                                      "training.gradient_accumulation": ga * 2})
+            if is_main_process():
+                atomic_write_json(run_dir / "config.json", cfg.to_dict())
+            checkpoint = latest_checkpoint(run_dir)
+            emit(ev.event("oom_retry", step=int(checkpoint.name.split("-")[-1]) if checkpoint else 0,
+                          batch_size=bs // 2, gradient_accumulation=ga * 2,
+                          message=f"Out of memory: micro-batch {bs} -> {bs // 2}, gradient accumulation "
+                                  f"{ga} -> {ga * 2} (same effective batch); continuing from "
+                                  f"{checkpoint.name if checkpoint else 'the start'}"))
+            if checkpoint is not None and is_main_process():
+                _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[-1]))
+
+
+def build_collator(cfg: RunConfig, tokenizer):
+    """Padding-free flattening (packing) or dynamic padding with -100 labels."""
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithFlattening
+
+    if cfg.data.packing:
+        return DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=None)
+
+
+def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
+    """Build ``TrainingArguments`` from the run config."""
+    from transformers import TrainingArguments
+
+    t = cfg.training
+    bf16 = fp16 = False
+    if t.precision == "bf16" or (t.precision == "auto" and device.kind == "cuda" and device.bf16):
+        bf16 = True
+    elif t.precision == "fp16" or (t.precision == "auto" and device.kind == "cuda" and not device.bf16):
+        fp16 = True
+    eval_strategy = "steps" if has_eval and t.eval_steps > 0 else "no"
+    early = t.early_stopping_patience > 0 and eval_strategy == "steps"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps if t.max_steps > 0 else -1,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm if t.max_grad_norm > 0 else 0.0,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps if eval_strategy == "steps" else None,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=early,
+        metric_for_best_model="eval_loss" if early else None,
+        greater_is_better=False if early else None,
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=bf16,
+        fp16=fp16,
+        gradient_checkpointing=t.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        torch_compile=t.torch_compile,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=device.kind == "cpu",
+        dataloader_num_workers=0,
+        save_only_model=False,
+    )
+    return TrainingArguments(**kwargs)
+
+
+def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, should_stop,
+                should_pause) -> RunResult:
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer
+
+    from backend import data as data_mod
+    from backend.models import load_model, load_tokenizer, resolve_model
+    from backend.runtime import detect_device
+
+    t0 = time.time()
+    device = detect_device(cfg.model.device)
+    emit(ev.log(f"Device: {device.describe()}"))
+    emit(ev.progress("load_model", 0, 3, "Resolving the base model…"))
+    model_path = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub,
+                               allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
+    emit(ev.progress("load_data", 1, 3, "Preparing the data…"))
+    prepared = data_mod.prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
+    if not prepared.train:
+        raise TrainingError("no training rows left after preparation", field="data.train_files",
+                            hint="check the data report: rows may all be too long, empty or duplicates")
+    if is_main_process():
+        atomic_write_json(run_dir / "data_report.json", prepared.report)
+    emit(ev.log(f"Data: {len(prepared.train)} training rows, "
+                f"{len(prepared.eval) if prepared.eval else 0} validation rows"))
+    emit(ev.progress("load_model", 2, 3, "Loading the model…"))
+    torch.manual_seed(cfg.training.seed)
+    model = load_model(model_path, device=device, dtype=cfg.model.dtype,
+                       attn_implementation=cfg.model.attn_implementation,
+                       trust_remote_code=cfg.model.trust_remote_code, load_in_4bit=cfg.model.load_in_4bit,
+                       allow_pickle_weights=cfg.model.allow_pickle_weights)
+    model.config.use_cache = False
+    if cfg.model.load_in_4bit:
+        import peft
+        model = peft.prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.training.gradient_checkpointing)
+    model, trainable, total = apply_method(model, cfg)
+    emit(ev.log(f"Method {cfg.method.method}: {trainable:,} trainable of {total:,} parameters "
+                f"({100 * trainable / max(total, 1):.3f}%)"))
+    emit(ev.progress("load_model", 3, 3, f"Ready in {time.time() - t0:.1f} s"))
+
+    import datasets
+    train_ds = datasets.Dataset.from_list(prepared.train)
+    eval_ds = datasets.Dataset.from_list(prepared.eval) if prepared.eval else None
+    if cfg.training.group_by_length:
+        train_ds = train_ds.add_column("length", [len(r["input_ids"]) for r in prepared.train])
+    args = training_arguments(cfg, run_dir, device, eval_ds is not None)
+    callback = _make_callback(emit, should_stop, should_pause, run_dir, device.kind,
+                              int(checkpoint.name.split("-")[-1]) if checkpoint else 0)
+    callbacks = [callback]
+    if args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      data_collator=build_collator(cfg, tokenizer), processing_class=tokenizer,
+                      callbacks=callbacks)
+    out = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    summary: dict[str, Any] = {"train_loss": out.training_loss, "global_step": out.global_step,
+                               "train_runtime_s": out.metrics.get("train_runtime"),
+                               "tokens_seen": int(trainer.state.num_input_tokens_seen),
+                               "trainable_params": trainable, "total_params": total}
+    if callback.cancelled:
+        emit(ev.log(f"Stopped at step {trainer.state.global_step}; checkpoint saved, resume any time"))
+        return RunResult(run_dir, "cancelled", None, "stopped by the user", summary)
+    if eval_ds is not None:
+        emit(ev.progress("evaluate", 0, 1, "Final evaluation…"))
+        em = trainer.evaluate()
+        summary["eval_loss"] = em.get("eval_loss")
+        summary["perplexity"] = _ppl(em.get("eval_loss"))
+    adapter_dir = _save_final(trainer, tokenizer, cfg, run_dir, model_path)
+    if is_main_process():
+        with open(run_dir / "run.log", "a", encoding="utf-8") as fh:
+            fh.write(f"completed: {json.dumps(summary, default=str)}\n")
+    del trainer, model
+    _free_memory()
+    return RunResult(run_dir, "completed", adapter_dir, "", summary)
+
+
+def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: str) -> Path | None:
+    """Write ``adapter/`` (PEFT methods) or ``model/`` (full / BitFit) atomically."""
+    if not is_main_process():
+        return None
+    name = "adapter" if cfg.method.method in ADAPTER_METHODS else "model"
+    final = run_dir / name
+    tmp = run_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = trainer.model
+    if name == "adapter":
+        # Record where the base came from so plain AutoPeftModel can load it offline.
+        model.peft_config["default"].base_model_name_or_path = model_path
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    atomic_write_json(tmp / "tune_studio.json", {"base_model": cfg.model.name_or_path,
+                                                 "base_model_path": model_path,
+                                                 "method": cfg.method.method})
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
