@@ -85,6 +85,25 @@ class MetricsLog:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
+    def trim_after(self, step: int) -> int:
+        """Drop step records (train, eval, checkpoint) after ``step``; returns how many.
+
+        Used before a resume replays the steps after its checkpoint, so every
+        step appears exactly once.  The file is replaced atomically and reopened.
+        """
+        from backend.fsutil import atomic_write_text
+
+        self.close()
+        keep, dropped = [], 0
+        for rec in read_events(self.path):
+            if rec.get("type") in ("train", "eval", "checkpoint") and (rec.get("step") or 0) > step:
+                dropped += 1
+            else:
+                keep.append(rec)
+        atomic_write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in keep))
+        self._fh = open(self.path, "a", encoding="utf-8")
+        return dropped
+
     def close(self) -> None:
         """Close the file."""
         if not self._fh.closed:

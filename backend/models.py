@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,9 +169,8 @@ def resolve_model(name_or_path: str, *, allow_hub: bool = False,
                              hint="choose a folder with config.json and *.safetensors, or a .gguf file")
         check_model_folder(p, allow_pickle_weights=allow_pickle_weights)
         return str(p)
-    looks_local = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", os.sep, 1)[1:] \
-        or name_or_path.count("/") > 1
-    if looks_local or "/" not in name_or_path:
+    is_hub_id = re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name_or_path) is not None
+    if not is_hub_id:
         raise ModelError("model folder not found", file=p,
                          hint="check the path, or use 'default' for the bundled SmolLM2-135M-Instruct")
     if not allow_hub:

@@ -91,21 +91,6 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return max(done)[1] if done else None
 
 
-def _trim_metrics(path: Path, last_step: int) -> int:
-    """Drop step records after ``last_step`` so replayed steps appear once.  Returns records dropped."""
-    if not path.exists():
-        return 0
-    keep, dropped = [], 0
-    for rec in ev.read_events(path):
-        if rec.get("type") in ("train", "eval", "checkpoint") and rec.get("step", 0) > last_step:
-            dropped += 1
-            continue
-        keep.append(rec)
-    from backend.fsutil import atomic_write_text
-    atomic_write_text(path, "".join(json.dumps(r, default=str) + "\n" for r in keep))
-    return dropped
-
-
 class _RunLogHandler(logging.Handler):
     """Mirror log records into run.log."""
 
@@ -374,17 +359,14 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             log.exception("on_event listener failed")
 
     try:
-        if checkpoint is not None and main:
-            step = int(checkpoint.name.split("-")[-1])
-            metrics.close()
-            _trim_metrics(run_dir / "metrics.jsonl", step)
-            metrics = ev.MetricsLog(run_dir / "metrics.jsonl")
+        if checkpoint is not None and metrics is not None:
+            metrics.trim_after(_step_of(checkpoint))
         write_status(run_dir, "running", started=time.time())
         emit(ev.event("started", run_dir=str(run_dir), resumed_from=str(checkpoint) if checkpoint else None,
                       config=cfg.to_dict()))
         if checkpoint is not None:
             emit(ev.log(f"Resuming from {checkpoint.name}"))
-        result = _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
+        result = _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
     except TuneError as e:
         log.error("run failed: %s", e)
         write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
@@ -430,7 +412,11 @@ def _free_memory() -> None:
         pass
 
 
-def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause) -> RunResult:
+def _step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[-1])
+
+
+def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics) -> RunResult:
     while True:
         try:
             return _train_once(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
@@ -449,13 +435,13 @@ def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pa
             if is_main_process():
                 atomic_write_json(run_dir / "config.json", cfg.to_dict())
             checkpoint = latest_checkpoint(run_dir)
-            emit(ev.event("oom_retry", step=int(checkpoint.name.split("-")[-1]) if checkpoint else 0,
+            if metrics is not None:
+                metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
+            emit(ev.event("oom_retry", step=_step_of(checkpoint) if checkpoint else 0,
                           batch_size=bs // 2, gradient_accumulation=ga * 2,
                           message=f"Out of memory: micro-batch {bs} -> {bs // 2}, gradient accumulation "
                                   f"{ga} -> {ga * 2} (same effective batch); continuing from "
                                   f"{checkpoint.name if checkpoint else 'the start'}"))
-            if checkpoint is not None and is_main_process():
-                _trim_metrics(run_dir / "metrics.jsonl", int(checkpoint.name.split("-")[-1]))
 
 
 def build_collator(cfg: RunConfig, tokenizer):
@@ -505,8 +491,8 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         data_seed=t.seed,
         bf16=bf16,
         fp16=fp16,
-        gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         torch_compile=t.torch_compile,
         report_to="none",
@@ -568,7 +554,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         train_ds = train_ds.add_column("length", [len(r["input_ids"]) for r in prepared.train])
     args = training_arguments(cfg, run_dir, device, eval_ds is not None)
     callback = _make_callback(emit, should_stop, should_pause, run_dir, device.kind,
-                              int(checkpoint.name.split("-")[-1]) if checkpoint else 0)
+                              _step_of(checkpoint) if checkpoint else 0)
     callbacks = [callback]
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))

@@ -1,0 +1,32 @@
+"""The backend never imports Qt, pyqtgraph or desktop (DESIGN.md: layers)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_backend_modules_import_no_qt():
+    mods = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts)
+                  for p in (ROOT / "backend").rglob("*.py") if p.name != "__main__.py")
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}: importlib.import_module(m)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'desktop')]\n"
+            "print(','.join(bad)); sys.exit(1 if bad else 0)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, f"backend pulled in: {res.stdout} {res.stderr[-2000:]}"
+
+
+def test_import_linter_contract():
+    exe = Path(sys.executable).with_name("lint-imports")
+    res = subprocess.run([str(exe)], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_cli_help_is_fast_and_lazy():
+    code = ("import sys, time; t=time.time(); from backend.cli import build_parser; build_parser();"
+            "heavy=[m for m in ('torch','transformers','chromadb','langchain_core') if m in sys.modules];"
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
