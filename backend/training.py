@@ -310,7 +310,7 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", cfg.to_dict())
         write_status(run_dir, "queued", created=time.time())
-    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause)
+    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False)
 
 
 def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
@@ -336,11 +336,11 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
         raise RunError("this run has already completed", file=run_dir,
                        hint="start a new run to train further")
     ck = latest_checkpoint(run_dir)
-    return _execute(run_dir, cfg, ck, on_event, should_stop, should_pause)
+    return _execute(run_dir, cfg, ck, on_event, should_stop, should_pause, resuming=True)
 
 
 def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: ev.OnEvent,
-             should_stop: ev.ShouldStop, should_pause) -> RunResult:
+             should_stop: ev.ShouldStop, should_pause, *, resuming: bool) -> RunResult:
     main = is_main_process()
     metrics = ev.MetricsLog(run_dir / "metrics.jsonl") if main else None
     handler = _RunLogHandler(run_dir / "run.log") if main else None
@@ -359,8 +359,9 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             log.exception("on_event listener failed")
 
     try:
-        if checkpoint is not None and metrics is not None:
-            metrics.trim_after(_step_of(checkpoint))
+        if resuming and metrics is not None:
+            # steps after the checkpoint (or all, without one) are replayed: keep each once
+            metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
         write_status(run_dir, "running", started=time.time())
         emit(ev.event("started", run_dir=str(run_dir), resumed_from=str(checkpoint) if checkpoint else None,
                       config=cfg.to_dict()))
