@@ -62,6 +62,9 @@ class DataConfig:
     overlong: Literal["truncate", "drop"] = _f("truncate", "What to do with rows longer than max_length (always reported).", label="Overlong rows")
     train_on_prompt: bool = _f(False, "Compute the loss on all tokens, not only the assistant's answers.", label="Train on prompt")
     dedupe: bool = _f(True, "Remove exact duplicate rows.", label="Remove duplicates")
+    document_files: list[str] = _f([], "Documents (txt, md, pdf, docx, html, csv) whose text is cut into chunks that become plain-text training rows (domain adaptation), deduplicated and split like the datasets.", label="Documents as training text")
+    document_chunk_size: int = _f(2000, "Characters per training chunk cut from document_files.", min=100, max=100_000, label="Document chunk size")
+    document_chunk_overlap: int = _f(0, "Characters shared by neighbouring document chunks (must be below the chunk size).", min=0, max=50_000, label="Document chunk overlap")
     packing: bool = _f(True, "Padding-free packing: concatenate rows in a batch without pad tokens (position ids keep them apart). Same maths, less wasted compute.", label="Packing")
 
 
