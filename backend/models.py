@@ -250,7 +250,7 @@ def load_model(model_path: str, *, device: DeviceInfo | None = None, dtype: str 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if device.bf16 else torch.float16)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": torch.cuda.current_device()}  # this process's GPU under torchrun
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     except Exception as e:

@@ -11,6 +11,7 @@ Run folder (DESIGN.md)::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -58,6 +59,48 @@ class RunResult:
 def is_main_process() -> bool:
     """True on rank 0 (or when not distributed): only it writes run files."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    """How many processes train this run (set by ``torchrun`` / ``accelerate launch``; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    """Wait for every process (no-op when not distributed)."""
+    import torch.distributed as dist
+    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _on_any_rank(flag: bool, device) -> bool:
+    """``flag`` OR-ed over all processes, so every rank stops at the same step (else the others hang)."""
+    import torch.distributed as dist
+    if world_size() <= 1 or not (dist.is_available() and dist.is_initialized()):
+        return flag
+    import torch
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+@contextlib.contextmanager
+def _local_main_first(device_kind: str):
+    """Run the block on local rank 0 first, then on the other processes of the node.
+
+    Under ``torchrun`` this starts the process group early (the same accelerate
+    ``PartialState`` the Trainer uses, which reuses it) so that one process per
+    node converts a GGUF / default model into the cache while the others wait.
+    """
+    if world_size() <= 1:
+        yield
+        return
+    from datetime import timedelta
+
+    from accelerate import PartialState
+    state = PartialState(cpu=device_kind == "cpu", timeout=timedelta(seconds=1800))
+    with state.local_main_process_first():
+        yield
 
 
 def write_status(run_dir: Path, status: str, **extra: Any) -> None:
@@ -214,7 +257,7 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
                     self.t0 += gap  # ETA and tokens/s ignore the pause
                     self.last_t += gap
                     emit(ev.log(f"Resumed at step {state.global_step}"))
-            if should_stop():
+            if _on_any_rank(should_stop(), args.device):
                 self.cancelled = True
                 control.should_save = True
                 control.should_training_stop = True
@@ -251,6 +294,7 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
 
         def on_save(self, args, state, control, **kw):
             ck = run_dir / "checkpoints" / f"checkpoint-{state.global_step}"
+            _barrier()  # every rank has written its part (rng state, shards) before the marker
             if is_main_process() and ck.is_dir():
                 atomic_write_json(ck / COMPLETE_MARKER, {"step": state.global_step, "time": time.time()})
             emit(ev.event("checkpoint", step=state.global_step, path=str(ck)))
@@ -299,9 +343,13 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
     """
     if cfg.output_dir:
         run_dir = Path(cfg.output_dir).expanduser().resolve()
-        if (run_dir / "config.json").exists() and any(run_dir.iterdir()):
+        # Only rank 0 checks: under torchrun it may already have written config.json for this very run.
+        if is_main_process() and (run_dir / "config.json").exists() and any(run_dir.iterdir()):
             raise RunError("this run folder already holds a run", file=run_dir,
                            hint="resume it with `tune resume`, or choose a new output folder")
+    elif world_size() > 1:
+        raise ConfigError("a distributed run needs its run folder named: each process would pick its own",
+                          field="output_dir", hint="pass --output DIR (the same folder on every node)")
     else:
         parent = Path(project_dir) / "runs" if project_dir else Path("runs")
         run_dir = new_run_dir(parent, cfg.name).resolve()
@@ -422,8 +470,8 @@ def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pa
         try:
             return _train_once(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
         except Exception as e:
-            if not _is_oom(e) or not cfg.training.oom_retry:
-                raise
+            if not _is_oom(e) or not cfg.training.oom_retry or world_size() > 1:
+                raise  # (distributed: one rank cannot restart alone; the launcher stops the job)
             _free_memory()
             bs, ga = cfg.training.batch_size, cfg.training.gradient_accumulation
             if bs <= 1:
@@ -501,6 +549,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         use_cpu=device.kind == "cpu",
+        ddp_find_unused_parameters=False,  # every trainable (adapter) parameter is used in each forward
         dataloader_num_workers=0,
         save_only_model=False,
     )
@@ -518,10 +567,13 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
 
     t0 = time.time()
     device = detect_device(cfg.model.device)
+    if world_size() > 1 and device.kind == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # load_model moves to the current GPU
     emit(ev.log(f"Device: {device.describe()}"))
     emit(ev.progress("load_model", 0, 3, "Resolving the base model…"))
-    model_path = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub,
-                               allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
+    with _local_main_first(device.kind):
+        model_path = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub,
+                                   allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     emit(ev.progress("load_data", 1, 3, "Preparing the data…"))
     prepared = data_mod.prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
@@ -562,6 +614,13 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=build_collator(cfg, tokenizer), processing_class=tokenizer,
                       callbacks=callbacks)
+    if args.world_size > 1:
+        import torch.distributed as dist
+        t = cfg.training
+        emit(ev.log(f"Distributed: {args.world_size} processes ({trainer.accelerator.distributed_type.value}, "
+                    f"{dist.get_backend()}); each trains on its own shard, effective batch "
+                    f"{t.batch_size} x {t.gradient_accumulation} x {args.world_size} = "
+                    f"{t.batch_size * t.gradient_accumulation * args.world_size}"))
     out = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     summary: dict[str, Any] = {"train_loss": out.training_loss, "global_step": out.global_step,
                                "train_runtime_s": out.metrics.get("train_runtime"),
@@ -585,18 +644,27 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
 
 
 def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: str) -> Path | None:
-    """Write ``adapter/`` (PEFT methods) or ``model/`` (full / BitFit) atomically."""
-    if not is_main_process():
-        return None
+    """Write ``adapter/`` (PEFT methods) or ``model/`` (full / BitFit) atomically (rank 0)."""
+    main = is_main_process()
     name = "adapter" if cfg.method.method in ADAPTER_METHODS else "model"
     final = run_dir / name
     tmp = run_dir / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model
     if name == "adapter":
         # Record where the base came from so plain AutoPeftModel can load it offline.
         model.peft_config["default"].base_model_name_or_path = model_path
-    model.save_pretrained(tmp, safe_serialization=True)
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # FSDP: every rank joins the gather of the full weights; rank 0 writes them.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(tmp))
+    elif main:
+        model.save_pretrained(tmp, safe_serialization=True)
+    _barrier()  # all writes into tmp are done before rank 0 renames it
+    if not main:
+        return None
+    (tmp / "training_args.bin").unlink(missing_ok=True)  # written by Trainer.save_model; pickle, not needed
     tokenizer.save_pretrained(tmp)
     atomic_write_json(tmp / "tune_studio.json", {"base_model": cfg.model.name_or_path,
                                                  "base_model_path": model_path,
