@@ -25,6 +25,8 @@ EXTENSIONS = ("backend.data.cli", "backend.rag.cli", "backend.distributed")
 
 
 def _print_event(rec: dict, as_json: bool) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one console line per event
+        return
     if as_json:
         print(json.dumps(rec, default=str), flush=True)
         return
