@@ -1,0 +1,362 @@
+"""A transformers causal LM (with an optional PEFT adapter) as a LangChain chat model.
+
+One model is held in memory.  When a run's adapter is applied, the *base*
+model is the same weights with the adapter switched off
+(``PeftModel.disable_adapter()``), so comparing base and tuned costs no second
+copy.  Pass ``adapter=False`` per call (``chat.invoke(msgs, adapter=False)``,
+or ``chat.bind(adapter=False)`` in a chain) to answer as the base model.
+
+Streaming uses transformers' ``TextIteratorStreamer``: ``generate`` runs in a
+helper thread and text pieces are yielded as they are decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from langchain_core.callbacks.manager import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from backend import events as ev
+from backend.errors import ModelError, RunError
+from backend.rag.settings import GenerationSettings
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_GEN_KEYS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty")
+
+
+class HFChatModel(BaseChatModel):
+    """LangChain chat model over a loaded transformers model and its tokenizer.
+
+    Parameters
+    ----------
+    hf_model
+        A causal LM, or a ``peft.PeftModel`` wrapping one.
+    tokenizer
+        Its tokenizer; the chat template formats the messages.
+    settings
+        Default generation settings; any of ``temperature``, ``top_p``,
+        ``max_new_tokens``, ``repetition_penalty`` can be overridden per call.
+    base_model_path, adapter_dir
+        Where the weights came from (shown to the user, written to eval reports).
+
+    Per-call keyword arguments (``invoke(..., adapter=False)`` or ``bind``):
+    ``adapter`` (use the adapter when present, default True), ``should_stop``
+    (a callable checked after every token) and the generation settings.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    hf_model: Any
+    tokenizer: Any
+    settings: GenerationSettings = Field(default_factory=GenerationSettings)
+    base_model_path: str = ""
+    adapter_dir: str = ""
+
+    # generation flips global adapter switches: one generation at a time
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "tune-studio-transformers"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"base_model": self.base_model_path, "adapter": self.adapter_dir, **self.settings.to_dict()}
+
+    @property
+    def has_adapter(self) -> bool:
+        """Whether an adapter is applied (so base and tuned differ)."""
+        return hasattr(self.hf_model, "disable_adapter") and hasattr(self.hf_model, "peft_config")
+
+    # -- helpers ----------------------------------------------------------
+    def adapter_context(self, adapter: bool):
+        """Context in which the model answers as tuned (``adapter=True``) or base."""
+        if adapter:
+            return contextlib.nullcontext()
+        if self.has_adapter:
+            return self.hf_model.disable_adapter()
+        return contextlib.nullcontext()  # no adapter: the model is the base model
+
+    def _inputs(self, messages: list[BaseMessage], max_new_tokens: int):
+        """Token ids of the conversation through the chat template, cut from the left to fit."""
+        import torch
+
+        chat = [{"role": _ROLES.get(m.type, "user"), "content": _text(m.content)} for m in messages]
+        prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        limit = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 0)
+        if limit and ids.shape[1] + max_new_tokens > limit:
+            # keep the end (the question and the start of the answer); the
+            # retrieved context is already cut to size by the chain
+            ids = ids[:, -(max(limit - max_new_tokens, 1)):]
+        device = next(self.hf_model.parameters()).device
+        ids = ids.to(device)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+    def _generate_kwargs(self, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[dict, bool, Callable | None]:
+        """``generate`` arguments from the settings and per-call overrides."""
+        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+        s = {**self.settings.to_dict(), **{k: kwargs[k] for k in _GEN_KEYS if kwargs.get(k) is not None}}
+        GenerationSettings(**s)  # range checks for per-call overrides
+        tok = self.tokenizer
+        eos = [i for i in {tok.eos_token_id, getattr(self.hf_model.config, "eos_token_id", None)}
+               if isinstance(i, int)]
+        cfg: dict[str, Any] = dict(max_new_tokens=int(s["max_new_tokens"]),
+                                   repetition_penalty=float(s["repetition_penalty"]),
+                                   pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else (eos or [0])[0],
+                                   eos_token_id=eos or None)
+        if s["temperature"] > 0:
+            cfg.update(do_sample=True, temperature=float(s["temperature"]), top_p=float(s["top_p"]), top_k=0)
+        else:
+            cfg.update(do_sample=False)
+        if stop:
+            cfg["stop_strings"] = list(stop)
+        gen: dict[str, Any] = {"generation_config": GenerationConfig(**cfg)}
+        if stop:
+            gen["tokenizer"] = tok  # generate needs it to match stop strings
+        should_stop = kwargs.get("should_stop")
+        if should_stop is not None:
+            class _Stop(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kw):
+                    return bool(should_stop())
+            gen["stopping_criteria"] = StoppingCriteriaList([_Stop()])
+        return gen, bool(kwargs.get("adapter", True)), should_stop
+
+    # -- LangChain interface ----------------------------------------------
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        import torch
+
+        gen, adapter, _ = self._generate_kwargs(stop, kwargs)
+        inputs = self._inputs(messages, gen["generation_config"].max_new_tokens)
+        n_in = inputs["input_ids"].shape[1]
+        with self._lock, self.adapter_context(adapter), torch.inference_mode():
+            out = self.hf_model.generate(**inputs, **gen)
+        new = out[0, n_in:]
+        text = _cut_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
+        msg = AIMessage(content=text, response_metadata={"new_tokens": int(new.shape[0]), "adapter": adapter})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        gen, adapter, _ = self._generate_kwargs(stop, kwargs)
+        inputs = self._inputs(messages, gen["generation_config"].max_new_tokens)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        abandoned = threading.Event()  # the consumer stopped reading: end generation early
+
+        class _Abandoned(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kw):
+                return abandoned.is_set()
+
+        criteria = StoppingCriteriaList(list(gen.pop("stopping_criteria", [])) + [_Abandoned()])
+        error: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with self.adapter_context(adapter), torch.inference_mode():
+                    self.hf_model.generate(**inputs, **gen, streamer=streamer, stopping_criteria=criteria)
+            except BaseException as e:  # re-raised in the consumer's thread
+                error.append(e)
+                streamer.end()
+
+        with self._lock:
+            thread = threading.Thread(target=work, name="tune-studio-generate", daemon=True)
+            thread.start()
+            sent = ""
+            try:
+                for piece in streamer:
+                    if not piece:
+                        continue
+                    if stop:
+                        # hold back text until it cannot be the start of a stop string
+                        full = sent + piece
+                        cut = _cut_stop(full, stop)
+                        if cut != full:
+                            piece = cut[len(sent):]
+                            if piece:
+                                yield self._chunk(piece, run_manager)
+                            abandoned.set()
+                            break
+                    sent += piece
+                    yield self._chunk(piece, run_manager)
+            finally:
+                abandoned.set()
+                thread.join()
+        if error:
+            raise error[0]
+
+    def _chunk(self, piece: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        if run_manager is not None:
+            run_manager.on_llm_new_token(piece, chunk=chunk)
+        return chunk
+
+
+def _text(content: Any) -> str:
+    """Message content as plain text (LangChain allows lists of parts)."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for p in content or []:
+        parts.append(p if isinstance(p, str) else str(p.get("text", "")) if isinstance(p, dict) else str(p))
+    return "".join(parts)
+
+
+def _cut_stop(text: str, stop: list[str] | None) -> str:
+    """Text up to the first stop string."""
+    if not stop:
+        return text
+    cut = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+# ---------------------------------------------------------------------------
+# loading a run
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``config.json`` as a dict.
+
+    Raises
+    ------
+    RunError
+        When the folder or its config is missing or unreadable.
+    """
+    from backend.workspace import require_run_dir
+
+    p = require_run_dir(run_dir)
+    try:
+        return json.loads((p / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"the run's config.json is unreadable ({e})", file=p / "config.json",
+                       hint="the run folder may be damaged; pick another run") from None
+
+
+def _same_model(a: str | Path, b: str | Path) -> bool:
+    """Whether two resolved model folders hold the same architecture and shapes."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    from backend.models import model_info
+
+    try:
+        ia, ib = model_info(str(a)), model_info(str(b))
+    except ModelError:
+        return False
+    keys = ("architecture", "hidden_size", "layers", "heads", "kv_heads", "intermediate_size", "vocab_size")
+    return all(getattr(ia, k) == getattr(ib, k) for k in keys)
+
+
+def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = None, *,
+                    settings: GenerationSettings | None = None, device: str = "auto", dtype: str = "auto",
+                    on_event: ev.OnEvent = ev.no_event) -> HFChatModel:
+    """Load a base model, with a run's adapter applied when a run is given.
+
+    Parameters
+    ----------
+    run_dir
+        A run folder with ``config.json`` and ``adapter/``.  Its config names
+        the base model.  ``None``: the base model alone (no tuned mode).
+    base_model
+        The base model to use instead of the run's (``"default"``, a folder, a
+        ``.gguf``).  With a run, it must be the model the adapter was trained on.
+    settings
+        Generation settings (defaults: :class:`GenerationSettings`).
+    device, dtype
+        Where and in which precision to load (``"auto"``: CUDA bf16 when
+        available, else CPU float32).
+    on_event
+        Receives ``progress`` events (stage ``load``).
+
+    Returns
+    -------
+    HFChatModel
+
+    Raises
+    ------
+    RunError
+        A missing run folder, config or adapter.
+    ModelError
+        A base model that cannot be loaded, or an adapter trained on a
+        different base model.
+    """
+    from backend.models import load_model, load_tokenizer, resolve_model
+    from backend.runtime import detect_device
+
+    run_cfg: dict[str, Any] = {}
+    adapter_dir: Path | None = None
+    if run_dir is not None:
+        run_cfg = read_run_config(run_dir)
+        adapter_dir = Path(run_dir).expanduser() / "adapter"
+        if not (adapter_dir / "adapter_config.json").is_file():
+            what = "model/ (full fine-tuning; load that folder as the base model)" if (Path(run_dir) / "model").is_dir() \
+                else "no adapter yet (the run has not finished)"
+            raise RunError(f"the run has {what}", file=adapter_dir,
+                           hint="pick a completed LoRA run, or resume this one with `tune resume`")
+    mcfg = run_cfg.get("model") or {}
+    run_base = mcfg.get("name_or_path") or "default"
+    name = base_model or run_base
+    on_event(ev.progress("load", 0, 3, f"Resolving the base model {name}…"))
+    path = resolve_model(name, allow_hub=bool(mcfg.get("allow_hub", False)),
+                         allow_pickle_weights=bool(mcfg.get("allow_pickle_weights", False)), on_event=on_event)
+    if adapter_dir is not None:
+        _check_adapter_base(adapter_dir, path, run_base, base_model, mcfg)
+    on_event(ev.progress("load", 1, 3, "Loading the model…"))
+    dev = detect_device(device if device in ("auto", "cuda", "mps", "cpu") else "auto")
+    tok_dir = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else path
+    tokenizer = load_tokenizer(str(tok_dir), trust_remote_code=bool(mcfg.get("trust_remote_code", False)))
+    model = load_model(path, device=dev, dtype=dtype if dtype != "auto" else mcfg.get("dtype", "auto"),
+                       trust_remote_code=bool(mcfg.get("trust_remote_code", False)),
+                       allow_pickle_weights=bool(mcfg.get("allow_pickle_weights", False)))
+    if adapter_dir is not None:
+        on_event(ev.progress("load", 2, 3, "Applying the adapter…"))
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise ModelError(f"the adapter does not fit this base model ({type(e).__name__}: {str(e)[:300]})",
+                             file=adapter_dir, hint="load it with the base model it was trained on "
+                             f"(the run's config says '{run_base}')") from e
+    model.eval()
+    on_event(ev.progress("load", 3, 3, "Model ready"))
+    return HFChatModel(hf_model=model, tokenizer=tokenizer, settings=settings or GenerationSettings(),
+                       base_model_path=str(path), adapter_dir=str(adapter_dir or ""))
+
+
+def _check_adapter_base(adapter_dir: Path, path: str, run_base: str, base_model: str | None, mcfg: dict) -> None:
+    """Raise ``ModelError`` when the adapter was trained on another base model than ``path``."""
+    from backend.models import resolve_model
+
+    try:
+        acfg = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"the adapter's config is unreadable ({e})", file=adapter_dir / "adapter_config.json") from None
+    trained_on = acfg.get("base_model_name_or_path") or ""
+    expected: str | None = None
+    if base_model is not None and base_model != run_base:
+        try:
+            expected = resolve_model(run_base, allow_hub=bool(mcfg.get("allow_hub", False)))
+        except ModelError:
+            expected = trained_on if trained_on and Path(trained_on).is_dir() else None
+    elif trained_on and Path(trained_on).is_dir():
+        expected = trained_on
+    if expected and not _same_model(expected, path):
+        raise ModelError(f"the adapter was trained on a different base model ({run_base}: {expected}), "
+                         f"not on {base_model or run_base}: {path}", file=adapter_dir,
+                         hint=f"use the run's own base model (leave the base model unset), or train a run on {path}")

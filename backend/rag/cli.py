@@ -1,0 +1,189 @@
+"""``tune ingest``, ``tune ask`` and ``tune eval``: the RetrievalQA commands.
+
+Registered into the ``tune`` parser by :mod:`backend.cli`.  Heavy libraries are
+imported inside the handlers, so ``tune --help`` stays instant.  User errors
+are raised as :class:`~backend.errors.TuneError`; the main CLI prints them and
+exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``ingest``, ``ask`` and ``eval`` subcommands to ``tune``'s subparsers."""
+    i = subparsers.add_parser("ingest", help="index documents for questions (incremental)",
+                              description="Chunk and embed documents into PROJECT/index. Unchanged files are "
+                                          "skipped; indexed files that are gone from disk are dropped.")
+    i.add_argument("project", help="project folder (created if missing)")
+    i.add_argument("files", nargs="*", metavar="FILE",
+                   help="files or folders; none = the documents recorded in the project (`tune docs add`)")
+    i.add_argument("--rebuild", action="store_true",
+                   help="drop the index and embed everything again (needed after changing the embedding model)")
+    i.add_argument("--chunk-size", type=int, dest="chunk_size", help="characters per chunk (default 1000)")
+    i.add_argument("--chunk-overlap", type=int, dest="chunk_overlap", help="characters shared by neighbouring chunks (default 150)")
+    i.add_argument("--embedding-model", dest="embedding_model", metavar="FOLDER",
+                   help="a local sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
+    i.add_argument("--batch-size", type=int, dest="batch_size", help="chunks per embedding batch (default: auto)")
+    i.add_argument("--json", action="store_true", help="print the report as JSON")
+    i.set_defaults(func=cmd_ingest)
+
+    a = subparsers.add_parser("ask", help="ask a question over the project's documents",
+                              description="Answer a question with the tuned model (--run) or the base model, "
+                                          "with retrieval from the project's index unless --no-rag.")
+    a.add_argument("project", help="project folder")
+    a.add_argument("question")
+    a.add_argument("--run", metavar="RUN_DIR", help="run folder whose adapter to apply (tuned model)")
+    a.add_argument("--base", action="store_true", help="answer as the base model (the run's adapter disabled)")
+    a.add_argument("--no-rag", action="store_true", dest="no_rag", help="no retrieval: the question alone")
+    a.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
+    a.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="longest answer in tokens (default 256)")
+    a.add_argument("--temperature", type=float, help="0 = greedy (default)")
+    a.add_argument("--json", action="store_true", help="print answer, mode and sources as JSON")
+    a.set_defaults(func=cmd_ask)
+
+    e = subparsers.add_parser("eval", help="evaluate a run in the four chat modes over a questions file",
+                              description="Each line of QUESTIONS.jsonl: {\"question\", \"answer\" or \"keywords\", "
+                                          "optional \"source\"}. Writes eval.json and eval.md.")
+    e.add_argument("project", help="project folder (its index is used)")
+    e.add_argument("questions", metavar="QUESTIONS.jsonl")
+    e.add_argument("--run", metavar="RUN_DIR", required=True, help="run folder to evaluate")
+    e.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/eval)")
+    e.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
+    e.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="longest answer in tokens (default 256)")
+    e.add_argument("--no-loss", action="store_true", dest="no_loss", help="skip the validation loss before/after")
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.set_defaults(func=cmd_eval)
+
+
+def _progress_printer(enabled: bool):
+    """An on_event that prints progress messages to stderr (stdout keeps the results)."""
+    shown: dict[str, int] = {}
+
+    def on_event(rec: dict) -> None:
+        if not enabled:
+            return
+        if rec.get("type") == "progress" and rec.get("message"):
+            stage, cur, tot = rec.get("stage", ""), rec.get("current") or 0, rec.get("total") or 0
+            if stage in ("embed", "eval") and tot:
+                # one line per ~10% for the long stages, not one per batch
+                tenth = cur * 10 // tot
+                if cur not in (0, tot) and shown.get(stage) == tenth:
+                    return
+                shown[stage] = tenth
+            print(rec["message"], file=sys.stderr, flush=True)
+        elif rec.get("type") == "log" and rec.get("level") in ("warning", "error"):
+            print(rec.get("message", ""), file=sys.stderr, flush=True)
+
+    return on_event
+
+
+def _quiet(args: Any) -> None:
+    """Keep library progress bars and logs out of the output (the main CLI's setting; -v keeps them)."""
+    if getattr(args, "verbose", False):
+        return
+    try:
+        from backend.cli import _quiet_libraries
+    except ImportError:
+        return
+    _quiet_libraries()
+
+
+def _stop_flag():
+    """Ctrl-C stops at the next batch or token (the main CLI's flag when available)."""
+    try:
+        from backend.cli import _StopFlag
+    except ImportError:
+        return lambda: False
+    flag = _StopFlag()
+    flag.install()
+    return flag
+
+
+def cmd_ingest(args: Any) -> int:
+    """``tune ingest PROJECT FILE...``."""
+    _quiet(args)
+    from backend.rag.index import ingest
+    from backend.rag.settings import IndexSettings
+    from backend.workspace import Project
+
+    project = Project.create(args.project)
+    kw = {k: v for k, v in {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap,
+                            "embedding_model": args.embedding_model, "embed_batch_size": args.batch_size}.items()
+          if v is not None}
+    settings = IndexSettings(**kw)
+    files = list(args.files)
+    if not files:
+        try:
+            from backend.documents import project_documents
+            files = project_documents(project)
+        except ImportError:
+            files = []
+    rep = ingest(project, files, settings=settings, rebuild=args.rebuild,
+                 on_event=_progress_printer(not args.json), should_stop=_stop_flag())
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=2))
+    else:
+        for f in rep.failed:
+            print(f"not indexed: {f['error']}", file=sys.stderr)
+        print(rep.describe())
+    return 3 if rep.cancelled else (1 if rep.failed else 0)
+
+
+def cmd_ask(args: Any) -> int:
+    """``tune ask PROJECT "question" [--run RUN_DIR] [--base] [--no-rag] [--json]``."""
+    _quiet(args)
+    from backend.rag.chain import ask
+    from backend.rag.settings import GenerationSettings
+    from backend.workspace import Project
+
+    project = Project.open(args.project)
+    gen_kw = {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}.items()
+              if v is not None}
+    stream = not args.json
+    printed: list[str] = []
+
+    def on_token(t: str) -> None:
+        printed.append(t)
+        print(t, end="", flush=True)
+
+    answer = ask(project, args.question, run_dir=args.run, tuned=bool(args.run) and not args.base,
+                 rag=not args.no_rag, k=args.k, generation=GenerationSettings(**gen_kw),
+                 on_token=on_token if stream else None, on_event=_progress_printer(stream),
+                 should_stop=_stop_flag())
+    if args.json:
+        d = answer.to_dict()
+        print(json.dumps(d, indent=2, ensure_ascii=False))
+        return 0
+    print() if printed else print(answer.answer)
+    print(f"\n[{answer.mode}, {answer.seconds:.1f}s]")
+    if answer.sources:
+        print("Sources:")
+        for n, s in enumerate(answer.sources, 1):
+            snippet = " ".join(s.text.split())[:100]
+            print(f"  [{n}] {s.label()}  score {s.score:.3f}  {snippet}")
+    return 0
+
+
+def cmd_eval(args: Any) -> int:
+    """``tune eval PROJECT QUESTIONS.jsonl --run RUN_DIR [--out DIR]``."""
+    _quiet(args)
+    from backend.rag.evaluate import evaluate
+    from backend.rag.settings import GenerationSettings, RetrievalSettings
+    from backend.workspace import Project
+
+    project = Project.open(args.project)
+    gen = GenerationSettings(temperature=0.0, **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
+    rep = evaluate(project, args.questions, args.run, out_dir=args.out,
+                   retrieval=RetrievalSettings(k=args.k) if args.k else None, generation=gen,
+                   with_loss=not args.no_loss, on_event=_progress_printer(not args.json), should_stop=_stop_flag())
+    if args.json:
+        print(json.dumps({"modes": rep.modes, "loss": rep.loss, "json": rep.json_path,
+                          "markdown": rep.markdown_path, "cancelled": rep.cancelled}, indent=2))
+    else:
+        print(rep.markdown())
+        print(f"written: {rep.json_path}, {rep.markdown_path}")
+    return 3 if rep.cancelled else 0

@@ -1,0 +1,93 @@
+"""Settings of the RetrievalQA chat: generation, retrieval and indexing.
+
+Plain dataclasses in the style of :mod:`backend.config`: every field has a
+default and a help text (``metadata["help"]``), ranges in ``metadata["min"]`` /
+``["max"]``, so the GUI builds its controls from them.  No heavy imports here:
+the GUI reads these before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.errors import ConfigError
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. Answer the question using the context passages. "
+    "If the context does not contain the answer, say that you do not know."
+)
+NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly."
+
+
+def _f(default: Any, help: str, **meta: Any) -> Any:
+    """A dataclass field with a default, a help text and optional GUI metadata."""
+    meta["help"] = help
+    return field(default=default, metadata=meta)
+
+
+def _check(obj: Any, prefix: str) -> None:
+    """Range checks from the fields' metadata; raise ``ConfigError`` naming the field."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"{v} is outside the allowed range", field=f"{prefix}{f.name}",
+                              hint=f"use a value between {lo} and {hi}")
+
+
+@dataclass
+class GenerationSettings:
+    """How the chat model writes its answer."""
+
+    temperature: float = _f(0.0, "Randomness of the answer. 0 = greedy: the same question always gets the same answer (best for comparing base and tuned).", min=0.0, max=2.0, label="Temperature")
+    top_p: float = _f(0.9, "Nucleus sampling: sample only from the most likely tokens whose probabilities add up to this (used when temperature > 0).", min=0.05, max=1.0, label="Top-p")
+    max_new_tokens: int = _f(256, "Longest answer, in tokens.", min=1, max=8192, label="Max new tokens")
+    repetition_penalty: float = _f(1.1, "Penalise tokens already written (1 = off). Small models loop without it.", min=1.0, max=2.0, label="Repetition penalty")
+
+    def __post_init__(self) -> None:
+        _check(self, "generation.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RetrievalSettings:
+    """How questions find passages in the index, and how they are shown to the model."""
+
+    k: int = _f(4, "Passages retrieved per question and put into the prompt.", min=1, max=50, label="Passages (k)")
+    max_context_chars: int = _f(6000, "Cut the retrieved passages to this many characters in the prompt, so small models keep room to answer.", min=200, max=200_000, label="Context limit (chars)")
+    system_prompt: str = _f(DEFAULT_SYSTEM_PROMPT, "Instruction given to the model with retrieval on.", label="System prompt")
+    no_rag_system_prompt: str = _f(NO_RAG_SYSTEM_PROMPT, "Instruction given to the model with retrieval off.", label="System prompt (no retrieval)")
+
+    def __post_init__(self) -> None:
+        _check(self, "retrieval.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class IndexSettings:
+    """How documents are cut into chunks and embedded."""
+
+    chunk_size: int = _f(1000, "Characters per chunk. Smaller chunks give more precise sources; larger ones more context per passage.", min=100, max=20_000, label="Chunk size")
+    chunk_overlap: int = _f(150, "Characters shared by neighbouring chunks, so a sentence cut at a boundary is still found.", min=0, max=5000, label="Chunk overlap")
+    embed_batch_size: int = _f(0, "Chunks embedded per batch; 0 = automatic (64 on the CPU, 256 on a GPU). One progress event per batch.", min=0, max=4096, label="Embedding batch")
+    embedding_model: str = _f("", "A local sentence-transformers folder; empty = the bundled all-MiniLM-L6-v2. Changing it needs a rebuild of the index.", label="Embedding model")
+
+    def __post_init__(self) -> None:
+        _check(self, "index.")
+        if self.chunk_overlap >= self.chunk_size:
+            raise ConfigError(f"the overlap ({self.chunk_overlap}) must be smaller than the chunk size ({self.chunk_size})",
+                              field="index.chunk_overlap", hint="lower the overlap or raise the chunk size")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict."""
+        return dataclasses.asdict(self)
