@@ -614,6 +614,9 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=build_collator(cfg, tokenizer), processing_class=tokenizer,
                       callbacks=callbacks)
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
+    trainer.remove_callback(ProgressCallback)
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training
