@@ -18,6 +18,11 @@ def set_offline(allow_hub: bool = False) -> None:
     else:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # huggingface_hub reads the variable once, at import: keep an imported copy in step.
+    import sys
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = not allow_hub
 
 
 def cache_dir() -> Path:

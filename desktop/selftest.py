@@ -47,6 +47,9 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
+    # keep the report readable: no tqdm bars from conversion, loading and training
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
 }
 
 # Modules never imported by the check (entry points that run on import, or this file).
@@ -121,6 +124,10 @@ def step_environment(ctx: dict) -> str:
         for p in (gguf, emb):
             if not _is_inside(p, bundle):
                 raise StepFailed(f"{p} comes from outside the bundle {bundle}")
+        sample = bundle / "resources" / "sample_project"
+        if not sample.is_dir():
+            raise StepFailed(f"the sample project is missing from the bundle ({sample})")
+        lines.insert(1, f"resources {sample.parent}")
         for name, p in user.items():
             if _is_inside(Path(p), bundle):
                 raise StepFailed(f"the user {name} folder {p} is inside the bundle")
@@ -225,7 +232,7 @@ def step_training(ctx: dict) -> str:
         model=ModelConfig(name_or_path="default", device="cpu"),
         data=DataConfig(train_files=[str(data)], validation_split=0.0, max_length=64),
         method=MethodConfig(method="lora", lora_r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
-        training=TrainingConfig(max_steps=3, batch_size=2, gradient_accumulation=1, warmup_ratio=0.0,
+        training=TrainingConfig(max_steps=3, batch_size=1, gradient_accumulation=1, warmup_ratio=0.0,
                                 eval_steps=0, save_steps=3, logging_steps=1, seed=0),
     )
     events: list[dict] = []
