@@ -198,12 +198,16 @@ def running_jobs() -> list[Job]:
 
 def stop_all_jobs(timeout_ms: int = 60_000) -> bool:
     """Ask every running job to stop and wait for their threads; ``True`` if all ended."""
+    import time
+
     jobs = running_jobs()
     for job in jobs:
         job.stop()
     ok = True
+    deadline = time.monotonic() + timeout_ms / 1000
     for job in jobs:
-        ok = job.wait(timeout_ms) and ok
+        left = max(0, int((deadline - time.monotonic()) * 1000))
+        ok = job.wait(left) and ok
     # Deliver the queued finished signals so the jobs clean up.
     QCoreApplication.processEvents()
     return ok

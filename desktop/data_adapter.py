@@ -1,0 +1,126 @@
+"""What the Data page needs from ``backend.data``, in one place (run in a worker).
+
+:func:`check_project_data` loads the chosen model's tokenizer, checks every
+dataset file of the project with :func:`backend.data.check_files`, and renders
+a few rows of the training files with :func:`backend.data.preview` so the label
+mask can be shown.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend import events as ev
+
+
+@dataclass
+class DataReport:
+    """The Data page's view of the project's datasets.
+
+    Attributes
+    ----------
+    check
+        ``backend.data.CheckReport`` over every dataset file (also those switched off).
+    files
+        Per-file summary dicts from the check, keyed by the file's path.
+    preview
+        ``backend.data.PreviewRow`` list: the first rows of the training files.
+    train_rows, eval_rows
+        Rows a run would train and evaluate on (the split is approximate when
+        the rows are split by ``validation_split``).
+    """
+
+    check: Any
+    files: dict[str, dict]
+    preview: list
+    train_rows: int
+    eval_rows: int
+    train_files: list[str] = field(default_factory=list)
+
+    @property
+    def mean_tokens(self) -> float | None:
+        """Mean tokens per usable row (after truncation)."""
+        stats = self.check.summary.get("tokens_kept") or self.check.summary.get("tokens") or {}
+        return stats.get("mean")
+
+    def problems_for(self, path: str | Path) -> list:
+        """Problems located in one file."""
+        p = str(path)
+        return [q for q in self.check.problems if q.file == p]
+
+    def errors_in(self, paths: list[str]) -> list:
+        """Error-level problems in any of ``paths``."""
+        ps = {str(p) for p in paths}
+        return [q for q in self.check.errors if q.file in ps]
+
+
+def check_project_data(files: list[str], train_files: list[str], validation_files: list[str],
+                       model_path: str, cfg, *, on_event: ev.OnEvent = ev.no_event,
+                       should_stop: ev.ShouldStop = ev.never_stop) -> DataReport:
+    """Check ``files`` with the model's tokenizer and preview the training files.
+
+    Raises
+    ------
+    ModelError
+        The tokenizer cannot be loaded.
+    DataCancelled
+        ``should_stop()`` turned true.
+    """
+    from backend.data import check_files, preview
+    from backend.models import load_tokenizer
+
+    on_event(ev.progress("data", 0, None, "Loading the tokenizer…"))
+    tok = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
+    report = check_files(files, tok, cfg, on_event=on_event, should_stop=should_stop)
+    per_file = {f["path"]: f for f in report.summary.get("files", [])}
+    ok_train = [f for f in train_files if not any(p.file == f for p in report.errors)]
+    rows = [] if not ok_train else preview(ok_train, tok, cfg, n=8)
+    usable_train = sum(per_file.get(f, {}).get("rows_usable", 0) for f in train_files)
+    usable_val = sum(per_file.get(f, {}).get("rows_usable", 0) for f in validation_files)
+    if validation_files:
+        train_n, eval_n = usable_train, usable_val
+    else:
+        split = cfg.data.validation_split
+        eval_n = 0 if split <= 0 or usable_train < 2 else min(max(1, round(usable_train * split)), usable_train - 1)
+        train_n = usable_train - eval_n
+    return DataReport(report, per_file, rows, train_n, eval_n, list(train_files))
+
+
+def unique_destination(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``folder/stem-2.ext`` … when it exists."""
+    dest = folder / name
+    stem, suffix, i = Path(name).stem, Path(name).suffix, 1
+    while dest.exists():
+        i += 1
+        dest = folder / f"{stem}-{i}{suffix}"
+    return dest
+
+
+def copy_into(folder: Path, paths: list[Path]) -> list[Path]:
+    """Copy files into a project folder (keeping the originals); return the copies."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in paths:
+        if p.resolve().parent == folder.resolve():
+            out.append(p)
+            continue
+        dest = unique_destination(folder, p.name)
+        shutil.copy2(p, dest)
+        out.append(dest)
+    return out
+
+
+def append_feedback(path: Path, question: str, answer: str, system: str = "") -> None:
+    """Append one corrected answer as a ``messages`` row to a JSONL dataset."""
+    msgs = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    with open(path, "a", encoding="utf-8") as fh:
+        if needs_newline:
+            fh.write("\n")
+        fh.write(json.dumps({"messages": msgs}, ensure_ascii=False) + "\n")

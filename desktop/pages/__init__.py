@@ -1,0 +1,1 @@
+"""The wizard pages, in order: Project, Model, Data, Configure, Train, Chat."""

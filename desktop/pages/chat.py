@@ -1,0 +1,713 @@
+"""Page 6: the RetrievalQA chat — streamed answers with their sources, base vs tuned, feedback."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QTextOption
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
+                               QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
+
+from desktop.appstate import resources_dir
+from desktop.chat_adapter import ChatEngine, index_summary
+from desktop.data_adapter import append_feedback
+from desktop.form import FloatSpinBox
+from desktop.runs import list_runs
+from desktop.session import Session
+from desktop.style import mono_font
+from desktop.widgets import Page, muted
+from desktop.workers import Job
+
+MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
+               "base+rag": "Base model · with documents", "base": "Base model · no documents"}
+FEEDBACK_FILE = "feedback.jsonl"
+
+
+class _AutoHeightText(QTextBrowser):
+    """Read-only text that wraps anywhere (model output can be one long token) and grows to fit."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.viewport().setAutoFillBackground(False)
+        self.setStyleSheet("QTextBrowser { background: transparent; }")
+        self.document().setDocumentMargin(0)
+        self.document().contentsChanged.connect(self._fit)
+        self._fit()
+
+    def _fit(self) -> None:
+        self.document().setTextWidth(self.viewport().width())
+        self.setFixedHeight(max(20, int(self.document().size().height()) + 4))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
+
+
+class QtAnswer(QFrame):
+    """One streamed answer: its text, its sources (clickable) and a way to correct it."""
+
+    sourceClicked = Signal(object)          # backend.rag.Source
+    correctionSaved = Signal(str, str)      # question, corrected answer
+
+    def __init__(self, question: str, mode: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("Card")
+        self.question, self.mode = question, mode
+        self.sources: list = []
+        self.done = False
+        head = QLabel(f"<b>{MODE_TITLES.get(mode, mode)}</b>")
+        head.setStyleSheet("color:#2f6db5;" if mode.startswith("tuned") else "color:#5b6675;")
+        self.timing = muted("")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.text = _AutoHeightText()
+        self.text.setPlainText("…")
+        self.sources_label = QLabel("")
+        self.sources_label.setWordWrap(True)
+        self.sources_label.setTextFormat(Qt.TextFormat.RichText)
+        self.sources_label.linkActivated.connect(self._on_source_link_activated)
+        self.sources_label.hide()
+        self.feedback_button = QToolButton()
+        icon = QIcon(str(resources_dir() / "icons" / "thumbs-down.svg"))
+        if not icon.isNull():
+            self.feedback_button.setIcon(icon)
+        self.feedback_button.setText("Wrong? Correct it")
+        self.feedback_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.feedback_button.setAutoRaise(True)
+        self.feedback_button.setToolTip("Write the right answer; it is added to the project's feedback "
+                                        "dataset (datasets/feedback.jsonl) for the next run.")
+        self.feedback_button.clicked.connect(self._on_feedback_clicked)
+        self.feedback_button.setEnabled(False)
+        self.editor = QPlainTextEdit()
+        self.editor.setPlaceholderText("The answer the model should have given…")
+        self.editor.setMaximumHeight(90)
+        self.save_button = QPushButton("Save correction")
+        self.save_button.clicked.connect(self._on_save_clicked)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.editor_box = QWidget()
+        eb = QVBoxLayout(self.editor_box)
+        eb.setContentsMargins(0, 4, 0, 0)
+        eb.addWidget(self.editor)
+        ebr = QHBoxLayout()
+        ebr.addStretch(1)
+        ebr.addWidget(self.cancel_button)
+        ebr.addWidget(self.save_button)
+        eb.addLayout(ebr)
+        self.editor_box.hide()
+        self.saved_label = muted("")
+        self.saved_label.hide()
+        foot = QHBoxLayout()
+        foot.addWidget(self.timing)
+        foot.addStretch(1)
+        foot.addWidget(self.feedback_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 8, 12, 6)
+        lay.setSpacing(4)
+        lay.addWidget(head)
+        lay.addWidget(self.text)
+        lay.addWidget(self.sources_label)
+        lay.addLayout(foot)
+        lay.addWidget(self.editor_box)
+        lay.addWidget(self.saved_label)
+        self._buffer = ""
+
+    def append(self, piece: str) -> None:
+        """Add streamed text."""
+        self._buffer += piece
+        self.text.setPlainText(self._buffer)
+
+    def set_sources(self, sources: list) -> None:
+        """Show the retrieved passages as links."""
+        self.sources = list(sources)
+        if not self.sources:
+            self.sources_label.hide()
+            return
+        links = " &nbsp;&nbsp; ".join(
+            f"<a href='{i}' style='color:#2f6db5;text-decoration:none'>[{i + 1}] {html.escape(s.file)}"
+            f"{' p.' + str(s.page) if s.page is not None and s.file.lower().endswith('.pdf') else ''}"
+            f" <span style='color:#8a94a3'>({s.score:.2f})</span></a>"
+            for i, s in enumerate(self.sources))
+        self.sources_label.setText(f"<span style='color:#5b6675'>Sources:</span> {links}")
+        self.sources_label.show()
+
+    def finish(self, answer) -> None:
+        """The final answer arrived."""
+        self.done = True
+        self._buffer = answer.answer
+        self.text.setPlainText(answer.answer or "(the model gave no answer)")
+        if answer.sources and not self.sources:
+            self.set_sources(answer.sources)
+        note = f"answered in {answer.seconds:.1f} s" + (" · stopped" if answer.stopped else "")
+        self.timing.setText(note)
+        self.feedback_button.setEnabled(True)
+
+    def fail(self, text: str) -> None:
+        """Generation failed or was stopped before an answer."""
+        self.done = True
+        if not self._buffer:
+            self.text.setPlainText(text)
+            self.text.setStyleSheet("QTextBrowser { background: transparent; color: #8a5a00; }")
+        self.timing.setText("stopped" if "stop" in text.lower() else "failed")
+
+    def answer_text(self) -> str:
+        """The text shown."""
+        return self._buffer
+
+    def _on_source_link_activated(self, link: str) -> None:
+        i = int(link)
+        if 0 <= i < len(self.sources):
+            self.sourceClicked.emit(self.sources[i])
+
+    def _on_feedback_clicked(self) -> None:
+        self.editor.setPlainText(self._buffer)
+        self.editor_box.show()
+        self.editor.setFocus()
+
+    def _on_cancel_clicked(self) -> None:
+        self.editor_box.hide()
+
+    def _on_save_clicked(self) -> None:
+        text = self.editor.toPlainText().strip()
+        if not text:
+            self.editor.setPlaceholderText("Write the correct answer first.")
+            return
+        self.correctionSaved.emit(self.question, text)
+        self.editor_box.hide()
+        self.saved_label.setText(f"✓ Saved to datasets/{FEEDBACK_FILE}; the next run trains on it.")
+        self.saved_label.show()
+        self.feedback_button.setEnabled(False)
+
+
+class QtExchange(QFrame):
+    """A question and its answers (one, or base and tuned side by side)."""
+
+    def __init__(self, question: str, modes: list[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.question = question
+        q = QLabel(f"<b>You:</b> {html.escape(question)}")
+        q.setWordWrap(True)
+        q.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.answers = {m: QtAnswer(question, m) for m in modes}
+        row = QHBoxLayout()
+        row.setSpacing(10)
+        for a in self.answers.values():
+            row.addWidget(a, 1, Qt.AlignmentFlag.AlignTop)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 6, 0, 6)
+        lay.addWidget(q)
+        lay.addLayout(row)
+
+
+def _settings_form(cls, fields: tuple[str, ...]) -> tuple[QFormLayout, dict[str, QWidget]]:
+    """Editors for some fields of a backend settings dataclass (label, help, range from metadata)."""
+    form = QFormLayout()
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+    editors: dict[str, QWidget] = {}
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        if f.name not in fields:
+            continue
+        meta = f.metadata
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            w: QWidget = QCheckBox()
+            w.setChecked(value)
+        elif isinstance(value, int):
+            w = QSpinBox()
+            w.setRange(int(meta.get("min", 0)), int(meta.get("max", 10**6)))
+            w.setValue(value)
+        else:
+            w = FloatSpinBox(float(meta.get("min", 0)), float(meta.get("max", 10)))
+            w.setSingleStep(0.05)
+            w.setValue(value)
+        tip = meta.get("help", "")
+        w.setToolTip(tip)
+        lab = QLabel(meta.get("label", f.name) + ":")
+        lab.setToolTip(tip)
+        form.addRow(lab, w)
+        editors[f.name] = w
+    return form, editors
+
+
+class ChatPage(Page):
+    """Ask questions; the tuned model answers over the project's documents."""
+
+    title = "Chat"
+    subtitle = ("Ask about your documents. Answers stream in with the passages they were based on; compare "
+                "the base and the tuned model side by side, and correct wrong answers for the next run.")
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.engine = ChatEngine()
+        self._job: Job | None = None
+        self._index_job: Job | None = None
+        self._exchange: QtExchange | None = None
+        self._queued_question: str | None = None
+
+        # -- top bar
+        self.run_combo = QComboBox()
+        self.run_combo.setMinimumWidth(320)
+        self.run_combo.setToolTip("Which training run's adapter answers as the tuned model")
+        self.run_combo.currentIndexChanged.connect(self._on_run_combo_changed)
+        self.tuned_check = QCheckBox("Tuned model")
+        self.tuned_check.setToolTip("On: the run's adapter is applied. Off: the base model answers.")
+        self.rag_check = QCheckBox("Answer from documents (RAG)")
+        self.rag_check.setToolTip("Retrieve passages from the project's documents and give them to the model")
+        self.compare_check = QCheckBox("Base and tuned side by side")
+        self.compare_check.setToolTip("Each question is answered twice: without and with the adapter")
+        for cb in (self.tuned_check, self.rag_check):
+            cb.setChecked(True)
+        # What the user asked for; the boxes are unticked while impossible (no run, no documents).
+        self._want = {"tuned": True, "rag": True}
+        self.tuned_check.clicked.connect(lambda on: self._want.__setitem__("tuned", on))
+        self.rag_check.clicked.connect(lambda on: self._want.__setitem__("rag", on))
+        self.compare_check.toggled.connect(self._on_compare_toggled)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Run:"))
+        top.addWidget(self.run_combo)
+        top.addSpacing(12)
+        top.addWidget(self.tuned_check)
+        top.addWidget(self.rag_check)
+        top.addWidget(self.compare_check)
+        top.addStretch(1)
+        self.body.addLayout(top)
+
+        # -- transcript
+        self.transcript = QWidget()
+        self.transcript_layout = QVBoxLayout(self.transcript)
+        self.transcript_layout.setContentsMargins(4, 4, 10, 4)
+        self.transcript_layout.setSpacing(6)
+        self.empty_hint = QLabel("")
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
+        self.empty_hint.linkActivated.connect(self._on_example_link_activated)
+        self.empty_hint.setStyleSheet("color:#5b6675; padding: 20px;")
+        self.transcript_layout.addWidget(self.empty_hint)
+        self.transcript_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.transcript)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.verticalScrollBar().rangeChanged.connect(self._on_scroll_range_changed)
+
+        # -- input
+        self.question_edit = QLineEdit()
+        self.question_edit.setPlaceholderText("Ask a question about your documents…")
+        self.question_edit.returnPressed.connect(self._on_ask_clicked)
+        self.ask_button = QPushButton("Ask")
+        self.ask_button.setObjectName("Primary")
+        self.ask_button.clicked.connect(self._on_ask_clicked)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self._on_stop_clicked)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear_transcript)
+        self.progress = QProgressBar()
+        self.progress.setMaximumHeight(8)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.status = muted("")
+        inp = QHBoxLayout()
+        inp.addWidget(self.question_edit, 1)
+        inp.addWidget(self.ask_button)
+        inp.addWidget(self.stop_button)
+        inp.addWidget(self.clear_button)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.scroll, 1)
+        ll.addWidget(self.progress)
+        ll.addWidget(self.status)
+        ll.addLayout(inp)
+
+        # -- right panel: source, settings, index
+        src_box = QGroupBox("Source passage")
+        self.source_title = QLabel("Click a source under an answer.")
+        self.source_title.setWordWrap(True)
+        self.source_title.setObjectName("SectionTitle")
+        self.source_path = muted("")
+        self.source_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.source_view = QTextBrowser()
+        self.source_view.setFont(mono_font())
+        sl = QVBoxLayout(src_box)
+        sl.addWidget(self.source_title)
+        sl.addWidget(self.source_path)
+        sl.addWidget(self.source_view, 1)
+
+        from backend.rag.settings import GenerationSettings, RetrievalSettings
+        gen_box = QGroupBox("Generation")
+        gform, self.gen_editors = _settings_form(GenerationSettings, ("temperature", "top_p", "max_new_tokens",
+                                                                      "repetition_penalty"))
+        rform, ret_editors = _settings_form(RetrievalSettings, ("k",))
+        self.gen_editors.update(ret_editors)
+        for i in range(rform.rowCount()):
+            lab = rform.itemAt(i, QFormLayout.ItemRole.LabelRole).widget()
+            fld = rform.itemAt(i, QFormLayout.ItemRole.FieldRole).widget()
+            gform.addRow(lab, fld)
+        gen_box.setLayout(gform)
+
+        idx_box = QGroupBox("Document index")
+        self.index_label = muted("")
+        self.index_button = QPushButton("Update index")
+        self.index_button.setToolTip("Embed new and changed documents (unchanged ones are skipped)")
+        self.index_button.clicked.connect(self._on_index_clicked)
+        il = QVBoxLayout(idx_box)
+        il.addWidget(self.index_label)
+        ir = QHBoxLayout()
+        ir.addStretch(1)
+        ir.addWidget(self.index_button)
+        il.addLayout(ir)
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(src_box, 1)
+        rl.addWidget(gen_box)
+        rl.addWidget(idx_box)
+        right.setMinimumWidth(320)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        self.body.addWidget(split, 1)
+
+        session.events.project.connect(self._on_project)
+        session.events.run.connect(self._on_run)
+        session.events.data.connect(lambda: self._refresh_index_label())
+        self._refresh_runs()
+        self._refresh_index_label()
+        self._update_empty_hint()
+        self._update_controls()
+
+    # -- Page API ---------------------------------------------------------------------
+    def is_busy(self) -> bool:
+        return any(j is not None and j.is_running() for j in (self._job, self._index_job))
+
+    def on_enter(self) -> None:
+        self._refresh_runs()
+        self._refresh_index_label()
+        if self.rag_check.isChecked() and self.index_is_stale() and not self.is_busy():
+            self.update_index()
+
+    def shutdown(self) -> None:
+        """Stop the chat's jobs (the window is closing)."""
+        for job in (self._job, self._index_job):
+            if job is not None and job.is_running():
+                job.stop()
+                job.wait(30_000)
+        self.engine.release()
+
+    # -- runs -----------------------------------------------------------------------------
+    def _refresh_runs(self) -> None:
+        s = self.session
+        runs = [r for r in list_runs(s.project.root) if r.has_adapter] if s.project else []
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem("No run: base model only", None)
+        for r in runs:
+            loss = r.eval_loss if r.eval_loss is not None else r.train_loss
+            extra = f" · {'eval ' if r.eval_loss is not None else ''}loss {loss:.3f}" if loss is not None else ""
+            self.run_combo.addItem(f"{r.name}{extra}", str(r.run_dir))
+            self.run_combo.setItemData(self.run_combo.count() - 1, f"{r.when}\n{r.run_dir}",
+                                       Qt.ItemDataRole.ToolTipRole)
+        want = str(s.run_dir) if s.run_dir else (str(runs[0].run_dir) if runs else None)
+        idx = self.run_combo.findData(want) if want else 0
+        self.run_combo.setCurrentIndex(max(0, idx))
+        self.run_combo.blockSignals(False)
+        self._update_controls()
+
+    def selected_run(self) -> Path | None:
+        """The run whose adapter answers as the tuned model."""
+        d = self.run_combo.currentData()
+        return Path(d) if d else None
+
+    def _on_run_combo_changed(self, _i: int) -> None:
+        run = self.selected_run()
+        if run != self.session.run_dir:
+            self.session.events.run.disconnect(self._on_run)
+            try:
+                self.session.select_run(run)
+            finally:
+                self.session.events.run.connect(self._on_run)
+        self._update_controls()
+
+    def _on_run(self, _run) -> None:
+        self._refresh_runs()
+
+    def _on_project(self, _project) -> None:
+        if self.is_busy():
+            self.shutdown()
+        self.engine.release()
+        self.clear_transcript()
+        self._refresh_runs()
+        self._refresh_index_label()
+        self._update_empty_hint()
+
+    def _update_controls(self) -> None:
+        has_run = self.selected_run() is not None
+        self.tuned_check.setEnabled(has_run and not self.compare_check.isChecked())
+        self.tuned_check.setChecked(has_run and self._want["tuned"])
+        self.compare_check.setEnabled(has_run)
+        if not has_run and self.compare_check.isChecked():
+            self.compare_check.setChecked(False)
+        has_docs = bool(self.session.document_files())
+        self.rag_check.setEnabled(has_docs)
+        self.rag_check.setChecked(has_docs and self._want["rag"])
+        busy = self.is_busy()
+        self.ask_button.setEnabled(not busy and self.session.project is not None)
+        self.stop_button.setEnabled(self._job is not None and self._job.is_running())
+        self.index_button.setEnabled(not busy and has_docs)
+        self.run_combo.setEnabled(not busy)
+
+    def _on_compare_toggled(self, on: bool) -> None:
+        self._update_controls()
+
+    # -- documents index -----------------------------------------------------------------------
+    def index_is_stale(self) -> bool:
+        """Documents on disk that the index does not hold (or holds an older version of)."""
+        s = self.session
+        if s.project is None:
+            return False
+        docs = s.document_files()
+        if not docs:
+            return False
+        summary = index_summary(s.project.root)
+        indexed = summary.get("sources", {})
+        for p in docs:
+            key = p.resolve().relative_to(s.project.root.resolve()).as_posix()
+            rec = indexed.get(key)
+            if rec is None or p.stat().st_mtime > float(rec.get("indexed_at", 0)):
+                return True
+        return False
+
+    def _refresh_index_label(self) -> None:
+        s = self.session
+        if s.project is None:
+            self.index_label.setText("")
+            return
+        summary = index_summary(s.project.root)
+        n_docs = len(s.document_files())
+        if not n_docs:
+            self.index_label.setText("No documents in this project: add some on the Data page to answer "
+                                     "from them.")
+        elif not summary.get("exists"):
+            self.index_label.setText(f"{n_docs} document(s), not indexed yet.")
+        else:
+            stale = " Some documents changed: update the index." if self.index_is_stale() else ""
+            self.index_label.setText(f"{summary.get('files', 0)} file(s), {summary.get('chunks', 0)} passages "
+                                     f"indexed with all-MiniLM-L6-v2.{stale}")
+        self._update_controls()
+
+    def _on_index_clicked(self) -> None:
+        self.update_index()
+
+    def update_index(self) -> None:
+        """Embed new and changed documents in a worker."""
+        s = self.session
+        if s.project is None or self.is_busy():
+            return
+        self._index_job = Job(self.engine.ingest, s.project.root, s.document_files(), name="ingest", parent=self)
+        self._index_job.event.connect(self._on_progress_event)
+        self._index_job.returned.connect(self._on_index_returned)
+        self._index_job.errored.connect(self._on_job_errored)
+        self._index_job.finished.connect(self._on_index_finished)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText("Indexing the documents…")
+        self._index_job.start()
+        self._update_controls()
+
+    def _on_index_returned(self, report) -> None:
+        self.status.setText(f"Index: {report.describe()}")
+
+    def _on_index_finished(self) -> None:
+        self.progress.hide()
+        self._refresh_index_label()
+        self._update_controls()
+        if self._queued_question:
+            q, self._queued_question = self._queued_question, None
+            self.ask(q)
+
+    # -- asking ------------------------------------------------------------------------------------
+    def modes(self) -> list[str]:
+        """The modes the next question is answered in."""
+        rag = self.rag_check.isChecked()
+        suffix = "+rag" if rag else ""
+        if self.compare_check.isChecked() and self.selected_run() is not None:
+            return [f"base{suffix}", f"tuned{suffix}"]
+        tuned = self.tuned_check.isChecked() and self.selected_run() is not None
+        return [("tuned" if tuned else "base") + suffix]
+
+    def generation_settings(self):
+        """``GenerationSettings`` from the editors."""
+        from backend.rag.settings import GenerationSettings
+        return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k != "k"})
+
+    def _on_ask_clicked(self) -> None:
+        q = self.question_edit.text().strip()
+        if q:
+            self.ask(q)
+
+    def ask(self, question: str) -> bool:
+        """Ask ``question`` in the selected modes (starts a worker)."""
+        s = self.session
+        if s.project is None or self.is_busy():
+            return False
+        self.banner.clear()
+        if self.rag_check.isChecked() and self.index_is_stale():
+            self._queued_question = question
+            self.update_index()
+            return True
+        modes = self.modes()
+        self.question_edit.clear()
+        self.empty_hint.hide()
+        ex = QtExchange(question, modes)
+        for a in ex.answers.values():
+            a.sourceClicked.connect(self.show_source)
+            a.correctionSaved.connect(self.save_correction)
+        self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, ex)
+        self._exchange = ex
+        try:
+            gen = self.generation_settings()
+        except Exception as e:
+            self.banner.show_error(e)
+            return False
+        self._job = Job(self.engine.ask, s.project.root, question, modes, run_dir=self.selected_run(),
+                        base_model=s.config.model.name_or_path, generation=gen,
+                        k=self.gen_editors["k"].value(), name="chat", parent=self)
+        self._job.event.connect(self._on_chat_event)
+        self._job.errored.connect(self._on_job_errored)
+        self._job.finished.connect(self._on_chat_finished)
+        self.status.setText("Loading the model…" if not self.engine.loaded() else "Thinking…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self._t0 = time.monotonic()
+        self._job.start()
+        self._update_controls()
+        return True
+
+    def _on_stop_clicked(self) -> None:
+        if self._job is not None and self._job.is_running():
+            self._job.stop()
+            self.status.setText("Stopping…")
+
+    def _on_progress_event(self, e: dict) -> None:
+        if e.get("type") == "progress":
+            if e.get("total"):
+                self.progress.setRange(0, int(e["total"]))
+                self.progress.setValue(int(e.get("current") or 0))
+            if e.get("message"):
+                self.status.setText(e["message"])
+
+    def _on_chat_event(self, e: dict) -> None:
+        t = e.get("type")
+        ex = self._exchange
+        if t == "progress":
+            self._on_progress_event(e)
+        elif ex is None:
+            return
+        elif t == "answer_start":
+            self.status.setText(f"Answering ({MODE_TITLES.get(e['mode'], e['mode'])})…")
+            self.progress.setRange(0, 0)
+        elif t == "sources":
+            ex.answers[e["mode"]].set_sources(e["sources"])
+            if e["sources"]:
+                self.show_source(e["sources"][0])
+        elif t == "token":
+            ex.answers[e["mode"]].append(e["text"])
+        elif t == "answer":
+            ex.answers[e["mode"]].finish(e["answer"])
+
+    def _on_job_errored(self, error: BaseException) -> None:
+        self.banner.show_error(error)
+        if self._exchange is not None:
+            for a in self._exchange.answers.values():
+                if not a.done:
+                    a.fail("No answer: see the message above.")
+
+    def _on_chat_finished(self) -> None:
+        self.progress.hide()
+        if self._exchange is not None:
+            for a in self._exchange.answers.values():
+                if not a.done:
+                    a.fail("Stopped before an answer.")
+        if self._job is not None and self._job.error is None:
+            self.status.setText(f"Answered in {time.monotonic() - self._t0:.1f} s.")
+        self._update_controls()
+        self.question_edit.setFocus()
+
+    def _on_scroll_range_changed(self, _lo: int, hi: int) -> None:
+        self.scroll.verticalScrollBar().setValue(hi)
+
+    def clear_transcript(self) -> None:
+        """Remove every exchange."""
+        while self.transcript_layout.count() > 2:
+            item = self.transcript_layout.takeAt(1)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self._exchange = None
+        self.empty_hint.show()
+
+    def exchanges(self) -> list[QtExchange]:
+        """The exchanges shown, oldest first."""
+        out = []
+        for i in range(self.transcript_layout.count()):
+            w = self.transcript_layout.itemAt(i).widget()
+            if isinstance(w, QtExchange):
+                out.append(w)
+        return out
+
+    # -- examples, sources, feedback -----------------------------------------------------------------
+    def _update_empty_hint(self) -> None:
+        s = self.session
+        examples = (s.project.settings or {}).get("example_questions", []) if s.project else []
+        text = ("<p style='font-size:11pt'>Ask a question about the project's documents.</p>"
+                "<p>The tuned model answers, using the passages the index finds; the sources appear under "
+                "each answer. Tick <i>Base and tuned side by side</i> to see what the fine-tuning changed.</p>")
+        if examples:
+            text += "<p>Try: " + " &nbsp;·&nbsp; ".join(
+                f"<a href='{html.escape(q)}' style='color:#2f6db5'>{html.escape(q)}</a>" for q in examples) + "</p>"
+        self.empty_hint.setText(text)
+
+    def _on_example_link_activated(self, question: str) -> None:
+        self.question_edit.setText(question)
+        self.ask(question)
+
+    def show_source(self, source) -> None:
+        """Show a retrieved passage with its file, page and score."""
+        page = f", page {source.page}" if source.page is not None and source.file.lower().endswith(".pdf") else ""
+        self.source_title.setText(f"{source.file}{page} — passage {source.chunk + 1}")
+        root = self.session.project.root if self.session.project else Path(".")
+        path = Path(source.path)
+        full = path if path.is_absolute() else root / path
+        self.source_path.setText(f"{full}\nsimilarity {source.score:.3f} (1 = same meaning)")
+        self.source_view.setPlainText(source.text)
+
+    def save_correction(self, question: str, answer: str) -> None:
+        """Append a corrected answer to ``datasets/feedback.jsonl`` (messages format)."""
+        s = self.session
+        if s.project is None:
+            return
+        path = s.project.datasets_dir / FEEDBACK_FILE
+        try:
+            append_feedback(path, question, answer)
+        except OSError as e:
+            self.banner.show_message("error", f"Could not save the correction: {e.strerror}", str(path))
+            return
+        self.session.data_changed()
+        self.status.setText(f"Correction saved to {path.name}; it is used for training from the next run on.")
+        QTimer.singleShot(0, self._refresh_index_label)

@@ -1,0 +1,527 @@
+"""Page 5: run the training in a worker thread; live plots, progress, pause/stop, log, run history."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from backend.errors import TuneError
+from desktop.estimate import estimate_run
+from desktop.plots import QtRunMetrics, RunMetrics
+from desktop.runs import RunSummary, list_runs, read_run, run_events
+from desktop.session import Session
+from desktop.style import mono_font
+from desktop.widgets import Page, fmt_duration, fmt_number, muted
+from desktop.workers import Job
+
+STATUS_COLORS = {"completed": "#2e8b4a", "running": "#2f6db5", "queued": "#2f6db5", "cancelled": "#8a5a00",
+                 "failed": "#c0392b"}
+
+
+def _stat(title: str) -> tuple[QFrame, QLabel]:
+    card = QFrame()
+    card.setObjectName("Card")
+    lay = QVBoxLayout(card)
+    lay.setContentsMargins(10, 6, 10, 6)
+    lay.setSpacing(0)
+    t = muted(title)
+    v = QLabel("–")
+    v.setObjectName("BigNumber")
+    lay.addWidget(t)
+    lay.addWidget(v)
+    return card, v
+
+
+class TrainPage(Page):
+    """Start, watch, pause, stop and resume training; reopen earlier runs."""
+
+    title = "Train"
+    subtitle = ("Training runs in the background; the plots update as it goes. Stop saves a checkpoint, so "
+                "a run can always be resumed later.")
+    trainingFinished = Signal(str, str)   # status, one line for people
+    runSelected = Signal(object)          # Path | None
+
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.metrics = RunMetrics()
+        self._job: Job | None = None
+        self._run_dir: Path | None = None
+        self._paused = False
+        self._final_status: str | None = None
+        self._last_logged_step = -1
+        self._viewing: Path | None = None
+
+        # controls
+        self.start_button = QPushButton("Start training")
+        self.start_button.setObjectName("Primary")
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._on_pause_toggled)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Save a checkpoint and stop; the run can be resumed later")
+        self.stop_button.clicked.connect(self._on_stop_clicked)
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        controls = QHBoxLayout()
+        controls.addWidget(self.start_button)
+        controls.addWidget(self.pause_button)
+        controls.addWidget(self.stop_button)
+        controls.addSpacing(12)
+        controls.addWidget(self.status_label, 1)
+        self.body.addLayout(controls)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.progress.setValue(0)
+        self.body.addWidget(self.progress)
+
+        # stat cards
+        cards = QHBoxLayout()
+        self.stat = {}
+        for key, title in (("step", "Step"), ("loss", "Train loss"), ("eval", "Eval loss (perplexity)"),
+                           ("tps", "Tokens / s"), ("elapsed", "Elapsed"), ("eta", "Time left")):
+            card, value = _stat(title)
+            self.stat[key] = value
+            cards.addWidget(card, 1)
+        self.body.addLayout(cards)
+
+        # plots + log
+        self.plot_view = QtRunMetrics(self.metrics)
+        self.plot_view.setMinimumHeight(300)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setObjectName("Log")
+        self.log_view.setReadOnly(True)
+        self.log_view.setFont(mono_font())
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setPlaceholderText("The run's log appears here.")
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.plot_view)
+        left.addWidget(self.log_view)
+        left.setStretchFactor(0, 4)
+        left.setStretchFactor(1, 1)
+        left.setChildrenCollapsible(False)
+
+        # run history
+        hist_box = QGroupBox("Runs of this project")
+        self.history = QTableWidget(0, 3)
+        self.history.setHorizontalHeaderLabels(["Run", "Status", "Loss"])
+        self.history.verticalHeader().hide()
+        self.history.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.history.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.history.setShowGrid(False)
+        self.history.setAlternatingRowColors(True)
+        h = self.history.horizontalHeader()
+        h.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in range(1, 3):
+            h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        h.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.history.itemSelectionChanged.connect(self._on_history_selection_changed)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected run from its latest checkpoint")
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.clicked.connect(self._on_folder_clicked)
+        self.export_button = QPushButton("Export merged…")
+        self.export_button.setToolTip("Merge the adapter into the base model and save a plain Hugging Face "
+                                      "model folder (loads without PEFT)")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self._export_job: Job | None = None
+        self.run_detail = muted("")
+        hl = QVBoxLayout(hist_box)
+        hl.addWidget(self.history, 1)
+        hl.addWidget(self.run_detail)
+        br = QHBoxLayout()
+        br.addWidget(self.resume_button)
+        br.addWidget(self.folder_button)
+        br.addWidget(self.export_button)
+        br.addStretch(1)
+        hl.addLayout(br)
+
+        hist_box.setMinimumWidth(330)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(hist_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        self.body.addWidget(split, 1)
+
+        session.events.project.connect(self._on_project)
+        self._set_running(False)
+
+    # -- Page API ---------------------------------------------------------------------------
+    def validate(self) -> str | None:
+        return None
+
+    def is_busy(self) -> bool:
+        return self._job is not None and self._job.is_running()
+
+    def on_enter(self) -> None:
+        self.refresh_history()
+        if not self.is_busy() and self._viewing is None:
+            runs = list_runs(self.session.project.root) if self.session.project else []
+            if runs:
+                self.show_run(runs[0].run_dir)
+
+    # -- start / resume ------------------------------------------------------------------------
+    def confirm_oom_start(self, message: str) -> bool:
+        """Ask before starting a run that will likely run out of memory (tests replace this)."""
+        return QMessageBox.warning(
+            self, "Likely to run out of memory", message + "\n\nStart anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
+    def _on_start_clicked(self) -> None:
+        self.start_training()
+
+    def start_training(self) -> bool:
+        """Start a new run with the session's configuration."""
+        from backend.training import train
+
+        s = self.session
+        if self.is_busy() or s.project is None:
+            return False
+        try:
+            cfg = s.run_config()
+        except TuneError as e:
+            self.banner.show_error(e)
+            return False
+        if s.model_info is not None and s.device is not None:
+            rows = getattr(s.data_report, "train_rows", None)
+            est = estimate_run(cfg, s.model_info, s.device, rows, getattr(s.data_report, "mean_tokens", None))
+            if est.likely_oom and not self.confirm_oom_start(est.warnings[0]):
+                return False
+        if not cfg.name:
+            cfg = cfg.replace(name=time.strftime("run %b %d %H:%M"))
+        s.save_project()
+        self._begin(f"Starting “{cfg.name}”…")
+        self._job = Job(train, cfg, project_dir=s.project.root, name="train", parent=self)
+        self._connect_job()
+        self._job.start()
+        return True
+
+    def resume_run(self, run_dir: Path) -> bool:
+        """Continue ``run_dir`` from its latest checkpoint."""
+        from backend.training import resume
+
+        if self.is_busy():
+            return False
+        self._begin(f"Resuming {Path(run_dir).name}…")
+        self.metrics.load(run_events(run_dir))
+        self._run_dir = Path(run_dir)
+        self._job = Job(resume, Path(run_dir), name="train", parent=self)
+        self._connect_job()
+        self._job.start()
+        return True
+
+    def _begin(self, text: str) -> None:
+        self.banner.clear()
+        self.metrics.clear()
+        self._viewing = None
+        self._final_status = None
+        self._last_logged_step = -1
+        self._run_dir = None
+        self.log_view.clear()
+        for v in self.stat.values():
+            v.setText("–")
+        self.progress.setRange(0, 0)
+        self.status_label.setText(text)
+        self._set_running(True)
+        self.plot_view.start_live()
+
+    def _connect_job(self) -> None:
+        self._job.event.connect(self._on_job_event)
+        self._job.errored.connect(self._on_job_errored)
+        self._job.finished.connect(self._on_job_finished)
+
+    # -- pause / stop ------------------------------------------------------------------------
+    def _on_pause_toggled(self, paused: bool) -> None:
+        if not self.is_busy():
+            return
+        self._paused = paused
+        self._job.set_paused(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.status_label.setText("Paused after the current step." if paused else "Running…")
+
+    def _on_stop_clicked(self) -> None:
+        self.stop_training()
+
+    def stop_training(self) -> None:
+        """Ask the run to save a checkpoint and stop."""
+        if not self.is_busy():
+            return
+        self._job.stop()
+        if self._paused:
+            self._job.set_paused(False)
+        self.stop_button.setEnabled(False)
+        self.pause_button.setEnabled(False)
+        self.status_label.setText("Stopping: finishing the current step and saving a checkpoint…")
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.pause_button.blockSignals(True)
+            self.pause_button.setChecked(False)
+            self.pause_button.setText("Pause")
+            self.pause_button.blockSignals(False)
+            self._paused = False
+        self.history.setEnabled(not running)
+        self.resume_button.setEnabled(not running and self._selected_run() is not None
+                                      and self._selected_run().resumable)
+        self.completeChanged.emit()
+
+    # -- events -----------------------------------------------------------------------------------
+    def _log(self, text: str, color: str | None = None) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if color:
+            import html
+            self.log_view.appendHtml(f"<span style='color:{color}'>{stamp}  {html.escape(text)}</span>")
+        else:
+            self.log_view.appendPlainText(f"{stamp}  {text}")
+
+    def _on_job_event(self, e: dict) -> None:
+        t = e.get("type")
+        self.metrics.add(e)
+        if t == "started":
+            self._run_dir = Path(e["run_dir"])
+            self._log(f"Run folder: {self._run_dir}")
+            self.refresh_history()
+        elif t == "progress":
+            if e.get("message"):
+                self.status_label.setText(e["message"])
+                if e.get("stage") not in ("tokenize", "data"):
+                    self._log(e["message"])
+        elif t == "log":
+            level = e.get("level", "info")
+            self._log(e.get("message", ""), "#c0392b" if level in ("error", "warning") else None)
+        elif t == "train":
+            self._on_train_record(e)
+        elif t == "eval":
+            ppl = e.get("perplexity")
+            self.stat["eval"].setText(f"{fmt_number(e.get('eval_loss'))}  ({fmt_number(ppl, 3)})")
+            self._log(f"eval at step {e.get('step')}: loss {fmt_number(e.get('eval_loss'))}, "
+                      f"perplexity {fmt_number(ppl, 4)}", "#d35400")
+        elif t == "checkpoint":
+            self._log(f"checkpoint saved at step {e.get('step')}")
+        elif t == "oom_retry":
+            self._log(e.get("message", "out of memory: retrying with a smaller micro-batch"), "#c0392b")
+            self.banner.show_message("warning", "Out of memory: continuing with a smaller micro-batch",
+                                     e.get("message", ""))
+        elif t == "finished":
+            self._final_status = e.get("status")
+            reason = e.get("reason") or ""
+            self._log(f"finished: {e.get('status')}" + (f" — {reason}" if reason else ""),
+                      STATUS_COLORS.get(e.get("status", ""), None))
+
+    def _on_train_record(self, e: dict) -> None:
+        step, total = e.get("step") or 0, e.get("max_steps") or 0
+        if total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(step))
+        self.stat["step"].setText(f"{step:,} / {total:,}" if total else f"{step:,}")
+        self.stat["loss"].setText(fmt_number(e.get("loss")))
+        self.stat["tps"].setText(fmt_number(round(e["tokens_per_s"])) if e.get("tokens_per_s") else "–")
+        self.stat["elapsed"].setText(fmt_duration(e.get("elapsed_s")))
+        self.stat["eta"].setText(fmt_duration(e.get("eta_s")))
+        if not self._paused and not (self._job and self._job.stop_requested):
+            eta = f", about {fmt_duration(e.get('eta_s'))} left" if e.get("eta_s") is not None else ""
+            self.status_label.setText(f"Training: step {step:,} of {total:,}{eta}.")
+        every = max(1, total // 20) if total else 10
+        if step - self._last_logged_step >= every or step == total:
+            self._last_logged_step = step
+            self._log(f"step {step}/{total}  loss {fmt_number(e.get('loss'))}  lr {fmt_number(e.get('learning_rate'))}"
+                      f"  grad {fmt_number(e.get('grad_norm'), 3)}")
+
+    def _on_job_errored(self, error: BaseException) -> None:
+        self.banner.show_error(error)
+        self._log(f"error: {error}", "#c0392b")
+        if self._final_status is None:
+            self._final_status = "failed"
+
+    def _on_job_finished(self) -> None:
+        job = self._job
+        self.plot_view.stop_live()
+        self._set_running(False)
+        status = self._final_status or ("completed" if job and job.result is not None else "failed")
+        result = job.result if job else None
+        if result is not None:
+            status = result.status
+        self.progress.setRange(0, 100)
+        if status == "completed":
+            self.progress.setValue(100)
+        name = self._run_dir.name if self._run_dir else "the run"
+        text = {"completed": f"Training finished: {name} is ready to chat with.",
+                "cancelled": f"Training stopped: {name} saved a checkpoint and can be resumed.",
+                }.get(status, f"Training failed: {name}. See the message on the Train page.")
+        self.status_label.setText(text)
+        if status == "completed" and result is not None and result.adapter_dir:
+            self.session.select_run(result.run_dir)
+            self.runSelected.emit(result.run_dir)
+        self._viewing = self._run_dir
+        self.refresh_history()
+        self.trainingFinished.emit(status, text)
+
+    # -- history ----------------------------------------------------------------------------------
+    def _on_project(self, _project) -> None:
+        self._viewing = None
+        self.metrics.clear()
+        self.plot_view.refresh()
+        self.log_view.clear()
+        self.status_label.setText("Ready.")
+        self.refresh_history()
+
+    def refresh_history(self) -> None:
+        """Reload the run list from the project's runs/ folder."""
+        s = self.session
+        runs = list_runs(s.project.root) if s.project else []
+        self.history.blockSignals(True)
+        self.history.setRowCount(len(runs))
+        select = None
+        for row, r in enumerate(runs):
+            name = QTableWidgetItem(r.name)
+            name.setData(Qt.ItemDataRole.UserRole, str(r.run_dir))
+            name.setToolTip(f"{r.name}\nstarted {r.when}\n{r.run_dir}")
+            status = "interrupted" if r.interrupted else r.status
+            st = QTableWidgetItem(status)
+            st.setForeground(QColor(STATUS_COLORS.get(r.status, "#5b6675")))
+            if r.reason:
+                st.setToolTip(r.reason)
+            loss = QTableWidgetItem(fmt_number(r.eval_loss if r.eval_loss is not None else r.train_loss, 3))
+            loss.setToolTip("eval loss" if r.eval_loss is not None else "train loss (last logged)")
+            for c, it in enumerate((name, st, loss)):
+                self.history.setItem(row, c, it)
+            if self._viewing is not None and r.run_dir == self._viewing:
+                select = row
+        if select is not None:
+            self.history.selectRow(select)
+        self.history.blockSignals(False)
+        self._update_run_detail()
+
+    def _selected_run(self) -> RunSummary | None:
+        rows = self.history.selectionModel().selectedRows() if self.history.selectionModel() else []
+        if not rows:
+            return None
+        return read_run(Path(self.history.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)))
+
+    def _on_history_selection_changed(self) -> None:
+        r = self._selected_run()
+        if r is None or self.is_busy():
+            return
+        self.show_run(r.run_dir)
+
+    def show_run(self, run_dir: Path) -> None:
+        """Show a recorded run's curves and make it the chat's run if it has an adapter."""
+        self._viewing = Path(run_dir)
+        self.metrics.load(run_events(run_dir))
+        self.plot_view.refresh()
+        self.log_view.setPlainText(_tail(Path(run_dir) / "run.log"))
+        self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
+        r = read_run(Path(run_dir))
+        if r is not None:
+            lt = self.metrics.last_train or {}
+            total = lt.get("max_steps")
+            self.stat["step"].setText(f"{lt.get('step', 0):,} / {total:,}" if total else "–")
+            self.stat["loss"].setText(fmt_number(lt.get("loss")))
+            le = self.metrics.last_eval
+            self.stat["eval"].setText(f"{fmt_number(le.get('eval_loss'))}  ({fmt_number(le.get('perplexity'), 3)})"
+                                      if le else "–")
+            self.stat["tps"].setText(fmt_number(round(lt["tokens_per_s"])) if lt.get("tokens_per_s") else "–")
+            self.stat["elapsed"].setText(fmt_duration(lt.get("elapsed_s")))
+            self.stat["eta"].setText("–")
+            if total:
+                self.progress.setRange(0, int(total))
+                self.progress.setValue(int(lt.get("step") or 0))
+            self.status_label.setText(f"Showing {r.name}: {r.status}" + (f" ({r.reason})" if r.reason else "."))
+            if r.has_adapter:
+                self.session.select_run(r.run_dir)
+                self.runSelected.emit(r.run_dir)
+        self.history.blockSignals(True)
+        for row in range(self.history.rowCount()):
+            if self.history.item(row, 0).data(Qt.ItemDataRole.UserRole) == str(run_dir):
+                self.history.selectRow(row)
+        self.history.blockSignals(False)
+        self._update_run_detail()
+
+    def _update_run_detail(self) -> None:
+        r = self._selected_run()
+        self.resume_button.setEnabled(r is not None and r.resumable and r.status != "completed"
+                                      and not self.is_busy())
+        self.folder_button.setEnabled(r is not None)
+        exporting = self._export_job is not None and self._export_job.is_running()
+        self.export_button.setEnabled(r is not None and r.has_adapter and not exporting and not self.is_busy())
+        if r is None:
+            self.run_detail.setText("Select a run to see its curves.")
+            return
+        steps = f"step {r.step}" + (f" of {r.max_steps}" if r.max_steps else "") if r.step is not None else "no steps yet"
+        parts = [f"{r.method} on {Path(r.model).name if r.model != 'default' else 'SmolLM2-135M'}", steps,
+                 f"started {r.when}"]
+        if r.has_adapter:
+            parts.append("adapter ready (used by Chat)")
+        elif r.resumable:
+            parts.append("resumable from its checkpoint")
+        self.run_detail.setText(" · ".join(parts))
+
+    def _on_resume_clicked(self) -> None:
+        r = self._selected_run()
+        if r is not None:
+            self.resume_run(r.run_dir)
+
+    def _on_export_clicked(self) -> None:
+        r = self._selected_run()
+        if r is None:
+            return
+        parent = QFileDialog.getExistingDirectory(self, "Export the merged model into…", str(r.run_dir))
+        if parent:
+            self.export_run(r.run_dir, Path(parent) / f"{r.run_dir.name}-merged")
+
+    def export_run(self, run_dir: Path, out: Path) -> None:
+        """Merge a run's adapter into its base model, in a worker."""
+        from backend.export import export_merged
+
+        self._export_job = Job(export_merged, Path(run_dir), out, name="export", parent=self)
+        self._export_job.event.connect(self._on_export_event)
+        self._export_job.returned.connect(self._on_export_returned)
+        self._export_job.errored.connect(self.banner.show_error)
+        self._export_job.finished.connect(self._update_run_detail)
+        self.run_detail.setText("Exporting…")
+        self._export_job.start()
+        self._update_run_detail()
+
+    def _on_export_event(self, e: dict) -> None:
+        if e.get("type") == "progress" and e.get("message"):
+            self.status_label.setText(e["message"])
+
+    def _on_export_returned(self, out: Path) -> None:
+        self.banner.show_message("success", "Merged model exported", f"{out}\nIt loads with "
+                                 "AutoModelForCausalLM.from_pretrained(folder), no PEFT needed.")
+
+    def _on_folder_clicked(self) -> None:
+        r = self._selected_run()
+        if r is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(r.run_dir)))
+
+
+def _tail(path: Path, max_bytes: int = 65536) -> str:
+    """The end of a text file ('' when missing)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return text.split("\n", 1)[1] if size > max_bytes and "\n" in text else text
+
+
+__all__ = ["TrainPage"]

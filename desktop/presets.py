@@ -1,0 +1,66 @@
+"""Configuration presets shown on the Configure page (dotted keys over the current config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of overrides."""
+
+    key: str
+    label: str
+    description: str
+    overrides: dict[str, Any]
+
+
+PRESETS: tuple[Preset, ...] = (
+    Preset("quick", "Quick CPU test",
+           "Minutes on a laptop CPU: 30 optimizer steps on short rows with a small LoRA. "
+           "Checks the whole path; do not expect a good model.",
+           {"method.method": "lora", "method.lora_r": 8, "method.lora_alpha": 16, "method.lora_dropout": 0.05,
+            "method.target_modules": [], "training.max_steps": 30, "training.epochs": 1.0,
+            "training.batch_size": 2, "training.gradient_accumulation": 2, "training.learning_rate": 5e-4,
+            "training.lr_scheduler": "cosine", "training.warmup_ratio": 0.05, "training.eval_steps": 10,
+            "training.save_steps": 10, "training.logging_steps": 1, "training.gradient_checkpointing": False,
+            "training.early_stopping_patience": 0, "data.max_length": 256, "data.packing": True}),
+    Preset("balanced", "Balanced LoRA",
+           "The recommended start: LoRA rank 16 on all linear layers, 3 epochs, cosine schedule.",
+           {"method.method": "lora", "method.lora_r": 16, "method.lora_alpha": 32, "method.lora_dropout": 0.05,
+            "method.target_modules": [], "training.max_steps": 0, "training.epochs": 3.0,
+            "training.batch_size": 4, "training.gradient_accumulation": 4, "training.learning_rate": 2e-4,
+            "training.lr_scheduler": "cosine", "training.warmup_ratio": 0.03, "training.eval_steps": 50,
+            "training.save_steps": 50, "training.logging_steps": 1, "training.gradient_checkpointing": False,
+            "training.early_stopping_patience": 0, "data.max_length": 1024, "data.packing": True}),
+    Preset("quality", "Quality",
+           "More capacity and more careful training: rank-32 rsLoRA, 5 epochs at a lower learning rate, "
+           "longer rows, early stopping. Slower; meant for a GPU.",
+           {"method.method": "rslora", "method.lora_r": 32, "method.lora_alpha": 64, "method.lora_dropout": 0.05,
+            "method.target_modules": [], "training.max_steps": 0, "training.epochs": 5.0,
+            "training.batch_size": 4, "training.gradient_accumulation": 8, "training.learning_rate": 1e-4,
+            "training.lr_scheduler": "cosine", "training.warmup_ratio": 0.05, "training.eval_steps": 25,
+            "training.save_steps": 25, "training.logging_steps": 1, "training.gradient_checkpointing": True,
+            "training.early_stopping_patience": 3, "data.max_length": 2048, "data.packing": True,
+            "data.validation_split": 0.1}),
+)
+
+
+def preset(key: str) -> Preset:
+    """The preset called ``key``."""
+    return next(p for p in PRESETS if p.key == key)
+
+
+def apply_preset(cfg, key: str):
+    """A copy of ``cfg`` (a RunConfig) with the preset's values."""
+    return cfg.with_overrides(preset(key).overrides)
+
+
+def matching_preset(cfg) -> str | None:
+    """The preset whose values ``cfg`` has, if any."""
+    d = cfg.to_dict()
+    for p in PRESETS:
+        if all(d[k.split(".")[0]][k.split(".")[1]] == v for k, v in p.overrides.items()):
+            return p.key
+    return None

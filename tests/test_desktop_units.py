@@ -1,0 +1,248 @@
+"""Desktop pieces without windows: session, runs, presets, estimates, metrics, feedback, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from backend.config import RunConfig
+from backend.errors import ConfigError
+from desktop.appstate import AppSettings, install_sample_project, sample_project_source
+from desktop.data_adapter import append_feedback, copy_into
+from desktop.estimate import planned_steps
+from desktop.plots import RunMetrics
+from desktop.presets import PRESETS, apply_preset, matching_preset
+from desktop.runs import interrupted_runs, list_runs
+from desktop.session import Session
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_sample_project_is_complete():
+    src = sample_project_source()
+    docs = sorted((src / "documents").iterdir())
+    assert 6 <= len(docs) <= 10
+    rows = [json.loads(line) for line in (src / "datasets" / "brisa_support.jsonl").read_text().splitlines()]
+    assert 60 <= len(rows) <= 150
+    assert all([m["role"] for m in r["messages"]] == ["user", "assistant"] for r in rows)
+    # every answer's distinctive numbers are in the documents (answers are checkable)
+    corpus = " ".join(p.read_text() for p in docs)
+    for fact in ("179", "USD 39", "E4", "500 m", "3 years", "CR2477", "1-800-555-0142"):
+        assert fact in corpus
+
+
+def test_sample_installed_once_and_opened(home):
+    dest = install_sample_project()
+    assert dest == home / "projects" / "sample" and (dest / "project.json").exists()
+    (dest / "datasets" / "mine.jsonl").write_text("")
+    assert install_sample_project() == dest and (dest / "datasets" / "mine.jsonl").exists()
+    s = Session()
+    s.open_project(dest)
+    assert s.config.model.name_or_path == "default"
+    assert matching_preset(s.config) == "quick"
+    assert [p.name for p in s.files_with_role("train")] == ["brisa_support.jsonl", "mine.jsonl"]
+
+
+def test_session_roles_and_run_config(home, tmp_path):
+    from backend.workspace import Project, ProjectError
+
+    s = Session()
+    with pytest.raises(ProjectError, match="not a Tune Studio project"):
+        s.open_project(tmp_path)
+    Project.create(tmp_path / "proj")
+    s.open_project(tmp_path / "proj")
+    for name in ("a.jsonl", "b.jsonl", "c.csv"):
+        (s.project.datasets_dir / name).write_text("")
+    (s.project.datasets_dir / "a.report.json").write_text("{}")
+    seen = []
+    s.events.data.connect(lambda: seen.append(1))
+    s.set_dataset_role(s.project.datasets_dir / "b.jsonl", "validation")
+    s.set_dataset_role(s.project.datasets_dir / "c.csv", "off")
+    cfg = s.run_config()
+    assert [Path(p).name for p in cfg.data.train_files] == ["a.jsonl"]
+    assert [Path(p).name for p in cfg.data.validation_files] == ["b.jsonl"]
+    assert seen and cfg.output_dir == ""
+    doc = s.project.documents_dir / "guide.md"
+    doc.write_text("# Guide\n")
+    s.set_document_training(doc, True)
+    assert [Path(p).name for p in s.run_config().data.document_files] == ["guide.md"]
+    s.set_config(apply_preset(s.config, "balanced"))
+    s.save_project()
+    s2 = Session()
+    s2.open_project(tmp_path / "proj")
+    assert matching_preset(s2.config) == "balanced"
+    assert s2.dataset_role(s2.project.datasets_dir / "c.csv") == "off"
+    saved = json.loads((tmp_path / "proj" / "project.json").read_text())["settings"]["run_config"]
+    assert "train_files" not in saved["data"] and "output_dir" not in saved
+
+
+def test_presets_are_valid_and_distinct():
+    base = RunConfig()
+    keys = set()
+    for p in PRESETS:
+        cfg = apply_preset(base, p.key)
+        assert matching_preset(cfg) == p.key
+        keys.add(json.dumps(cfg.to_dict(), sort_keys=True))
+    assert len(keys) == len(PRESETS)
+
+
+def test_planned_steps():
+    cfg = RunConfig().with_overrides({"training.max_steps": 0, "training.epochs": 2, "training.batch_size": 4,
+                                      "training.gradient_accumulation": 2})
+    assert planned_steps(cfg, 100) == 26  # ceil(100 / 8) = 13 per epoch
+    assert planned_steps(cfg, None) is None
+    assert planned_steps(cfg.with_overrides({"training.max_steps": 7}), None) == 7
+
+
+def test_run_metrics_replays_resumed_steps():
+    m = RunMetrics()
+    for step in (1, 2, 3, 4):
+        m.add({"type": "train", "step": step, "loss": 2.0 / step, "learning_rate": 1e-3, "grad_norm": None})
+    m.add({"type": "eval", "step": 4, "eval_loss": 1.5})
+    m.add({"type": "train", "step": 3, "loss": 0.7})  # resumed from checkpoint-2 replays step 3
+    assert m.steps == [1.0, 2.0, 3.0]
+    assert m.points("grad_norm") == 0 and m.points("loss") == 3 and m.points("eval_loss") == 1
+    m.add({"type": "log", "message": "x"})
+    v = m.version
+    m.add({"type": "progress"})
+    assert m.version == v
+
+
+def _fake_run(root: Path, name: str, status: str, pid: int | None, checkpoint: bool = True) -> Path:
+    run = root / "runs" / name
+    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    if not checkpoint:
+        (run / "checkpoints" / "checkpoint-2").rmdir()
+    (run / "config.json").write_text(json.dumps(RunConfig(name=name).to_dict()))
+    (run / "status.json").write_text(json.dumps({"status": status, "pid": pid, "created": 1.0}))
+    (run / "metrics.jsonl").write_text(json.dumps({"type": "train", "step": 2, "max_steps": 10, "loss": 1.2}) + "\n")
+    return run
+
+
+def test_runs_listing_and_interrupted(tmp_path):
+    dead = 2**22 + 12345  # beyond pid_max on most systems
+    _fake_run(tmp_path, "a", "completed", dead)
+    _fake_run(tmp_path, "b", "running", dead)
+    _fake_run(tmp_path, "c", "running", os.getpid())
+    _fake_run(tmp_path, "d", "running", dead, checkpoint=False)
+    runs = {r.name: r for r in list_runs(tmp_path)}
+    assert set(runs) == {"a", "b", "c", "d"}
+    assert runs["b"].step == 2 and runs["b"].max_steps == 10 and runs["b"].train_loss == 1.2
+    assert [r.name for r in interrupted_runs(tmp_path)] == ["b"]
+
+
+def test_feedback_rows_append_in_messages_format(tmp_path):
+    p = tmp_path / "datasets" / "feedback.jsonl"
+    append_feedback(p, "Q1?", "A1.")
+    p.write_text(p.read_text().rstrip("\n"))  # a hand-edited file without a final newline
+    append_feedback(p, "Q2?", "A2.")
+    rows = [json.loads(x) for x in p.read_text().splitlines()]
+    assert rows[1] == {"messages": [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]}
+
+
+def test_copy_into_keeps_originals_and_avoids_clashes(tmp_path):
+    src = tmp_path / "x.jsonl"
+    src.write_text("{}\n")
+    folder = tmp_path / "proj" / "datasets"
+    a, = copy_into(folder, [src])
+    b, = copy_into(folder, [src])
+    assert a.name == "x.jsonl" and b.name == "x-2.jsonl" and src.exists()
+
+
+def test_app_settings_recent_and_dismissed(home, tmp_path):
+    s = AppSettings()
+    proj = tmp_path / "p"
+    proj.mkdir()
+    (proj / "project.json").write_text("{}")
+    s.add_recent(proj)
+    s.dismiss_resume(tmp_path / "run1")
+    s2 = AppSettings()
+    assert s2.last_project == str(proj.resolve()) and s2.resume_dismissed(tmp_path / "run1")
+
+
+def test_job_runs_off_the_gui_thread_and_stops(qtbot):
+    from desktop.workers import Job
+
+    gui = threading.get_ident()
+    seen = {}
+
+    def work(n, *, on_event, should_stop):
+        seen["thread"] = threading.get_ident()
+        for i in range(n):
+            if should_stop():
+                return "stopped"
+            on_event({"type": "progress", "current": i})
+            threading.Event().wait(0.01)
+        return "done"
+
+    job = Job(work, 1000, name="t")
+    events = []
+    job.event.connect(events.append)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        job.start()
+        qtbot.waitUntil(lambda: len(events) >= 3, timeout=5000)
+        job.stop()
+    assert job.result == "stopped" and seen["thread"] != gui and not job.is_running()
+
+
+def test_job_reports_errors(qtbot):
+    from desktop.workers import Job
+
+    def bad():
+        raise ConfigError("nope", field="training.seed", hint="fix it")
+
+    job = Job(bad)
+    errors = []
+    job.errored.connect(errors.append)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        job.start()
+    assert isinstance(errors[0], ConfigError) and "ConfigError" in job.traceback
+
+
+def test_first_window_is_fast_and_imports_nothing_heavy(tmp_path):
+    """The window shows before torch, transformers or pyqtgraph are imported."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TUNE_STUDIO_HOME": str(tmp_path / "home"), "TUNE_STUDIO_STARTUP_PROBE": "1",
+           "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-m", "desktop"], env=env, capture_output=True, text=True, timeout=120)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("first-window"))
+    seconds, heavy = float(line.split()[1]), line.split()[3]
+    assert heavy == "none"
+    assert seconds < 6.0  # ~1 s on an idle laptop; generous for a loaded CI machine
+
+
+def test_pages_import_no_ml_library(tmp_path):
+    """Building and showing every page loads no torch / transformers / chromadb / langchain in the GUI."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop import workers
+workers.Job.start = lambda self: self  # no worker threads: only what the GUI thread imports counts
+from desktop.app import create_window
+w = create_window(start_jobs=False)
+w.ensure_pages()
+w.show()
+for i in range(len(w.pages)):
+    w.go_to(i, force=True)
+    app.processEvents()
+print("loaded", ",".join(m for m in ("torch", "transformers", "chromadb", "langchain_core", "peft")
+                         if m in sys.modules) or "none")
+w.close()
+"""
+    env = {**os.environ, "TUNE_STUDIO_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert "loaded none" in out.stdout, out.stdout + out.stderr[-2000:]
