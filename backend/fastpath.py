@@ -1,0 +1,437 @@
+"""Training fast path: the same maths as plain HF training, less wasted work.
+
+Two pieces, each exact (same loss and gradients up to float re-association),
+measured in ``bench/train_cpu.py``:
+
+``sdpa_varlen`` attention
+    Padding-free packing (``DataCollatorWithFlattening``) puts a micro-batch in one
+    row of ``T`` tokens.  With plain ``sdpa`` transformers then builds a dense
+    ``T x T`` block-diagonal mask and the kernel computes every block, also the
+    ones between different rows: the attention cost grows with the square of the
+    *micro-batch* length, not of each row.  ``sdpa_varlen`` runs causal SDPA on each
+    packed row separately (boundaries from ``cu_seq_lens_q`` or ``position_ids``),
+    so no mask is built and no cross-row block is computed.  Anything else
+    (padded batches, generation with a KV cache) falls through to stock ``sdpa``.
+
+``FastPackingCollator``
+    ``DataCollatorWithFlattening`` plus the sequence boundaries for the attention
+    above, and *label-only logits*: ``logits_to_keep`` selects the positions that
+    have a target (assistant tokens), ``shift_labels`` holds those targets.  The
+    lm_head (49k x 576 for SmolLM2) and the cross-entropy then run only over
+    trained tokens, not over prompts; the loss is the same token mean (the
+    Trainer counts ``num_items_in_batch`` from ``shift_labels``).
+
+``fast_lora_dropout``
+    PEFT's LoRA dropout (``nn.Dropout`` on the input of every adapted layer, seven
+    per decoder layer) spends most of its CPU time in ``bernoulli_``, which draws
+    one Mersenne-Twister number per element.  On CPU tensors the replacement draws
+    64 random bits per two elements (``random_`` over the full int64 range, viewed
+    as two int32 lanes) and keeps an element when its lane is above ``p * 2**32``:
+    the same i.i.d. Bernoulli(1 - p) mask and 1/(1 - p) scale (``p`` exact to 2**-32),
+    from the same seeded generator, a bool mask kept for the backward like
+    ``F.dropout``; ~25 % cheaper per call, +1-2 % per training step.  CUDA tensors
+    keep ``F.dropout``.
+
+``enable_fused_ce``
+    With label-only batches, a chunked "fused linear cross-entropy" replaces the
+    lm_head + loss: never more than ~32M logits alive (HF keeps tokens x 49k
+    logits, their fp32 copy, the log-softmax and its gradient), the lm_head
+    gradient computed chunk by chunk in the forward.  Same sums, same dtypes.
+
+Wiring (``backend/training.py``, in ``_train_once`` after ``apply_method``)::
+
+    from backend import fastpath
+    fastpath.enable(model)                      # sdpa -> sdpa_varlen; idempotent
+    fastpath.fast_lora_dropout(model)           # CPU only has an effect
+    collator = fastpath.FastPackingCollator()   # instead of DataCollatorWithFlattening
+    loss_func = fastpath.enable_fused_ce(model) # then Trainer(..., compute_loss_func=loss_func)
+
+This module imports torch/transformers lazily (no cost at ``import backend``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+ATTN_NAME = "sdpa_varlen"
+_registered = False
+
+
+# ---------------------------------------------------------------------------
+# attention
+
+def _segments(kwargs: dict, q_len: int) -> list[int] | None:
+    """Row boundaries ``[0, e1, e2, ..., T]`` of a packed batch of one, or None."""
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is not None:
+        b = [int(x) for x in (cu.tolist() if hasattr(cu, "tolist") else cu)]
+        return b if b and b[-1] == q_len else None
+    pos = kwargs.get("position_ids")
+    if pos is None or pos.shape[0] != 1 or pos.shape[-1] != q_len:
+        return None
+    starts = (pos[0] == 0).nonzero().flatten().tolist()
+    if not starts or starts[0] != 0:
+        return None
+    return starts + [q_len]
+
+
+def sdpa_varlen_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
+                          scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any):
+    """Causal SDPA per packed row; stock ``sdpa`` for everything else.
+
+    Shapes follow transformers' attention interface: ``query`` is
+    ``(batch, heads, q_len, head_dim)``; returns ``(batch, q_len, heads, head_dim), None``.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    q_len, kv_len = query.shape[2], key.shape[2]
+    packed = (attention_mask is None and query.shape[0] == 1 and q_len == kv_len and q_len > 1
+              and getattr(module, "is_causal", True) and is_causal is not False
+              and kwargs.get("position_bias") is None)
+    gqa = query.shape[1] != key.shape[1]
+    if (packed and query.is_cuda and query.dtype in _HALF and not dropout
+            and torch.is_tensor(kwargs.get("cu_seq_lens_q"))):
+        out = _cuda_varlen(query, key, value, kwargs, scaling, gqa)  # no host sync
+        if out is not None:
+            return out, None
+    bounds = _segments(kwargs, q_len) if packed else None
+    if bounds is None or len(bounds) < 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, is_causal=is_causal, **kwargs)
+    outs = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        if e <= s:
+            continue
+        outs.append(torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=dropout, scale=scaling,
+            is_causal=e - s > 1, enable_gqa=gqa))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+    return out.transpose(1, 2).contiguous(), None
+
+
+_HALF: tuple = ()
+_cuda_varlen_ok = False  # opt-in: enable(model, cuda_varlen=True); not yet run on a GPU here
+
+
+def _cuda_varlen(query, key, value, kwargs, scaling, gqa):
+    """One ``torch.nn.attention.varlen.varlen_attn`` call (FlashAttention varlen) on CUDA, or None."""
+    global _cuda_varlen_ok
+    if not _cuda_varlen_ok:
+        return None
+    import torch
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+
+        cu = kwargs["cu_seq_lens_q"].to(device=query.device, dtype=torch.int32)
+        max_len = int(kwargs.get("max_length_q") or query.shape[2])
+        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (T, heads, head_dim)
+        out = varlen_attn(q, k, v, cu, cu, max_len, max_len, scale=scaling, window_size=(-1, 0),
+                          enable_gqa=gqa)
+        return out.unsqueeze(0)  # (1, T, heads, head_dim)
+    except Exception:  # no kernel for this GPU / build: use the per-row SDPA loop from now on
+        _cuda_varlen_ok = False
+        return None
+
+
+def _varlen_mask(batch_size, q_length, kv_length, q_offset=0, kv_offset=0, mask_function=None,
+                 attention_mask=None, **kwargs):
+    """No mask for a cache-free, unpadded batch (the attention handles rows); else stock sdpa's."""
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    if attention_mask is None and q_length == kv_length and not q_offset and not kv_offset:
+        return None
+    return sdpa_mask(batch_size, q_length, kv_length, q_offset, kv_offset,
+                     mask_function=mask_function or causal_mask_function, attention_mask=attention_mask,
+                     **kwargs)
+
+
+def register() -> str:
+    """Register ``sdpa_varlen`` with transformers (idempotent); returns its name."""
+    global _registered, _HALF
+    if not _registered:
+        import torch
+        from transformers import AttentionInterface
+
+        _HALF = (torch.float16, torch.bfloat16)
+        from transformers.masking_utils import AttentionMaskInterface
+
+        AttentionInterface.register(ATTN_NAME, sdpa_varlen_attention)
+        AttentionMaskInterface.register(ATTN_NAME, _varlen_mask)
+        _registered = True
+    return ATTN_NAME
+
+
+def _base(model):
+    """The transformers model inside PEFT / DDP / compile wrappers."""
+    m = model
+    for attr in ("module", "_orig_mod"):
+        m = getattr(m, attr, m)
+    if hasattr(m, "get_base_model"):
+        m = m.get_base_model()
+    return m
+
+
+def enable(model, *, cuda_varlen: bool = False) -> bool:
+    """Switch a causal LM (PEFT-wrapped or not) from ``sdpa`` to ``sdpa_varlen``.
+
+    ``cuda_varlen`` additionally uses one FlashAttention-varlen call per layer
+    (``torch.nn.attention.varlen``) for bf16/fp16 CUDA tensors instead of one SDPA
+    call per packed row; off by default until it has been benchmarked on a GPU
+    (``bench.train_cpu --cuda`` runs it as ``ours_cuda_varlen``).
+
+    Returns False (and changes nothing) when the model does not use ``sdpa``.
+    """
+    global _cuda_varlen_ok
+    base = _base(model)
+    cfg = getattr(base, "config", None)
+    if cfg is None or getattr(cfg, "_attn_implementation", None) not in ("sdpa", ATTN_NAME):
+        return False
+    register()
+    _cuda_varlen_ok = bool(cuda_varlen)
+    if hasattr(base, "set_attn_implementation"):
+        base.set_attn_implementation(ATTN_NAME)
+    else:  # pragma: no cover - older transformers
+        cfg._attn_implementation = ATTN_NAME
+    return True
+
+
+def disable(model) -> None:
+    """Back to stock ``sdpa`` (e.g. before generation or export; not required for saving)."""
+    base = _base(model)
+    if getattr(base.config, "_attn_implementation", None) == ATTN_NAME:
+        base.set_attn_implementation("sdpa")
+
+
+# ---------------------------------------------------------------------------
+# LoRA dropout
+
+_dropout_cls = None
+
+
+def _fast_dropout_class():
+    """``FastDropout`` (an ``nn.Dropout`` subclass, so PEFT's isinstance checks hold)."""
+    global _dropout_cls
+    if _dropout_cls is not None:
+        return _dropout_cls
+    import torch
+
+    class _MaskScale(torch.autograd.Function):
+        """``x * keep / (1 - p)`` with a bool mask saved (1 byte per element, like ``F.dropout``)."""
+
+        @staticmethod
+        def forward(ctx, x, keep, scale):
+            ctx.save_for_backward(keep)
+            ctx.scale = scale
+            return torch.ops.aten.native_dropout_backward(x, keep, scale)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (keep,) = ctx.saved_tensors
+            return torch.ops.aten.native_dropout_backward(grad, keep, ctx.scale), None, None
+
+    class FastDropout(torch.nn.Dropout):
+        """Dropout whose CPU mask comes from 64-bit draws (two elements each)."""
+
+        def forward(self, x):
+            p = self.p
+            if not self.training or p <= 0.0:
+                return x
+            if x.device.type != "cpu" or p >= 1.0 or self.inplace:
+                return torch.nn.functional.dropout(x, p, True, self.inplace)
+            n = x.numel()
+            bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)
+            lanes = bits.view(torch.int32)[:n].view(x.shape)
+            # int32 lanes are uniform on [-2**31, 2**31): drop when below -2**31 + p * 2**32
+            keep = lanes >= int(round(p * 2**32)) - 2**31
+            return _MaskScale.apply(x, keep, 1.0 / (1.0 - p))
+
+    _dropout_cls = FastDropout
+    return FastDropout
+
+
+def fast_lora_dropout(model) -> int:
+    """Swap every ``nn.Dropout`` inside LoRA layers for ``FastDropout`` (same p); returns how many."""
+    import torch
+
+    cls = _fast_dropout_class()
+    n = 0
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if not isinstance(drops, torch.nn.ModuleDict):
+            continue
+        for key, d in list(drops.items()):
+            if type(d) is torch.nn.Dropout and d.p > 0:
+                drops[key] = cls(d.p, d.inplace)
+                n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------
+# fused (chunked) linear cross-entropy
+
+_fused_fn = None
+
+
+def _fused_linear_ce_fn():
+    """The autograd function (built lazily: torch is imported on first use)."""
+    global _fused_fn
+    if _fused_fn is not None:
+        return _fused_fn
+    import torch
+
+    class FusedLinearCrossEntropy(torch.autograd.Function):
+        """``sum CE(h @ W.T, targets)`` in row chunks; gradients computed in the forward.
+
+        Never holds more than ``chunk x vocab`` logits (HF's path keeps the
+        ``tokens x vocab`` logits, their fp32 copy, log-softmax and its gradient).
+        Same arithmetic as HF: logits in the weights' dtype, softmax in fp32,
+        the logits gradient cast back to the weights' dtype before the matmul.
+        """
+
+        @staticmethod
+        def forward(ctx, h, weight, targets, chunk):
+            need_h, need_w = h.requires_grad, weight.requires_grad
+            grad_h = torch.empty_like(h) if need_h else None
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
+            total = torch.zeros((), dtype=torch.float32, device=h.device)
+            for s in range(0, h.shape[0], chunk):
+                hc, tc = h[s:s + chunk], targets[s:s + chunk]
+                logits = (hc @ weight.t()).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                valid = tc != -100
+                safe = tc.clamp(min=0)
+                picked = logits.gather(1, safe[:, None]).squeeze(1)
+                total += ((lse - picked) * valid).sum()
+                if need_h or need_w:
+                    logits.sub_(lse[:, None]).exp_()                      # softmax, in place
+                    logits[torch.arange(len(tc), device=tc.device), safe] -= 1.0
+                    logits.mul_(valid[:, None])
+                    g = logits.to(h.dtype)
+                    if need_h:
+                        grad_h[s:s + chunk] = g @ weight
+                    if need_w:
+                        grad_w += (g.t() @ hc).float()
+            ctx.save_for_backward(*(t for t in (grad_h, grad_w) if t is not None))
+            ctx.need = (need_h, need_w)
+            ctx.w_dtype = weight.dtype
+            return total
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            saved = list(ctx.saved_tensors)
+            need_h, need_w = ctx.need
+            gh = saved.pop(0) * grad_out if need_h else None   # a 0-dim scale keeps h's dtype
+            gw = (saved.pop(0) * grad_out).to(ctx.w_dtype) if need_w else None
+            return gh, gw, None, None
+
+    _fused_fn = FusedLinearCrossEntropy
+    return FusedLinearCrossEntropy
+
+
+def fused_linear_cross_entropy(h, weight, targets, chunk: int | None = None):
+    """Summed causal-LM cross-entropy of ``h @ weight.T`` against ``targets`` (-100 ignored)."""
+    if chunk is None:
+        chunk = max(64, (1 << 25) // max(int(weight.shape[0]), 1))  # ~32M logits per chunk
+    return _fused_linear_ce_fn().apply(h, weight, targets, int(chunk))
+
+
+class _HeadInputStash:
+    """Forward pre-hook on the output layer: in training, keep its (selected) input, project one row only."""
+
+    def __init__(self):
+        self.hidden = None
+
+    def __call__(self, module, args):
+        import torch
+
+        x = args[0]
+        # Only the label-only path gives the head a 2-D (tokens, hidden) input (logits_to_keep as a mask).
+        if module.training and torch.is_grad_enabled() and x.dim() == 2 and x.shape[0] > 1:
+            self.hidden = x
+            return (x[:1],) + tuple(args[1:])
+        return None
+
+
+def enable_fused_ce(model) -> Callable:
+    """Fused chunked cross-entropy for training with :class:`FastPackingCollator` batches.
+
+    Installs a pre-hook on the output layer (lm_head) and returns the loss function to give the
+    Trainer as ``compute_loss_func``.  Eval and anything without label-only batches use the logits
+    as usual.  Same loss and gradients as HF's ``ForCausalLMLoss`` (token sum / ``num_items_in_batch``).
+    """
+    base = _base(model)
+    head = base.get_output_embeddings()
+    stash = getattr(head, "_tune_stash", None)
+    if stash is None:
+        stash = _HeadInputStash()
+        head.register_forward_pre_hook(stash)
+        head._tune_stash = stash
+
+    def loss_func(outputs, labels, num_items_in_batch=None):
+        import torch
+
+        shifted = torch.full_like(labels, -100)
+        shifted[..., :-1] = labels[..., 1:]
+        h, stash.hidden = stash.hidden, None
+        if h is not None:
+            targets = shifted[shifted != -100]
+            total = fused_linear_cross_entropy(h, head.weight, targets)
+            n = targets.numel()
+        else:
+            logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+            logits = logits.float()
+            if logits.dim() == 2:  # label-only logits (eval with a FastPackingCollator batch)
+                targets = shifted[shifted != -100]
+            else:
+                targets = shifted
+                logits = logits.reshape(-1, logits.shape[-1])
+            total = torch.nn.functional.cross_entropy(logits, targets.reshape(-1).to(logits.device),
+                                                      ignore_index=-100, reduction="sum")
+            n = int((targets != -100).sum())
+        if num_items_in_batch is not None:
+            if torch.is_tensor(num_items_in_batch):
+                num_items_in_batch = num_items_in_batch.to(total.device)
+            return total / num_items_in_batch
+        return total / max(n, 1)
+
+    return loss_func
+
+
+# ---------------------------------------------------------------------------
+# collator
+
+class FastPackingCollator:
+    """Padding-free packing with row boundaries and label-only logits.
+
+    Parameters
+    ----------
+    label_only_logits
+        Add ``logits_to_keep`` (positions with a target) and ``shift_labels``
+        (their targets) so the lm_head and the loss skip prompt tokens.
+    """
+
+    def __init__(self, label_only_logits: bool = True):
+        from transformers import DataCollatorWithFlattening
+
+        self.label_only_logits = label_only_logits
+        self._flat = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100,
+                                                return_flash_attn_kwargs=True)
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        feats = [{"input_ids": f["input_ids"], "labels": f["labels"]} if "labels" in f
+                 else {"input_ids": f["input_ids"]} for f in features]
+        batch = self._flat(feats)
+        # cu_seq_lens as int32 tensors (what flash-attention expects); max lengths stay ints.
+        if self.label_only_logits:
+            labels = batch["labels"]
+            shifted = torch.full_like(labels, -100)
+            shifted[:, :-1] = labels[:, 1:]
+            keep = shifted != -100
+            if not bool(keep.any()):  # keep one position so the graph stays valid
+                keep[0, 0] = True
+            batch["logits_to_keep"] = keep
+            batch["shift_labels"] = shifted[keep].unsqueeze(0)
+        return batch

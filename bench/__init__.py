@@ -1,0 +1,1 @@
+"""Tune Studio benchmarks: `python -m bench` (see bench/__main__.py)."""

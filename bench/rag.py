@@ -1,0 +1,169 @@
+"""RAG ingest and query: ``backend.rag`` vs ``Chroma.from_documents`` with default settings.
+
+The same generated corpus (``--chunks`` chunks, default 2,000, from 50 sources),
+the same bundled embedding model (all-MiniLM-L6-v2) loaded before the clock
+starts for both:
+
+``baseline``   ``Chroma.from_documents(docs, HuggingFaceEmbeddings(model_name=...), persist_directory=...)``
+``ours``       ``backend.rag.index_documents(project, docs)`` (persistent, incremental)
+
+Then ``ours`` again on the unchanged corpus (re-ingest: should find nothing to
+embed), and the latency of ``DocumentIndex.search`` (embed the question + top-4)
+over generated questions: p50 / p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import _text, log, median, percentile, ratio, setup_env
+
+_TOPICS = ("solar panels", "sourdough bread", "river ecology", "tax returns", "bicycle repair", "python threads",
+           "chess openings", "bird migration", "kidney health", "jazz harmony", "roof insulation", "tide tables",
+           "container shipping", "volcano monitoring", "wine storage", "library cataloguing")
+
+
+def make_corpus(n_chunks: int, n_sources: int = 50, seed: int = 0):
+    """``n_chunks`` LangChain documents (~400-1000 characters) from ``n_sources`` sources, plus questions."""
+    from langchain_core.documents import Document
+
+    rng = random.Random(seed)
+    docs, questions = [], []
+    per = max(1, n_chunks // n_sources)
+    for i in range(n_chunks):
+        src = f"docs/source-{min(i // per, n_sources - 1):03d}.md"
+        topic = rng.choice(_TOPICS)
+        code = f"{rng.choice('ABCDEFGH')}{rng.randint(100, 999)}"
+        fact = f"The {topic} reference code of section {i} is {code}."
+        body = _text(rng, rng.randint(60, 150))
+        docs.append(Document(page_content=f"{fact} {body}", metadata={"source": src, "chunk": i % per}))
+        if i % max(1, n_chunks // 100) == 0:
+            questions.append(f"What is the {topic} reference code of section {i}?")
+    return docs, questions
+
+
+def _baseline_ingest(docs, folder: Path, model_dir: str, emb=None):
+    from langchain_chroma import Chroma
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    if emb is None:
+        emb = HuggingFaceEmbeddings(model_name=model_dir)
+        emb.embed_documents(["warm up"])  # model load and first call are not timed
+    t = time.perf_counter()
+    vs = Chroma.from_documents(docs, emb, persist_directory=str(folder))
+    return vs, time.perf_counter() - t, emb
+
+
+def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
+    """Measure; return the ``rag`` block."""
+    setup_env()
+    try:
+        from backend.rag import index_documents, load_embeddings, open_index
+        from backend.rag.embeddings import resolve_embedding_model
+    except ImportError as e:
+        return {"skipped": f"backend.rag not importable ({e})"}
+    docs, questions = make_corpus(n_chunks)
+    questions = questions[:n_queries]
+    model_dir = str(resolve_embedding_model(None))
+    log("rag: loading the embedding model (not timed) …")
+    ours_emb = load_embeddings()
+    ours_emb.embed_documents(["warm up"])
+    base_emb = None
+    out: dict[str, Any] = {"chunks": len(docs), "sources": len({d.metadata["source"] for d in docs}),
+                           "mean_chunk_chars": round(sum(len(d.page_content) for d in docs) / len(docs), 1),
+                           "embedding_model": "all-MiniLM-L6-v2 (bundled)"}
+    base_s, ours_s, reingest_s = [], [], []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-rag-"))
+    ours_project = None
+    base_vs = None
+    for r in range(max(1, repeats)):
+        order = ("baseline", "ours") if r % 2 == 0 else ("ours", "baseline")
+        for who in order:
+            if who == "baseline":
+                log(f"rag: Chroma.from_documents, {len(docs)} chunks …")
+                folder = tmp / f"base-{r}"
+                base_vs, s, base_emb = _baseline_ingest(docs, folder, model_dir, base_emb)
+                base_s.append(s)
+                log(f"  {len(docs) / s:.1f} chunks/s")
+            else:
+                log(f"rag: backend.rag.index_documents, {len(docs)} chunks …")
+                project = tmp / f"ours-{r}"
+                project.mkdir()
+                t = time.perf_counter()
+                rep = index_documents(project, docs, embeddings=ours_emb)
+                s = time.perf_counter() - t
+                ours_s.append(s)
+                out["ours_chunks_embedded"] = rep.chunks_embedded
+                log(f"  {len(docs) / s:.1f} chunks/s")
+                t = time.perf_counter()
+                rep2 = index_documents(project, docs, embeddings=ours_emb)
+                reingest_s.append(time.perf_counter() - t)
+                out["reingest_chunks_embedded"] = rep2.chunks_embedded
+                ours_project = project
+    b, o, re_ = median(base_s), median(ours_s), median(reingest_s)
+    out.update({
+        "baseline_chunks_per_s": round(len(docs) / b, 2), "ours_chunks_per_s": round(len(docs) / o, 2),
+        "baseline_s": [round(x, 2) for x in base_s], "ours_s": [round(x, 2) for x in ours_s],
+        "reingest_s": [round(x, 3) for x in reingest_s],
+        "ingest_speedup": ratio(b, o), "reingest_fraction": ratio(re_, o, 4),
+    })
+    # query latency
+    idx = open_index(ours_project, embeddings=ours_emb)
+    idx.search(questions[0], k=4)
+    lat, hits = [], 0
+    for q in questions:
+        t = time.perf_counter()
+        res = idx.search(q, k=4)
+        lat.append((time.perf_counter() - t) * 1000)
+        sec = q.split("section ")[1].rstrip("?")
+        hits += any(f"section {sec} " in s.text
+                    for s in res)
+    out["query_p50_ms"] = round(percentile(lat, 50), 2)
+    out["query_p95_ms"] = round(percentile(lat, 95), 2)
+    out["query_hit_rate"] = round(hits / len(questions), 3)
+    if base_vs is not None:
+        blat = []
+        for q in questions:
+            t = time.perf_counter()
+            base_vs.similarity_search(q, k=4)
+            blat.append((time.perf_counter() - t) * 1000)
+        out["baseline_query_p95_ms"] = round(percentile(blat, 95), 2)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.rag", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--chunks", type=int, default=None)
+    p.add_argument("--queries", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--out", default=None, help="write the JSON here too")
+    a = p.parse_args(argv)
+    kw: dict[str, Any] = {}
+    if a.quick:
+        kw.update(n_chunks=20, n_queries=5)
+    if a.chunks is not None:
+        kw["n_chunks"] = a.chunks
+    if a.queries is not None:
+        kw["n_queries"] = a.queries
+    if a.repeats is not None:
+        kw["repeats"] = a.repeats
+    res = run(**kw)
+    text = json.dumps(res, indent=2, default=str)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
