@@ -611,8 +611,19 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     callbacks = [callback]
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
+    collator = build_collator(cfg, tokenizer)
+    fast = cfg.data.packing and cfg.model.attn_implementation == "sdpa"
+    if fast:
+        # Exact fast path (bench/train_cpu.py measures it, tests/test_bench.py checks the maths):
+        # attention per packed row instead of a dense block mask, lm_head + loss only where
+        # there is a target, cheaper LoRA dropout masks on CPU.
+        from backend import fastpath
+        fast = fastpath.enable(model)
+        if fast:
+            fastpath.fast_lora_dropout(model)
+            collator = fastpath.FastPackingCollator()
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=build_collator(cfg, tokenizer), processing_class=tokenizer,
+                      data_collator=collator, processing_class=tokenizer,
                       callbacks=callbacks)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
@@ -637,6 +648,8 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         em = trainer.evaluate()
         summary["eval_loss"] = em.get("eval_loss")
         summary["perplexity"] = _ppl(em.get("eval_loss"))
+    if fast:
+        fastpath.disable(model)  # saved files name stock sdpa
     adapter_dir = _save_final(trainer, tokenizer, cfg, run_dir, model_path)
     if is_main_process():
         with open(run_dir / "run.log", "a", encoding="utf-8") as fh:
