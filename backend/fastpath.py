@@ -180,9 +180,17 @@ def enable(model, *, cuda_varlen: bool = False) -> bool:
     call per packed row; off by default until it has been benchmarked on a GPU
     (``bench.train_cpu --cuda`` runs it as ``ours_cuda_varlen``).
 
-    Returns False (and changes nothing) when the model does not use ``sdpa``.
+    Returns False (and changes nothing) when the model does not use ``sdpa``, or is a
+    PEFT prompt-learning model (prompt / prefix tuning add virtual tokens, so packed row
+    boundaries and label-only positions would not line up).
     """
     global _cuda_varlen_ok
+    outer = model
+    for attr in ("module", "_orig_mod"):
+        outer = getattr(outer, attr, outer)
+    pcfg = getattr(outer, "peft_config", None)
+    if isinstance(pcfg, dict) and any(getattr(c, "is_prompt_learning", False) for c in pcfg.values()):
+        return False
     base = _base(model)
     cfg = getattr(base, "config", None)
     if cfg is None or getattr(cfg, "_attn_implementation", None) not in ("sdpa", ATTN_NAME):

@@ -128,7 +128,6 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
                     for s in res)
     out["query_p50_ms"] = round(percentile(lat, 50), 2)
     out["query_p95_ms"] = round(percentile(lat, 95), 2)
-    out["query_hit_rate"] = round(hits / len(questions), 3)
     if base_vs is not None:
         blat = []
         for q in questions:

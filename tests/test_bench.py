@@ -134,6 +134,23 @@ def test_fused_ce_matches_hf_loss_and_gradients(tiny_model_dir):
     assert torch.allclose(got, ref, rtol=1e-5) and torch.allclose(gh, gh2, atol=1e-5) and torch.allclose(gw, gw2, atol=1e-5)
 
 
+def test_fastpath_refuses_prompt_learning_and_eager(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from backend import fastpath
+    from backend.config import RunConfig
+    from backend.training import apply_method
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="sdpa")
+    cfg = RunConfig.from_dict({"method": {"method": "prompt_tuning", "num_virtual_tokens": 4},
+                               "data": {"packing": False}})
+    model, _, _ = apply_method(model, cfg)
+    assert fastpath.enable(model) is False  # virtual tokens: packed boundaries would not line up
+    eager = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, attn_implementation="eager")
+    assert fastpath.enable(eager) is False
+
+
 def test_fast_lora_dropout_keeps_rate_and_scale(tiny_model_dir):
     import torch
 
