@@ -612,19 +612,21 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     collator = build_collator(cfg, tokenizer)
-    fast = cfg.data.packing and cfg.model.attn_implementation == "sdpa"
+    # Exact fast path (bench/train_cpu.py measures it, tests/test_bench.py checks the maths):
+    # LoRA linears in fewer passes over the activations; with packing, attention per packed
+    # row instead of a dense block mask, lm_head + loss only where there is a target (chunked,
+    # never the whole tokens x vocab logits), cheaper LoRA dropout masks on CPU.
+    from backend import fastpath
+    fastpath.fuse_lora(model)
+    loss_func = None
+    fast = cfg.data.packing and cfg.model.attn_implementation == "sdpa" and fastpath.enable(model)
     if fast:
-        # Exact fast path (bench/train_cpu.py measures it, tests/test_bench.py checks the maths):
-        # attention per packed row instead of a dense block mask, lm_head + loss only where
-        # there is a target, cheaper LoRA dropout masks on CPU.
-        from backend import fastpath
-        fast = fastpath.enable(model)
-        if fast:
-            fastpath.fast_lora_dropout(model)
-            collator = fastpath.FastPackingCollator()
+        fastpath.fast_lora_dropout(model)
+        collator = fastpath.FastPackingCollator()
+        loss_func = fastpath.enable_fused_ce(model)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, processing_class=tokenizer,
-                      callbacks=callbacks)
+                      callbacks=callbacks, compute_loss_func=loss_func)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
@@ -648,6 +650,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         em = trainer.evaluate()
         summary["eval_loss"] = em.get("eval_loss")
         summary["perplexity"] = _ppl(em.get("eval_loss"))
+    fastpath.unfuse_lora(model)
     if fast:
         fastpath.disable(model)  # saved files name stock sdpa
     adapter_dir = _save_final(trainer, tokenizer, cfg, run_dir, model_path)

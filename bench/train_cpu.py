@@ -17,7 +17,8 @@ Contenders
                  packing; what the engine ran before ``backend.fastpath``).
 ``ours``         the engine's path: ``backend.fastpath`` -- per-row causal attention on the
                  packed batch, label-only logits with a fused chunked cross-entropy,
-                 cheaper LoRA dropout.  ``ours_no_*`` leave one piece out (ablations).
+                 cheaper LoRA dropout, fused LoRA linears.  ``ours_no_*`` leave one piece
+                 out (ablations).
 
 Every contender runs in its own process (clean peak RSS, no shared allocator or
 thread pools); ``hf_tuned`` and ``ours`` alternate ``--repeats`` times (A B A B)
@@ -51,13 +52,15 @@ CONTENDERS = {
     "seed_recipe": {"collate": "max_length"},
     "hf_tuned": {"collate": "dynamic"},
     "packed_sdpa": {"collate": "packed_sdpa"},
-    "ours": {"collate": "fast", "varlen": True, "fast_dropout": True, "fused_ce": True},
+    "ours": {"collate": "fast", "varlen": True, "fast_dropout": True, "fused_ce": True, "fused_lora": True},
     # ablations (not run by default): one fast-path piece left out at a time
-    "ours_no_fused_ce": {"collate": "fast", "varlen": True, "fast_dropout": True},
-    "ours_no_dropout": {"collate": "fast", "varlen": True, "fused_ce": True},
-    "ours_no_label_only": {"collate": "fast_all_logits", "varlen": True, "fast_dropout": True},
-    "ours_no_varlen": {"collate": "fast", "fast_dropout": True, "fused_ce": True},
-    "ours_cuda_varlen": {"collate": "fast", "varlen": True, "fused_ce": True, "cuda_varlen": True},  # GPU
+    "ours_no_fused_ce": {"collate": "fast", "varlen": True, "fast_dropout": True, "fused_lora": True},
+    "ours_no_dropout": {"collate": "fast", "varlen": True, "fused_ce": True, "fused_lora": True},
+    "ours_no_label_only": {"collate": "fast_all_logits", "varlen": True, "fast_dropout": True, "fused_lora": True},
+    "ours_no_varlen": {"collate": "fast", "fast_dropout": True, "fused_ce": True, "fused_lora": True},
+    "ours_no_fused_lora": {"collate": "fast", "varlen": True, "fast_dropout": True, "fused_ce": True},
+    "ours_cuda_varlen": {"collate": "fast", "varlen": True, "fused_ce": True, "fused_lora": True,
+                         "cuda_varlen": True},  # GPU
 }
 
 
@@ -242,6 +245,8 @@ def run_contender(name: str, rows_path: str, opts: Opts) -> dict:
         fastpath.enable(model, cuda_varlen=bool(spec.get("cuda_varlen")))
     if spec.get("fast_dropout"):
         out["fast_dropout_layers"] = fastpath.fast_lora_dropout(model)
+    if spec.get("fused_lora"):
+        out["fused_lora_layers"] = fastpath.fuse_lora(model)
     collate = spec["collate"]
     if collate == "max_length":
         inner = DataCollatorForSeq2Seq(tok, padding="max_length", max_length=opts.max_length,
@@ -403,6 +408,7 @@ def run_paired(rows_path: str, opts: Opts, paths: tuple = ("hf_tuned", "ours")) 
                for p in paths}
 
     def setup(p):
+        (fastpath.fuse_lora if p == "ours" else fastpath.unfuse_lora)(model)
         base.set_attn_implementation(fastpath.ATTN_NAME if p == "ours" else "sdpa")
         for d, k, native, fast in drops:
             d[k] = fast if p == "ours" else native

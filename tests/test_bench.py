@@ -173,6 +173,73 @@ def test_fast_lora_dropout_keeps_rate_and_scale(tiny_model_dir):
     assert torch.equal(drop(x), x)
 
 
+def test_fused_lora_matches_peft_forward_and_gradients(tiny_model_dir):
+    import torch
+
+    from backend import fastpath
+
+    model = _lora_model(tiny_model_dir)
+    model.train()
+    lora = [m for m in model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")]
+    for m in lora:  # non-zero B so the LoRA branch and every gradient are exercised
+        torch.nn.init.normal_(m.lora_B["default"].weight, std=0.02)
+    ids = torch.randint(3, 200, (2, 9))
+    mask = torch.ones_like(ids)
+
+    def run(fused: bool, p: float):
+        for m in lora:
+            m.lora_dropout["default"].p = p
+        (fastpath.fuse_lora if fused else fastpath.unfuse_lora)(model)
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, attention_mask=mask, labels=ids)
+        out.loss.backward()
+        grads = {n: q.grad.clone() for n, q in model.named_parameters() if q.requires_grad}
+        return out.loss.detach(), out.logits.detach(), grads
+
+    assert fastpath.fuse_lora(model) == len(lora) > 0
+    ref_loss, ref_logits, ref_g = run(False, 0.0)
+    loss, logits, g = run(True, 0.0)
+    assert torch.allclose(loss, ref_loss, rtol=1e-5) and torch.allclose(logits, ref_logits, atol=1e-4)
+    assert g.keys() == ref_g.keys()
+    for n in g:
+        assert torch.allclose(g[n], ref_g[n], rtol=1e-4, atol=1e-6), n
+    # still an instance of PEFT's class (isinstance checks, saving); unfuse restores the class
+    from peft.tuners.lora.layer import Linear as PeftLoraLinear
+    assert all(isinstance(m, PeftLoraLinear) and type(m) is not PeftLoraLinear for m in lora)
+    assert fastpath.unfuse_lora(model) == len(lora) and all(type(m) is PeftLoraLinear for m in lora)
+    # no grad (generation, eval): PEFT's forward, same result
+    fastpath.fuse_lora(model)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+    model.train()
+
+
+def test_fused_lora_dropout_uses_the_mask_in_both_passes():
+    import torch
+
+    from backend import fastpath
+
+    torch.manual_seed(1)
+    x = torch.randn(64, 40, requires_grad=True)
+    w, a, b = torch.randn(24, 40), torch.randn(8, 40, requires_grad=True), torch.randn(24, 8, requires_grad=True)
+    p, s = 0.3, 2.0
+    torch.manual_seed(7)
+    keep = fastpath._keep_mask(x.detach(), p)
+    assert abs(keep.float().mean().item() - (1 - p)) < 0.03
+    ref = x @ w.t() + s * ((x * keep / (1 - p)) @ a.t()) @ b.t()
+    ref.square().sum().backward()
+    ref_g = [t.grad.clone() for t in (x, a, b)]
+    for t in (x, a, b):
+        t.grad = None
+    torch.manual_seed(7)  # the same draw inside the fused function
+    out = fastpath._lora_linear_fn().apply(x, w, None, a, b, s, p)
+    assert torch.allclose(out, ref, rtol=1e-5, atol=1e-4)
+    out.square().sum().backward()
+    for got, want in zip((x.grad, a.grad, b.grad), ref_g):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
 def test_results_markdown_and_targets():
     from bench.__main__ import _met, markdown
 
