@@ -116,6 +116,106 @@ def test_run_metrics_replays_resumed_steps():
     assert m.version == v
 
 
+def test_run_metrics_grows_past_its_buffer():
+    m = RunMetrics()
+    for step in range(1, 1001):
+        m.add({"type": "train", "step": step, "loss": 1.0 / step, "grad_norm": "bad"})
+    assert len(m) == 1000 and m.steps[:3] == [1.0, 2.0, 3.0] and m.steps[-1] == 1000.0
+    assert m.points("loss") == 1000 and m.points("grad_norm") == 0
+    m.add({"type": "train", "step": 500, "loss": 9.0})  # resumed: drops 500..1000
+    assert len(m) == 500 and m.y("loss")[-1] == 9.0
+
+
+def test_decimate_bounds_points_and_keeps_each_bucket_extremes():
+    import numpy as np
+
+    from desktop.plots import decimate
+
+    rng = np.random.default_rng(0)
+    n, cap = 100_003, 1000
+    x = np.arange(1, n + 1, dtype=float)
+    y = rng.normal(2.0, 0.1, n)
+    y[12_345] = 50.0                     # a spike
+    y[77_777] = -40.0                    # a dip
+    y[200:400] = np.nan                  # a gap (e.g. no grad norm logged)
+    dx, dy = decimate(x, y, cap)
+    assert len(dx) <= cap and len(dx) == len(dy)
+    assert np.all(np.diff(dx) >= 0)      # still in step order
+    assert np.nanmax(dy) == 50.0 and np.nanmin(dy) == -40.0
+    size = -(-n // (cap // 2))
+    for b in range(0, n, size):          # every bucket's min and max are drawn
+        seg = y[b:b + size]
+        drawn = dy[(dx >= x[b]) & (dx <= x[min(b + size, n) - 1])]
+        if np.isfinite(seg).any():
+            assert np.nanmin(seg) in drawn and np.nanmax(seg) in drawn
+    # a bucket with no finite value is a gap, not a made-up value
+    gap = np.full(10_000, np.nan)
+    gap[:5000] = 1.0
+    _, gy = decimate(np.arange(10_000.0), gap, 100)
+    assert np.isnan(gy).any() and np.nanmax(gy) == 1.0
+    # short curves are drawn as they are
+    sx, sy = decimate(x[:50], y[:50], cap)
+    assert len(sx) == 50
+
+
+def test_plot_view_draws_a_bounded_number_of_points(qtbot):
+    import numpy as np
+
+    from desktop.plots import QtRunMetrics
+
+    m = RunMetrics()
+    for step in range(1, 50_001):
+        m.add({"type": "train", "step": step, "loss": 3.0 if step == 31_337 else 2.0, "learning_rate": 1e-4,
+               "grad_norm": 1.0, "tokens_per_s": 100.0 + step % 5, "memory_mb": 900.0})
+    view = QtRunMetrics(m)
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.refresh()
+    cap = view.max_points()
+    assert cap <= QtRunMetrics.MAX_POINTS
+    for key in ("loss", "learning_rate", "grad_norm", "tokens_per_s", "memory_mb"):
+        assert 0 < view.curve_points(key) <= cap, key
+    _, ly = view.curves["loss"].getData()
+    assert ly.max() == 3.0                        # the one-step spike survives decimation
+    _, ty = view.curves["tokens_per_s"].getData()
+    assert ty.min() == 100.0 and ty.max() == 104.0
+    # zoomed in: the visible steps are drawn one by one
+    view.plots["loss"].setXRange(1000, 1100, padding=0)
+    view.refresh()
+    lx, _ = view.curves["loss"].getData()
+    assert 100 <= len(lx) <= 110 and lx[0] <= 1000 and lx[-1] >= 1100
+    assert np.all(np.diff(lx) == 1.0)
+
+
+def test_job_pauses_gc_while_loading_and_restores_it(qtbot):
+    import gc
+
+    from desktop.workers import Job, stop_all_jobs
+
+    assert stop_all_jobs()  # the GC is paused process-wide while any job loads: start from none
+    seen = {}
+
+    def work(*, on_event):
+        seen["loading"] = gc.isenabled()
+        on_event({"type": "progress", "message": "loading"})
+        on_event({"type": "train", "step": 1})
+        seen["training"] = gc.isenabled()
+        return "ok"
+
+    assert gc.isenabled()
+    job = Job(work, quiet_gc=True)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        job.start()
+    assert job.result == "ok" and seen == {"loading": False, "training": True}
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    # a short job (a chat answer, a data check) leaves the collector alone
+    job = Job(work)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        job.start()
+    assert job.result == "ok" and seen == {"loading": True, "training": True}
+
+
 def _fake_run(root: Path, name: str, status: str, pid: int | None, checkpoint: bool = True) -> Path:
     run = root / "runs" / name
     (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)

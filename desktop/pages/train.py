@@ -203,7 +203,7 @@ class TrainPage(Page):
             cfg = cfg.replace(name=time.strftime("run %b %d %H:%M"))
         s.save_project()
         self._begin(f"Starting “{cfg.name}”…")
-        self._job = Job(train, cfg, project_dir=s.project.root, name="train", parent=self)
+        self._job = Job(train, cfg, project_dir=s.project.root, name="train", parent=self, quiet_gc=True)
         self._connect_job()
         self._job.start()
         return True
@@ -217,7 +217,7 @@ class TrainPage(Page):
         self._begin(f"Resuming {Path(run_dir).name}…")
         self.metrics.load(run_events(run_dir))
         self._run_dir = Path(run_dir)
-        self._job = Job(resume, Path(run_dir), name="train", parent=self)
+        self._job = Job(resume, Path(run_dir), name="train", parent=self, quiet_gc=True)
         self._connect_job()
         self._job.start()
         return True
