@@ -10,6 +10,14 @@ starts for both:
 Then ``ours`` again on the unchanged corpus (re-ingest: should find nothing to
 embed), and the latency of ``DocumentIndex.search`` (embed the question + top-4)
 over generated questions: p50 / p95.
+
+``ours`` uses the app's default embedder backend (``auto``: ONNX Runtime on the
+CPU, see ``backend/rag/onnx_embed.py``); ``embedder_backend`` records which one
+ran.  ``retrieval_agreement`` is the share of questions whose top-4 passages
+(in order) are the same from ours and from the baseline store; it must be 1.0:
+the faster path may not change what is retrieved.  The machine is shared, so
+the two ingests alternate over ``--repeats`` rounds (default 3) and the
+medians are compared; process CPU seconds are recorded too.
 """
 
 from __future__ import annotations
@@ -57,12 +65,12 @@ def _baseline_ingest(docs, folder: Path, model_dir: str, emb=None):
     if emb is None:
         emb = HuggingFaceEmbeddings(model_name=model_dir)
         emb.embed_documents(["warm up"])  # model load and first call are not timed
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     vs = Chroma.from_documents(docs, emb, persist_directory=str(folder))
-    return vs, time.perf_counter() - t, emb
+    return vs, time.perf_counter() - t, time.process_time() - c, emb
 
 
-def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
+def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
     """Measure; return the ``rag`` block."""
     setup_env()
     try:
@@ -79,8 +87,12 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
     base_emb = None
     out: dict[str, Any] = {"chunks": len(docs), "sources": len({d.metadata["source"] for d in docs}),
                            "mean_chunk_chars": round(sum(len(d.page_content) for d in docs) / len(docs), 1),
-                           "embedding_model": "all-MiniLM-L6-v2 (bundled)"}
-    base_s, ours_s, reingest_s = [], [], []
+                           "embedding_model": "all-MiniLM-L6-v2 (bundled)",
+                           "embedder_backend": ours_emb.backend,
+                           "embedder_backend_detail": ours_emb.describe_backend(),
+                           "ours_batch_size": int(ours_emb.encode_kwargs.get("batch_size", 0)),
+                           "repeats": max(1, repeats)}
+    base_s, ours_s, reingest_s, base_cpu, ours_cpu = [], [], [], [], []
     tmp = Path(tempfile.mkdtemp(prefix="bench-rag-"))
     ours_project = None
     base_vs = None
@@ -90,18 +102,21 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
             if who == "baseline":
                 log(f"rag: Chroma.from_documents, {len(docs)} chunks …")
                 folder = tmp / f"base-{r}"
-                base_vs, s, base_emb = _baseline_ingest(docs, folder, model_dir, base_emb)
+                base_vs, s, cpu, base_emb = _baseline_ingest(docs, folder, model_dir, base_emb)
                 base_s.append(s)
+                base_cpu.append(cpu)
                 log(f"  {len(docs) / s:.1f} chunks/s")
             else:
                 log(f"rag: backend.rag.index_documents, {len(docs)} chunks …")
                 project = tmp / f"ours-{r}"
                 project.mkdir()
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 rep = index_documents(project, docs, embeddings=ours_emb)
                 s = time.perf_counter() - t
                 ours_s.append(s)
+                ours_cpu.append(time.process_time() - c)
                 out["ours_chunks_embedded"] = rep.chunks_embedded
+                out["embedder_backend"] = rep.embedder_backend or out["embedder_backend"]
                 log(f"  {len(docs) / s:.1f} chunks/s")
                 t = time.perf_counter()
                 rep2 = index_documents(project, docs, embeddings=ours_emb)
@@ -113,28 +128,38 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 1) -> dict:
         "baseline_chunks_per_s": round(len(docs) / b, 2), "ours_chunks_per_s": round(len(docs) / o, 2),
         "baseline_s": [round(x, 2) for x in base_s], "ours_s": [round(x, 2) for x in ours_s],
         "reingest_s": [round(x, 3) for x in reingest_s],
+        "baseline_cpu_s": [round(x, 1) for x in base_cpu], "ours_cpu_s": [round(x, 1) for x in ours_cpu],
         "ingest_speedup": ratio(b, o), "reingest_fraction": ratio(re_, o, 4),
+        "ingest_speedup_cpu": ratio(median(base_cpu), median(ours_cpu)),
     })
     # query latency
     idx = open_index(ours_project, embeddings=ours_emb)
     idx.search(questions[0], k=4)
-    lat, hits = [], 0
+    lat, hits, ours_top = [], 0, []
     for q in questions:
         t = time.perf_counter()
         res = idx.search(q, k=4)
         lat.append((time.perf_counter() - t) * 1000)
+        ours_top.append([s.text for s in res])
         sec = q.split("section ")[1].rstrip("?")
         hits += any(f"section {sec} " in s.text
                     for s in res)
     out["query_p50_ms"] = round(percentile(lat, 50), 2)
     out["query_p95_ms"] = round(percentile(lat, 95), 2)
+    out["ours_hit_rate"] = round(hits / max(1, len(questions)), 3)
     if base_vs is not None:
-        blat = []
+        blat, base_top = [], []
         for q in questions:
             t = time.perf_counter()
-            base_vs.similarity_search(q, k=4)
+            res = base_vs.similarity_search(q, k=4)
             blat.append((time.perf_counter() - t) * 1000)
+            base_top.append([d.page_content for d in res])
         out["baseline_query_p95_ms"] = round(percentile(blat, 95), 2)
+        # the same passages in the same order, question by question (1.0 = identical retrieval)
+        same = sum(a == b for a, b in zip(ours_top, base_top))
+        out["retrieval_agreement"] = round(same / max(1, len(questions)), 3)
+        out["retrieval_overlap"] = round(sum(len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ours_top, base_top))
+                                         / max(1, len(questions)), 3)
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -149,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     kw: dict[str, Any] = {}
     if a.quick:
-        kw.update(n_chunks=20, n_queries=5)
+        kw.update(n_chunks=20, n_queries=5, repeats=1)
     if a.chunks is not None:
         kw["n_chunks"] = a.chunks
     if a.queries is not None:

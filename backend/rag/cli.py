@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
     i.add_argument("--embedding-model", dest="embedding_model", metavar="FOLDER",
                    help="a local sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
     i.add_argument("--batch-size", type=int, dest="batch_size", help="chunks per embedding batch (default: auto)")
+    i.add_argument("--embedding-backend", dest="embedding_backend", choices=("auto", "torch", "onnx"),
+                   help="what computes the vectors: auto (ONNX Runtime on the CPU, torch on a GPU; default), "
+                        "torch or onnx; the vectors are the same")
     i.add_argument("--json", action="store_true", help="print the report as JSON")
     i.set_defaults(func=cmd_ingest)
 
@@ -112,7 +115,8 @@ def cmd_ingest(args: Any) -> int:
 
     project = Project.create(args.project)
     kw = {k: v for k, v in {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap,
-                            "embedding_model": args.embedding_model, "embed_batch_size": args.batch_size}.items()
+                            "embedding_model": args.embedding_model, "embed_batch_size": args.batch_size,
+                            "embedding_backend": getattr(args, "embedding_backend", None)}.items()
           if v is not None}
     settings = IndexSettings(**kw)
     files = list(args.files)

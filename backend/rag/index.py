@@ -88,6 +88,7 @@ class IngestReport:
     ``failed`` lists ``{source, error}`` of files that could not be read (the
     others were indexed); ``skipped`` lists files of unsupported types found in
     folders.  ``chunks_per_s`` counts embedded chunks over the whole call.
+    ``embedder_backend`` is ``onnx`` or ``torch`` when chunks were embedded.
     """
 
     added: list[str] = field(default_factory=list)
@@ -104,6 +105,7 @@ class IngestReport:
     cancelled: bool = False
     rebuilt: bool = False
     embedder: str = ""
+    embedder_backend: str = ""
 
     @property
     def chunks_per_s(self) -> float:
@@ -188,6 +190,23 @@ def _chunk_ids(key: str, sha: str, n: int) -> list[str]:
     return [f"{base}:{i}" for i in range(n)]
 
 
+def _embed_batches(emb: Any, texts: list[str], batch_size: int):
+    """``(positions, vectors)`` per batch, longest texts first.
+
+    Uses the embedder's own :meth:`~backend.rag.embeddings.LocalEmbeddings.iter_encode`
+    (one tokenisation, one global sort); any other LangChain ``Embeddings``
+    is sorted by characters here and asked batch by batch.
+    """
+    it = getattr(emb, "iter_encode", None)
+    if it is not None:
+        yield from it(texts, batch_size=batch_size)
+        return
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for s in range(0, len(order), batch_size):
+        rows = order[s:s + batch_size]
+        yield rows, emb.embed_documents([texts[i] for i in rows])
+
+
 def _chroma_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """Keep the scalar metadata Chroma accepts (no None, lists or objects)."""
     out = {}
@@ -214,17 +233,22 @@ class DocumentIndex:
     embedding_model
         The embedder's folder when ``embeddings`` is ``None`` (default: the
         bundled all-MiniLM-L6-v2).
+    embedding_backend
+        ``auto`` / ``torch`` / ``onnx`` for that load (``None``: the process default,
+        see :func:`~backend.rag.embeddings.load_embeddings`).
 
     Use :func:`open_index` to open one for questions (it checks that it exists,
     is not empty and matches the embedder) and :func:`ingest` to fill it.
     """
 
     def __init__(self, index_dir: str | Path, embeddings: "LocalEmbeddings | None" = None,
-                 root: str | Path | None = None, *, embedding_model: str | Path | None = None):
+                 root: str | Path | None = None, *, embedding_model: str | Path | None = None,
+                 embedding_backend: str | None = None):
         self.dir = Path(index_dir)
         self.root = Path(root) if root is not None else self.dir.parent
         self._embeddings = embeddings
         self._embedding_model = embedding_model
+        self._embedding_backend = embedding_backend
         self.meta_path = self.dir / META_FILE
         self._meta: dict[str, Any] | None = None
         self._collection = None
@@ -236,7 +260,7 @@ class DocumentIndex:
         if self._embeddings is None:
             from backend.rag.embeddings import load_embeddings
 
-            self._embeddings = load_embeddings(self._embedding_model)
+            self._embeddings = load_embeddings(self._embedding_model, backend=self._embedding_backend)
         return self._embeddings
 
     @property
@@ -485,8 +509,8 @@ class DocumentIndex:
         if pending or rep.removed:
             self._save_meta()
 
-        # 5. embed every new chunk, longest first: batches of similar length
-        #    waste little on padding (the embedder's own sorting only sees one batch)
+        # 5. embed every new chunk; the embedder sorts them all by length first
+        #    (tokenised once), so batches of similar length waste little on padding
         items: list[tuple[str, str, int, Any]] = []  # (key, id, chunk number, document)
         for key, sha, chunks, _extra in pending:
             ids = _chunk_ids(key, sha, len(chunks))
@@ -498,17 +522,19 @@ class DocumentIndex:
             k0 = first.setdefault(it[3].page_content, j)
             if k0 != j:
                 copies.setdefault(k0, []).append(j)
-        order = sorted(first.values(), key=lambda j: -len(items[j][3].page_content))
+        unique = list(first.values())
         remaining = {key: len(chunks) for key, _s, chunks, _e in pending}
         info = {key: (sha, len(chunks), extra) for key, sha, chunks, extra in pending}
         for key, n in remaining.items():
             if n == 0:  # a file without text: recorded, so it is not read again
                 self._finish(key, *info[key])
-        if order and self._embeddings is None:
+        if unique and self._embeddings is None:
             on_event(ev.progress("load", 0, 1, "Loading the embedding model…"))
             _ = self.embeddings  # load now, so the first batch's progress is about embedding alone
             on_event(ev.progress("load", 1, 1, "Embedding model loaded"))
-        bs = batch_size or (int(self.embeddings.encode_kwargs.get("batch_size", 64)) if order else 64)
+        if unique:
+            rep.embedder_backend = getattr(self.embeddings, "backend", "")
+        bs = batch_size or (int(self.embeddings.encode_kwargs.get("batch_size", 32)) if unique else 32)
         total = len(items)
         stored: list[int] = []  # item numbers written to Chroma
         buf: list[tuple[int, Any]] = []
@@ -516,22 +542,30 @@ class DocumentIndex:
         done = 0
         if total:
             on_event(ev.progress("embed", 0, total, f"Embedding {total} chunks"))
-        for start in range(0, len(order), bs):
-            if should_stop():
-                rep.cancelled = True
-                break
-            batch = order[start:start + bs]
-            t1 = time.perf_counter()
-            vectors = self.embeddings.encode_array([items[j][3].page_content for j in batch], batch_size=bs)
-            t_embed += time.perf_counter() - t1
-            for j, v in zip(batch, vectors):
-                buf.append((j, v))
-                buf.extend((c, v) for c in copies.get(j, ()))
-            done = len(stored) + len(buf)
-            if len(buf) >= _FLUSH_CHUNKS or done == total:
-                stored.extend(self._flush(items, buf, remaining, info))
-                buf = []
-            on_event(ev.progress("embed", done, total, f"Embedded {done}/{total} chunks"))
+        batches = _embed_batches(self.embeddings, [items[j][3].page_content for j in unique], bs) if unique else None
+        try:
+            while batches is not None:
+                if should_stop():
+                    rep.cancelled = True
+                    break
+                t1 = time.perf_counter()
+                nxt = next(batches, None)
+                t_embed += time.perf_counter() - t1
+                if nxt is None:
+                    break
+                rows, vectors = nxt
+                for r, v in zip(rows, vectors):
+                    j = unique[r]
+                    buf.append((j, v))
+                    buf.extend((c, v) for c in copies.get(j, ()))
+                done = len(stored) + len(buf)
+                if len(buf) >= _FLUSH_CHUNKS or done == total:
+                    stored.extend(self._flush(items, buf, remaining, info))
+                    buf = []
+                on_event(ev.progress("embed", done, total, f"Embedded {done}/{total} chunks"))
+        finally:
+            if batches is not None:
+                batches.close()
         kept = done
         if rep.cancelled:
             # no half-indexed files: drop the chunks of sources not finished
@@ -751,7 +785,8 @@ def ingest(project: "Project | str | Path", paths: Sequence[str | Path] = (), *,
     index_dir, root = _project_index(project)
     load, suffixes = loader()
     files, skipped = _expand(paths, suffixes, on_event)
-    idx = DocumentIndex(index_dir, embeddings, root, embedding_model=settings.embedding_model or None)
+    idx = DocumentIndex(index_dir, embeddings, root, embedding_model=settings.embedding_model or None,
+                        embedding_backend=settings.embedding_backend)
     if not rebuild:
         idx.check_embedder()  # fail before hashing anything
     known = idx.meta["sources"] if idx.exists else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from backend.errors import ConfigError
 
@@ -19,6 +19,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "If the context does not contain the answer, say that you do not know."
 )
 NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly."
+EmbeddingBackend = Literal["auto", "torch", "onnx"]
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -79,11 +80,15 @@ class IndexSettings:
 
     chunk_size: int = _f(1000, "Characters per chunk. Smaller chunks give more precise sources; larger ones more context per passage.", min=100, max=20_000, label="Chunk size")
     chunk_overlap: int = _f(150, "Characters shared by neighbouring chunks, so a sentence cut at a boundary is still found.", min=0, max=5000, label="Chunk overlap")
-    embed_batch_size: int = _f(0, "Chunks embedded per batch; 0 = automatic (64 on the CPU, 256 on a GPU). One progress event per batch.", min=0, max=4096, label="Embedding batch")
+    embed_batch_size: int = _f(0, "Chunks embedded per batch; 0 = automatic (16 with ONNX Runtime on the CPU, 64 with torch on the CPU, 256 on a GPU). One progress event per batch.", min=0, max=4096, label="Embedding batch")
     embedding_model: str = _f("", "A local sentence-transformers folder; empty = the bundled all-MiniLM-L6-v2. Changing it needs a rebuild of the index.", label="Embedding model")
+    embedding_backend: EmbeddingBackend = _f("auto", "What computes the vectors: auto = ONNX Runtime on the CPU (the same float32 maths as torch, faster; exported once into the cache and checked against torch), torch on a GPU; torch = always sentence-transformers; onnx = ONNX Runtime also on a GPU. The vectors are the same either way, so the index does not need a rebuild. Falls back to torch, with the reason in the log, when ONNX Runtime cannot be used.", label="Embedding backend")
 
     def __post_init__(self) -> None:
         _check(self, "index.")
+        if self.embedding_backend not in get_args(EmbeddingBackend):
+            raise ConfigError(f"unknown embedding backend {self.embedding_backend!r}", field="index.embedding_backend",
+                              hint=f"use one of {', '.join(get_args(EmbeddingBackend))}")
         if self.chunk_overlap >= self.chunk_size:
             raise ConfigError(f"the overlap ({self.chunk_overlap}) must be smaller than the chunk size ({self.chunk_size})",
                               field="index.chunk_overlap", hint="lower the overlap or raise the chunk size")
