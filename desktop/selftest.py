@@ -13,7 +13,7 @@ Steps
 ``qt``           an offscreen QApplication draws a pyqtgraph plot
 ``model``        the default base model resolves, loads and generates a few tokens
 ``training``     a 3-step LoRA run on a tiny generated dataset completes
-``embeddings``   the bundled embedding model embeds text
+``embeddings``   the bundled embedding model embeds text (with the app's embedder and backend)
 ``chroma``       a persistent Chroma collection is written, reopened and queried
 
 Exit code 0 when every step passed, 1 otherwise (the failing steps are named).
@@ -255,13 +255,11 @@ def step_training(ctx: dict) -> str:
 
 
 def _embeddings():
-    from langchain_huggingface import HuggingFaceEmbeddings
+    # the app's own embedder: ONNX Runtime on the CPU when it works here (exported into the
+    # redirected cache, parity-checked against torch), torch otherwise; the step says which
+    from backend.rag.embeddings import load_embeddings
 
-    from backend.models import embedding_model_path
-
-    return HuggingFaceEmbeddings(model_name=str(embedding_model_path()),
-                                 model_kwargs={"device": "cpu"},
-                                 encode_kwargs={"normalize_embeddings": True})
+    return load_embeddings(device="cpu")
 
 
 def step_embeddings(ctx: dict) -> str:
@@ -279,7 +277,8 @@ def step_embeddings(ctx: dict) -> str:
 
     if not cos(a, b) > cos(a, c):
         raise StepFailed(f"similar sentences are not closer ({cos(a, b):.3f} <= {cos(a, c):.3f})")
-    return f"dimension {len(a)}, cos(similar)={cos(a, b):.2f} > cos(unrelated)={cos(a, c):.2f}"
+    return (f"dimension {len(a)}, cos(similar)={cos(a, b):.2f} > cos(unrelated)={cos(a, c):.2f}, "
+            f"{emb.describe_backend()}")
 
 
 def step_chroma(ctx: dict) -> str:
