@@ -368,7 +368,7 @@ def _fused_lora_forward(self, x, *args, **kwargs):
 
     base = self.base_layer
     if (args or kwargs or self.disable_adapters or self.merged or not torch.is_grad_enabled()
-            or len(self.active_adapters) != 1):
+            or len(self.active_adapters) != 1 or torch.is_autocast_enabled(x.device.type)):
         return super(type(self), self).forward(x, *args, **kwargs)
     name = self.active_adapters[0]
     if name not in self.lora_A or name in getattr(self, "lora_variant", {}):
@@ -391,7 +391,8 @@ def fuse_lora(model) -> int:
     The module keeps its parameters, state dict and ``isinstance`` (its class becomes a
     subclass that only overrides ``forward``); anything unusual (DoRA, merged or disabled
     adapters, several active adapters, quantised or trainable base weights, no grad)
-    still runs PEFT's own forward.  :func:`unfuse_lora` undoes it.
+    still runs PEFT's own forward, and so does anything under autocast (mixed dtypes inside
+    the in-place matmul).  :func:`unfuse_lora` undoes it.
     """
     try:
         from peft.tuners.lora.layer import Linear as LoraLinearModule

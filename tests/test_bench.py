@@ -213,6 +213,8 @@ def test_fused_lora_matches_peft_forward_and_gradients(tiny_model_dir):
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
     model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed dtypes: PEFT's forward, no error
+        model(input_ids=ids, labels=ids).loss.backward()
 
 
 def test_fused_lora_dropout_uses_the_mask_in_both_passes():
