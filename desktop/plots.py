@@ -267,8 +267,16 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
         i1 = int(np.searchsorted(x, right, side="right")) + 1
         return max(0, i0), min(n, max(i1, i0 + 1))
 
+    def close(self) -> bool:
+        """pyqtgraph deletes the plot items on close: stop the timers that would draw on them."""
+        self.timer.stop()
+        self._range_timer.stop()
+        return super().close()
+
     def refresh(self) -> None:
         """Push the (decimated, visible) points to the curves if anything changed."""
+        if self.closed:  # the scene and its plots are gone (a timer event already queued)
+            return
         m = self.metrics
         x = m.x()
         i0, i1 = self._visible(x)

@@ -196,6 +196,9 @@ class Worker(QObject):
             if app is not None:
                 self.moveToThread(app.thread())
             self.finished.emit()
+            # End the thread's event loop now, so Job.wait() returns without the GUI thread
+            # having to process the queued finished signal first (closing the window waits).
+            QThread.currentThread().quit()
 
 
 class Job(QObject):

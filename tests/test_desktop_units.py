@@ -293,6 +293,43 @@ def test_job_runs_off_the_gui_thread_and_stops(qtbot):
     assert job.result == "stopped" and seen["thread"] != gui and not job.is_running()
 
 
+def test_stop_all_jobs_does_not_wait_for_the_gui_thread(qtbot):
+    """Closing the window stops jobs and waits for their threads without an event loop."""
+    import time
+
+    from desktop.workers import Job, running_jobs, stop_all_jobs
+
+    started = threading.Event()
+
+    def work(*, should_stop):
+        started.set()
+        while not should_stop():
+            time.sleep(0.01)
+        return "stopped"
+
+    job = Job(work).start()
+    assert started.wait(10)
+    t0 = time.monotonic()
+    assert stop_all_jobs(timeout_ms=10_000)
+    assert time.monotonic() - t0 < 5  # not the whole timeout
+    assert job.done and job.result == "stopped" and not running_jobs()
+
+
+def test_plot_view_closed_with_a_redraw_queued(qtbot):
+    from desktop.plots import QtRunMetrics, RunMetrics
+
+    m = RunMetrics()
+    view = QtRunMetrics(m)
+    qtbot.addWidget(view)
+    view.show()
+    view.start_live()
+    m.add({"type": "train", "step": 1, "loss": 1.0})
+    view.close()  # pyqtgraph deletes the plot items; the timers must not draw on them
+    assert not view.timer.isActive()
+    view.refresh()
+    qtbot.wait(100)
+
+
 def test_job_reports_errors(qtbot):
     from desktop.workers import Job
 
