@@ -30,3 +30,18 @@ def test_cli_help_is_fast_and_lazy():
             "print(heavy); sys.exit(1 if heavy else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_cli_output_to_a_closed_pipe_is_quiet(tmp_path):
+    """`tune ... | head`: the reader leaving is not a crash with a traceback."""
+    import os
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        res = subprocess.run([sys.executable, "-m", "backend", "new", str(tmp_path / "p")], stdout=w,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    finally:
+        os.close(w)
+    assert res.returncode == 141 and "Traceback" not in res.stderr, res.stderr
+    assert (tmp_path / "p" / "project.json").is_file()
