@@ -21,6 +21,8 @@ import math
 import os
 import re
 import shutil
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +91,22 @@ def converted_dir(gguf: Path) -> Path:
     return cache_dir() / "models" / f"{gguf.stem}-{key}"
 
 
+_convert_locks: dict[Path, threading.Lock] = {}
+_convert_locks_guard = threading.Lock()
+STALE_TMP_S = 24 * 3600  # a conversion folder left by a killed process is removed after a day
+
+
+def _is_converted(out: Path) -> bool:
+    return (out / "config.json").exists() and (out / "model.safetensors").exists()
+
+
 def convert_gguf(gguf: Path, on_event: ev.OnEvent = ev.no_event) -> Path:
     """Convert a GGUF file into a safetensors model folder in the cache (once).
+
+    Safe to call from several threads (the app resolves the model in the background
+    while a chat or a run may ask for it: the later callers wait for the first) and
+    from several processes (each writes its own temporary folder; the first complete
+    one becomes the cache entry, the others are discarded).
 
     Returns
     -------
@@ -98,8 +114,23 @@ def convert_gguf(gguf: Path, on_event: ev.OnEvent = ev.no_event) -> Path:
         The folder, loadable with ``AutoModelForCausalLM.from_pretrained``.
     """
     out = converted_dir(gguf)
-    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+    if _is_converted(out):
         return out
+    with _convert_locks_guard:
+        lock = _convert_locks.setdefault(out, threading.Lock())
+    if not lock.acquire(blocking=False):
+        on_event(ev.progress("convert", 0, 2, f"Waiting for the conversion of {gguf.name} in progress…"))
+        lock.acquire()
+    try:
+        if _is_converted(out):
+            on_event(ev.progress("convert", 2, 2, "Converted"))
+            return out
+        return _convert(gguf, out, on_event)
+    finally:
+        lock.release()
+
+
+def _convert(gguf: Path, out: Path, on_event: ev.OnEvent) -> Path:
     on_event(ev.progress("convert", 0, 2, f"Converting {gguf.name} to safetensors (once)…"))
     from transformers import AutoModelForCausalLM, AutoTokenizer
     import torch
@@ -119,14 +150,32 @@ def convert_gguf(gguf: Path, on_event: ev.OnEvent = ev.no_event) -> Path:
         del model.config.quantization_config
     model.hf_quantizer = None
     model.is_quantized = False
-    tmp = out.with_name(out.name + ".tmp")
+    for old in out.parent.glob(out.name + ".tmp*"):  # left by a process killed mid-conversion
+        try:
+            if time.time() - old.stat().st_mtime > STALE_TMP_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    (tmp / "tune_studio_source.json").write_text(json.dumps({"gguf": str(gguf)}))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / "tune_studio_source.json").write_text(json.dumps({"gguf": str(gguf)}))
+        if _is_converted(out):  # another process finished first: keep its folder
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(out, ignore_errors=True)  # an incomplete leftover
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                if not _is_converted(out):  # not a race lost to another process
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     on_event(ev.progress("convert", 2, 2, "Converted"))
     return out
 

@@ -261,3 +261,37 @@ def test_default_model_five_lora_steps(chat_jsonl, tmp_path):
                                   return_tensors="pt", return_dict=True)
     out = model.generate(**enc, max_new_tokens=8, do_sample=False)
     assert tok.decode(out[0][enc["input_ids"].shape[1]:]).strip()
+
+
+@pytest.mark.e2e
+def test_default_model_converted_once_when_two_callers_ask_at_once(tmp_path, monkeypatch):
+    """The app resolves the model in the background while a chat or a run may ask for it too."""
+    import threading
+
+    from backend import models
+
+    monkeypatch.setenv("TUNE_STUDIO_CACHE", str(tmp_path / "cache"))
+    gguf = models.default_gguf_path()
+    out = models.converted_dir(gguf)
+    out.parent.mkdir(parents=True)
+    stale = out.with_name(out.name + ".tmp-1-1")  # left by a process killed a day ago
+    (stale / "x").mkdir(parents=True)
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+    live = out.with_name(out.name + ".tmp-2-2")  # another process converting right now
+    live.mkdir()
+    events: list[tuple[int, str]] = []
+    results: list = [None, None]
+
+    def call(i: int) -> None:
+        results[i] = models.convert_gguf(gguf, on_event=lambda e: events.append((i, e["message"])))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [out, out]
+    assert sum("Converting" in m for _, m in events) == 1 and sum("Waiting" in m for _, m in events) == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, live.name])
+    assert (out / "model.safetensors").is_file() and json.loads((out / "config.json").read_text())
+    assert models.convert_gguf(gguf) == out  # cached
