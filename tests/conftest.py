@@ -53,6 +53,30 @@ def build_tiny_model(out: Path, tokenizer_dir: Path, *, hidden: int = 64, layers
     return out
 
 
+def build_tiny_embedder(out: Path) -> Path:
+    """A random-weight tiny BERT sentence-transformers folder with MiniLM's tokenizer and pooling."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from backend.models import embedding_model_path
+
+    src = embedding_model_path()
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("modules.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(src / name, out / name)
+    (out / "1_Pooling").mkdir()
+    pool = json.loads((src / "1_Pooling" / "config.json").read_text())
+    pool["word_embedding_dimension"] = 32
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pool))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=512)).save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, real_tokenizer_dir) -> Path:
     """Session-wide tiny model folder (do not modify it; copy it if you must)."""

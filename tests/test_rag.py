@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import build_tiny_embedder
 
 from backend.errors import IndexStoreError, ModelError, RunError
 
@@ -51,25 +52,9 @@ def embedder():
 @pytest.fixture(scope="module")
 def other_embedder(tmp_path_factory):
     """A second, real sentence-transformers model: a tiny random BERT with MiniLM's tokenizer."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from backend.models import embedding_model_path
     from backend.rag.embeddings import load_embeddings
 
-    src = embedding_model_path()
-    out = tmp_path_factory.mktemp("tiny-embedder")
-    for name in ("modules.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "vocab.txt"):
-        shutil.copy(src / name, out / name)
-    (out / "1_Pooling").mkdir()
-    pool = json.loads((src / "1_Pooling" / "config.json").read_text())
-    pool["word_embedding_dimension"] = 32
-    (out / "1_Pooling" / "config.json").write_text(json.dumps(pool))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=512)).save_pretrained(out)
-    return load_embeddings(out)
+    return load_embeddings(build_tiny_embedder(tmp_path_factory.mktemp("tiny") / "tiny-embedder"))
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import build_tiny_embedder
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -177,25 +178,7 @@ def test_forced_torch_never_touches_onnx(cache, monkeypatch):
 @pytest.fixture()
 def tiny_bert(tmp_path):
     """A tiny random BERT sentence-transformers folder with MiniLM's tokenizer and pooling."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from backend.models import embedding_model_path
-
-    src = embedding_model_path()
-    out = tmp_path / "tiny-bert"
-    out.mkdir()
-    for name in ("modules.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
-                 "special_tokens_map.json", "vocab.txt"):
-        shutil.copy(src / name, out / name)
-    (out / "1_Pooling").mkdir()
-    pool = json.loads((src / "1_Pooling" / "config.json").read_text())
-    pool["word_embedding_dimension"] = 32
-    (out / "1_Pooling" / "config.json").write_text(json.dumps(pool))
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=512)).save_pretrained(out)
-    return out
+    return build_tiny_embedder(tmp_path / "tiny-bert")
 
 
 def _fresh(folder, backend="onnx"):
