@@ -255,6 +255,15 @@ def row_stats(rows: list[dict]) -> dict:
             "mean_len": round(sum(lens) / len(lens), 1)}
 
 
+def emit(block: dict, out: str | None) -> int:
+    """Print a bench block as JSON (and write it to ``out`` too); the exit code of a bench's ``main``."""
+    text = json.dumps(block, indent=2, default=str)
+    if out:
+        Path(out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def write_json(path: Path, data: dict) -> None:
     """Atomic JSON write."""
     tmp = path.with_suffix(path.suffix + ".tmp")

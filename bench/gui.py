@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import log, percentile, setup_env, median
+from bench.common import emit, log, median, percentile, setup_env
 
 PROBE_MS = 5
 
@@ -304,12 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("idle_s", "train_s", "points"):
         if getattr(a, k) is not None:
             kw[k] = getattr(a, k)
-    res = run(**kw)
-    text = json.dumps(res, indent=2, default=str)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(run(**kw), a.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ medians are compared; process CPU seconds are recorded too.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import _text, log, median, percentile, ratio, setup_env
+from bench.common import _text, emit, log, median, percentile, ratio, setup_env
 
 _TOPICS = ("solar panels", "sourdough bread", "river ecology", "tax returns", "bicycle repair", "python threads",
            "chess openings", "bird migration", "kidney health", "jazz harmony", "roof insulation", "tide tables",
@@ -181,12 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         kw["n_queries"] = a.queries
     if a.repeats is not None:
         kw["repeats"] = a.repeats
-    res = run(**kw)
-    text = json.dumps(res, indent=2, default=str)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(run(**kw), a.out)
 
 
 if __name__ == "__main__":

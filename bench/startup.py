@@ -11,7 +11,6 @@ is reported apart from the median of the warm runs that follow.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, log, median
+from bench.common import REPO, emit, log, median
 
 
 def _one(home: Path, timeout: float = 120.0) -> dict:
@@ -88,12 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write the JSON here too")
     a = p.parse_args(argv)
     n = a.runs if a.runs is not None else (1 if a.quick else 3)
-    res = run(n)
-    text = json.dumps(res, indent=2, default=str)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
-    print(text)
-    return 0
+    return emit(run(n), a.out)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import (RssSampler, log, median, ratio, row_stats, run_json_subprocess, setup_env,
+from bench.common import (RssSampler, emit, log, median, ratio, row_stats, run_json_subprocess, setup_env,
                           make_rows)
 
 # peak dense bf16 FLOP/s, for LoRA-MFU
@@ -699,12 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         r = run_contender(o._worker, o._rows_file, o)  # type: ignore[attr-defined]
         print(json.dumps(r, default=str), flush=True)
         return 0
-    block = run(o)
-    text = json.dumps(block, indent=2, default=str)
-    if getattr(o, "_out", None):
-        Path(o._out).write_text(text + "\n")  # type: ignore[attr-defined]
-    print(text)
-    return 0
+    return emit(run(o), getattr(o, "_out", None))
 
 
 if __name__ == "__main__":
