@@ -258,12 +258,7 @@ def _fast_dropout_class():
                 return x
             if x.device.type != "cpu" or p >= 1.0 or self.inplace:
                 return torch.nn.functional.dropout(x, p, True, self.inplace)
-            n = x.numel()
-            bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)
-            lanes = bits.view(torch.int32)[:n].view(x.shape)
-            # int32 lanes are uniform on [-2**31, 2**31): drop when below -2**31 + p * 2**32
-            keep = lanes >= int(round(p * 2**32)) - 2**31
-            return _MaskScale.apply(x, keep, 1.0 / (1.0 - p))
+            return _MaskScale.apply(x, _keep_mask(x, p), 1.0 / (1.0 - p))
 
     _dropout_cls = FastDropout
     return FastDropout
@@ -300,6 +295,7 @@ def _keep_mask(x2, p: float):
     if x2.device.type == "cpu":  # 64 random bits per two elements (see FastDropout)
         n = x2.numel()
         bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None)
+        # int32 lanes are uniform on [-2**31, 2**31): drop when below -2**31 + p * 2**32
         return bits.view(torch.int32)[:n].view(x2.shape) >= int(round(p * 2**32)) - 2**31
     return torch.rand(x2.shape, device=x2.device, dtype=torch.float32) >= p
 
