@@ -17,7 +17,6 @@ page text), ``type`` (the suffix); CSV chunks also carry ``row``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import time
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from backend import events as ev
 from backend.data.readers import decode_text, read_bytes
 from backend.errors import DocumentError
-from backend.fsutil import atomic_write_json, atomic_write_text, read_json
+from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.documents import Document
@@ -263,15 +262,11 @@ def load_and_chunk(path: str | Path, chunk_size: int = 800, chunk_overlap: int =
 
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError as e:
         raise DocumentError(f"cannot read the file ({e.strerror or e})", file=path,
                             hint="check the path and permissions") from None
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------

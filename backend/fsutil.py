@@ -1,7 +1,8 @@
-"""Atomic file writes and small JSON helpers."""
+"""Atomic file writes, file hashes and small JSON helpers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -45,3 +46,12 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         return default
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (``OSError`` when unreadable)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -203,8 +203,8 @@ def test_corrupt_cached_export_is_exported_again(tiny_bert, cache, caplog):
         emb = _fresh(tiny_bert)
     assert emb.backend == "onnx", emb.backend_reason
     assert "exporting again" in caplog.text
-    from backend.rag.onnx_embed import _sha256
-    assert json.loads((path.parent / "export.json").read_text())["sha256"] == _sha256(path)
+    from backend.fsutil import sha256_file
+    assert json.loads((path.parent / "export.json").read_text())["sha256"] == sha256_file(path)
     assert path.stat().st_size > 1000 and meta["parity_max_abs_diff"] < 1e-4
     assert np.abs(emb.encode_array(TEXTS) - want).max() < 1e-4
 

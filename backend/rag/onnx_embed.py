@@ -36,6 +36,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend.fsutil import sha256_file
+
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1          # bump when the export recipe changes: old cache entries are ignored
@@ -108,14 +110,6 @@ def pipeline_spec(folder: Path) -> dict[str, Any]:
             "num_heads": int(cfg["num_attention_heads"]), "hidden_size": int(cfg["hidden_size"])}
 
 
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -134,7 +128,7 @@ def cache_key(folder: Path) -> str:
             continue
         rel = p.relative_to(folder).as_posix()
         if p.suffix in (".safetensors", ".bin"):
-            h.update(f"{rel}:{p.stat().st_size}:{_sha256(p)}".encode())
+            h.update(f"{rel}:{p.stat().st_size}:{sha256_file(p)}".encode())
         elif p.suffix in (".json", ".txt", ".model"):
             h.update(rel.encode())
             h.update(p.read_bytes())
@@ -425,7 +419,7 @@ def load_onnx_encoder(folder: Path, reference, *, max_seq_length: int, device: s
             meta = _read_json(meta_path)
             if path.is_file() and meta.get("sha256"):
                 try:
-                    if _sha256(path) != meta["sha256"]:
+                    if sha256_file(path) != meta["sha256"]:
                         raise OnnxUnavailable("the cached file does not match its recorded hash")
                     enc = _encoder(path, device, tok, spec, max_seq_length, folder)
                     diff = _parity(enc, reference, full=False)
@@ -462,7 +456,7 @@ def _export_and_check(folder, spec, tok, reference, max_seq_length, device, path
     if not diff < PARITY_TOL:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise OnnxUnavailable(f"the ONNX export differs from torch by {diff:.2e} (limit {PARITY_TOL:g})")
-    atomic_write_json(meta_path, {"sha256": _sha256(path), "key": ckey, "versions": _versions(),
+    atomic_write_json(meta_path, {"sha256": sha256_file(path), "key": ckey, "versions": _versions(),
                                   "fused": fused, "parity_max_abs_diff": diff, "model": str(folder),
                                   "seconds": round(time.perf_counter() - t, 2), "created": round(time.time(), 3)})
     log.info("embeddings: exported %s to ONNX in %.1fs (fused %s, parity %.1e)", folder, time.perf_counter() - t,
