@@ -15,6 +15,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``ingest``, ``ask`` and ``eval`` subcommands to ``tune``'s subparsers."""
+    from backend.rag.settings import EMBEDDING_BACKENDS  # light: dataclasses only
+
     i = subparsers.add_parser("ingest", help="index documents for questions (incremental)",
                               description="Chunk and embed documents into PROJECT/index. Unchanged files are "
                                           "skipped; indexed files that are gone from disk are dropped.")
@@ -28,7 +30,7 @@ def register(subparsers: Any) -> None:
     i.add_argument("--embedding-model", dest="embedding_model", metavar="FOLDER",
                    help="a local sentence-transformers folder (default: the bundled all-MiniLM-L6-v2)")
     i.add_argument("--batch-size", type=int, dest="batch_size", help="chunks per embedding batch (default: auto)")
-    i.add_argument("--embedding-backend", dest="embedding_backend", choices=("auto", "torch", "onnx"),
+    i.add_argument("--embedding-backend", dest="embedding_backend", choices=EMBEDDING_BACKENDS,
                    help="what computes the vectors: auto (ONNX Runtime on the CPU, torch on a GPU; default), "
                         "torch or onnx; the vectors are the same")
     i.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -22,10 +22,11 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 
 from backend.errors import ModelError
+from backend.rag.settings import EMBEDDING_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,18 @@ def resolve_embedding_model(path: str | Path | None = None) -> Path:
     return p
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, rows: Iterable[int] | None = None) -> list[list[int]]:
+    """``rows`` (default: all) sorted longest first and cut into batches of ``batch_size``.
+
+    Texts of similar length share a batch, so little of it is padding.
+    """
+    order = sorted(range(len(lengths)) if rows is None else rows, key=lambda i: -lengths[i])
+    bs = max(1, int(batch_size))
+    return [order[s:s + bs] for s in range(0, len(order), bs)]
+
+
 _CLASS: Any = None
 
-BACKENDS = ("auto", "torch", "onnx")
 BACKEND_ENV = "TUNE_STUDIO_EMBED_BACKEND"
 
 
@@ -244,6 +254,7 @@ def _local_embeddings_class() -> type:
             """
             texts = [t.replace("\n", " ") for t in texts]
             bs = max(1, batch_size or int(self.encode_kwargs.get("batch_size", 32)))
+            rest = None  # rows torch still has to embed (None: all)
             if self._onnx is not None:
                 order: list[int] = []
                 done = 0
@@ -263,14 +274,9 @@ def _local_embeddings_class() -> type:
                 finally:
                     if runs is not None:
                         runs.close()  # a stopped ingest waits for the batches already running
-                rest = order[done:] if order else list(range(len(texts)))
-                for s in range(0, len(rest), bs):
-                    rows = rest[s:s + bs]
-                    yield rows, self._torch_encode([texts[i] for i in rows], bs)
-                return
-            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-            for s in range(0, len(order), bs):
-                rows = order[s:s + bs]
+                if order:
+                    rest = order[done:]
+            for rows in length_batches([len(t) for t in texts], bs, rest):
                 yield rows, self._torch_encode([texts[i] for i in rows], bs)
 
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -308,7 +314,7 @@ _CACHE_LOCK = threading.Lock()
 def default_backend() -> str:
     """The embedding backend asked for by ``TUNE_STUDIO_EMBED_BACKEND`` (default ``auto``)."""
     b = os.environ.get(BACKEND_ENV, "").strip().lower() or "auto"
-    return b if b in BACKENDS else "auto"
+    return b if b in EMBEDDING_BACKENDS else "auto"
 
 
 def default_batch_size(device: str, backend: str) -> int:
@@ -357,9 +363,9 @@ def load_embeddings(model_path: str | Path | None = None, *, device: str = "auto
     """
     folder = resolve_embedding_model(model_path)
     backend = (backend or default_backend()).lower()
-    if backend not in BACKENDS:
+    if backend not in EMBEDDING_BACKENDS:
         raise ModelError(f"unknown embedding backend {backend!r}", field="index.embedding_backend",
-                         hint=f"use one of {', '.join(BACKENDS)}")
+                         hint=f"use one of {', '.join(EMBEDDING_BACKENDS)}")
     if device == "auto":
         import torch
         device = "cuda" if torch.cuda.is_available() else "cpu"

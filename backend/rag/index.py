@@ -201,9 +201,9 @@ def _embed_batches(emb: Any, texts: list[str], batch_size: int):
     if it is not None:
         yield from it(texts, batch_size=batch_size)
         return
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    for s in range(0, len(order), batch_size):
-        rows = order[s:s + batch_size]
+    from backend.rag.embeddings import length_batches
+
+    for rows in length_batches([len(t) for t in texts], batch_size):
         yield rows, emb.embed_documents([texts[i] for i in rows])
 
 

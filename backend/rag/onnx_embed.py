@@ -300,10 +300,10 @@ class OnnxEncoder:
 
     def plan(self, texts: Sequence[str], batch_size: int) -> tuple[dict[str, list[list[int]]], list[list[int]]]:
         """Tokenise once and cut the rows, longest first, into batches of ``batch_size``."""
+        from backend.rag.embeddings import length_batches
+
         toks = self.tokenize(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(toks["input_ids"][i]))
-        bs = max(1, int(batch_size))
-        return toks, [order[s:s + bs] for s in range(0, len(order), bs)]
+        return toks, length_batches([len(ids) for ids in toks["input_ids"]], batch_size)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32):
         """Vectors of ``texts`` (float32, ``(n, dim)``) in their order; batches sorted by token count."""

@@ -20,6 +20,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly."
 EmbeddingBackend = Literal["auto", "torch", "onnx"]
+EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -86,9 +87,9 @@ class IndexSettings:
 
     def __post_init__(self) -> None:
         _check(self, "index.")
-        if self.embedding_backend not in get_args(EmbeddingBackend):
+        if self.embedding_backend not in EMBEDDING_BACKENDS:
             raise ConfigError(f"unknown embedding backend {self.embedding_backend!r}", field="index.embedding_backend",
-                              hint=f"use one of {', '.join(get_args(EmbeddingBackend))}")
+                              hint=f"use one of {', '.join(EMBEDDING_BACKENDS)}")
         if self.chunk_overlap >= self.chunk_size:
             raise ConfigError(f"the overlap ({self.chunk_overlap}) must be smaller than the chunk size ({self.chunk_size})",
                               field="index.chunk_overlap", hint="lower the overlap or raise the chunk size")
