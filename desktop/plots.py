@@ -101,11 +101,6 @@ class RunMetrics:
         """The train steps as a list."""
         return self.x().tolist()
 
-    @property
-    def series(self) -> dict[str, list[float]]:
-        """The train series as lists (copies; prefer :meth:`y`)."""
-        return {k: self.y(k).tolist() for k in _TRAIN_KEYS}
-
     # -- write -----------------------------------------------------------------------------
     def add(self, e: dict) -> None:
         """Take one event (``train``, ``eval`` or ``checkpoint``; others are ignored)."""
