@@ -356,9 +356,6 @@ def run_contender(name: str, rows_path: str, opts: Opts) -> dict:
 # ---------------------------------------------------------------------------
 # paired step timing: both paths in one process, alternating batch by batch
 
-PAIRED_PATHS = ("hf_tuned", "ours", "packed_sdpa")
-
-
 def run_paired(rows_path: str, opts: Opts, paths: tuple = ("hf_tuned", "ours")) -> dict:
     """Forward+backward of every micro-batch through each path in turn (A B, B A, ...), same model.
 
@@ -648,14 +645,18 @@ def run(opts: Opts) -> dict:
     return block
 
 
+# the Opts fields with a --flag of their own
+_FLAG_OPTS = ("model", "rows", "pool", "eval_rows", "max_length", "min_len", "max_len", "median_len", "batch_size",
+              "grad_accum", "learning_rate", "threads", "repeats", "paired_repeats", "seed_steps", "seed")
+
+
 def parse(argv: list[str] | None = None) -> Opts:
     """Command-line flags -> :class:`Opts`."""
     d = Opts()
     p = argparse.ArgumentParser(prog="python -m bench.train_cpu", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     p.add_argument("--cuda", action="store_true", help="run on the GPU with the train_cuda sizes")
-    for f in ("model", "rows", "pool", "eval_rows", "max_length", "min_len", "max_len", "median_len", "batch_size",
-              "grad_accum", "learning_rate", "threads", "repeats", "paired_repeats", "seed_steps", "seed"):
+    for f in _FLAG_OPTS:
         p.add_argument("--" + f.replace("_", "-"), type=type(getattr(d, f)), default=None)
     p.add_argument("--contenders", default=None, help="comma-separated, from: " + ", ".join(CONTENDERS))
     p.add_argument("--inprocess", action="store_true", help="run contenders in this process (faster, RSS less exact)")
@@ -673,8 +674,7 @@ def parse(argv: list[str] | None = None) -> Opts:
             o = Opts(**{**asdict(o), **QUICK})
         if a.cuda:
             o = Opts(**{**asdict(o), **CUDA, "device": "cuda"})
-        for f in ("model", "rows", "pool", "eval_rows", "max_length", "min_len", "max_len", "median_len", "batch_size",
-                  "grad_accum", "learning_rate", "threads", "repeats", "paired_repeats", "seed_steps", "seed"):
+        for f in _FLAG_OPTS:
             v = getattr(a, f)
             if v is not None:
                 setattr(o, f, v)
