@@ -316,7 +316,7 @@ def test_stop_all_jobs_does_not_wait_for_the_gui_thread(qtbot):
 
 
 def test_plot_view_closed_with_a_redraw_queued(qtbot):
-    from desktop.plots import QtRunMetrics, RunMetrics
+    from desktop.plots import QtRunMetrics
 
     m = RunMetrics()
     view = QtRunMetrics(m)
