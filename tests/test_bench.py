@@ -132,6 +132,19 @@ def test_fused_ce_matches_hf_loss_and_gradients(tiny_model_dir):
     got = fastpath.fused_linear_cross_entropy(h, w, t, chunk=7)
     gh2, gw2 = torch.autograd.grad(got, (h, w))
     assert torch.allclose(got, ref, rtol=1e-5) and torch.allclose(gh, gh2, atol=1e-5) and torch.allclose(gw, gw2, atol=1e-5)
+    # a reused logits buffer (kept in the workspace from call to call, chunk by chunk) changes nothing
+    ws: dict = {}
+    for _ in range(2):
+        got3 = fastpath.fused_linear_cross_entropy(h, w, t, chunk=7, workspace=ws)
+        gh3, gw3 = torch.autograd.grad(got3, (h, w))
+        assert torch.equal(got3, got) and torch.equal(gh3, gh2) and torch.equal(gw3, gw2)
+    assert ws["logits"].shape == (7, 30)
+    # an all-ignored chunk adds nothing (and reuses the buffer)
+    h4 = h.detach()[:7].clone().requires_grad_()
+    w4 = w.detach().clone()
+    t4 = t[:7].clone()
+    t4[:] = -100
+    assert float(fastpath.fused_linear_cross_entropy(h4, w4, t4, workspace=ws)) == 0.0
 
 
 def test_fastpath_refuses_prompt_learning_and_eager(tiny_model_dir):
