@@ -468,7 +468,9 @@ def _fused_linear_ce_fn():
             total = torch.zeros((), dtype=torch.float32, device=h.device)
             rows = min(chunk, h.shape[0])
             buf = None
-            if workspace is not None:
+            # out= matmuls only for one dtype without autocast (out= would bypass autocast's casts)
+            plain = h.dtype == weight.dtype and not torch.is_autocast_enabled(h.device.type)
+            if workspace is not None and plain:
                 buf = workspace.get("logits")
                 shape = (rows, weight.shape[0])
                 if (buf is None or buf.shape[0] < rows or buf.shape[1] != shape[1] or buf.dtype != weight.dtype
@@ -490,8 +492,10 @@ def _fused_linear_ce_fn():
                     logits.mul_((valid / sums)[:, None])               # softmax, zero for ignored rows
                     logits[torch.arange(len(tc), device=tc.device), safe] -= valid.to(logits.dtype)
                     g = logits.to(h.dtype)
-                    if need_h:
+                    if need_h and plain:
                         torch.mm(g, weight, out=grad_h[s:s + chunk])
+                    elif need_h:
+                        grad_h[s:s + chunk] = g @ weight
                     if need_w:
                         grad_w += (g.t() @ hc).float()
             ctx.save_for_backward(*(t for t in (grad_h, grad_w) if t is not None))
