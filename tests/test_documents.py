@@ -181,6 +181,21 @@ def test_cli_docs_add_and_list(tmp_path, capsys):
     assert "not a Tune Studio project" in capsys.readouterr().err
 
 
+def test_cli_ingest_with_nothing_to_index_says_what_to_name(tmp_path, capsys):
+    from backend.cli import main
+
+    proj = Project.create(tmp_path / "proj")
+    (proj.documents_dir / "guide.md").parent.mkdir(parents=True, exist_ok=True)
+    (proj.documents_dir / "guide.md").write_text("# Guide\n\nText.", encoding="utf-8")  # copied in, not recorded
+    assert main(["ingest", str(proj.root)]) == 2
+    err = capsys.readouterr().err
+    assert "no documents to index" in err and str(proj.documents_dir) in err and "tune docs add" in err
+    assert not proj.index_dir.exists()  # nothing created
+    proj.index_dir.mkdir()  # an index from earlier ingests: left as it is, with a note
+    assert main(["ingest", str(proj.root)]) == 0
+    assert "note: no documents named or recorded" in capsys.readouterr().err
+
+
 def test_documents_as_training_text(tmp_path, real_tokenizer_dir):
     from backend.config import RunConfig
     from backend.data import prepare

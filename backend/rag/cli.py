@@ -128,6 +128,17 @@ def cmd_ingest(args: Any) -> int:
             files = project_documents(project)
         except ImportError:
             files = []
+    if not files:
+        loose = project.documents_dir.is_dir() and any(
+            f.is_file() and f.name != project.manifest_path.name for f in project.documents_dir.rglob("*"))
+        example = f"tune ingest {args.project} {project.documents_dir}" if loose else f"tune ingest {args.project} FILE..."
+        hint = (f"name files or folders (`{example}`) or record them first (`tune docs add {args.project} FILE...`)")
+        if not project.index_dir.exists():
+            print(f"error: {project.root}: no documents to index — none were named and none are recorded in the "
+                  f"project; {hint}", file=sys.stderr)
+            return 2
+        print(f"note: no documents named or recorded in the project, so nothing new is indexed; to add some, {hint}",
+              file=sys.stderr)
     rep = ingest(project, files, settings=settings, rebuild=args.rebuild,
                  on_event=_progress_printer(not args.json), should_stop=_stop_flag())
     if args.json:
