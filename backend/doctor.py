@@ -39,8 +39,8 @@ def doctor(resolve_default: bool = True) -> dict[str, Any]:
     rep["data_dir"] = str(data_dir())
     try:
         gguf = default_gguf_path()
-        rep["default_model"] = {"gguf": str(gguf), "cache": str(converted_dir(gguf)),
-                                "converted": (converted_dir(gguf) / "config.json").exists()}
+        cached = converted_dir(gguf)
+        rep["default_model"] = {"gguf": str(gguf), "cache": str(cached), "converted": (cached / "config.json").exists()}
         if resolve_default:
             path = resolve_model("default")
             info = model_info(path)
@@ -49,7 +49,7 @@ def doctor(resolve_default: bool = True) -> dict[str, Any]:
             est = estimate_memory(RunConfig(), info, dev)
             rep["memory_estimate_default_config"] = est.to_dict()
             rep["memory_estimate_text"] = est.describe()
-    except TuneError as e:
+    except (TuneError, OSError) as e:
         rep["ok"] = False
         rep["problems"].append(str(e))
     try:

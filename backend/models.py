@@ -13,7 +13,6 @@ a hub id             only when ``allow_hub`` is on; offline by default.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -85,10 +84,80 @@ def embedding_model_path() -> Path:
 
 
 def converted_dir(gguf: Path) -> Path:
-    """Cache folder for the safetensors conversion of a GGUF file."""
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:12]
-    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+    """Cache folder for the safetensors conversion of a GGUF file.
+
+    Keyed by the file's content (SHA-256), so the same model installed again, in
+    another virtual environment or at another path, finds its conversion instead
+    of adding another copy (~0.5 GB for the default model) to the cache.
+    """
+    return cache_dir() / "models" / f"{gguf.stem}-{gguf_sha256(gguf)[:12]}"
+
+
+_HASHES_FILE = "gguf-hashes.json"
+_hashes_lock = threading.Lock()
+
+
+def gguf_sha256(gguf: Path) -> str:
+    """SHA-256 of a GGUF file, remembered in the cache by path, size and modification time.
+
+    Hashing takes ~0.25 s per 100 MB, once per file as installed; later calls
+    read it from ``<cache>/gguf-hashes.json``.
+    """
+    from backend.fsutil import atomic_write_json, sha256_file
+
+    path = gguf.resolve()
+    st = path.stat()
+    stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    memo = cache_dir() / _HASHES_FILE
+    with _hashes_lock:
+        known = _read_hashes(memo)
+        if isinstance(known.get(stamp), str):
+            return known[stamp]
+        digest = sha256_file(path)
+        # drop the entries of files that are gone or changed since
+        known = {k: v for k, v in known.items() if _stamp_current(k)}
+        known[stamp] = digest
+        try:
+            atomic_write_json(memo, known)
+        except OSError as e:  # an unwritable cache only costs hashing again next time
+            log.warning("models: cannot record the GGUF hash in %s (%s)", memo, e)
+        return digest
+
+
+def _read_hashes(memo: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(memo.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _stamp_current(stamp: str) -> bool:
+    try:
+        p, size, mtime = stamp.rsplit("|", 2)
+        st = os.stat(p)
+    except (OSError, ValueError):
+        return False
+    return f"{st.st_size}|{st.st_mtime_ns}" == f"{size}|{mtime}"
+
+
+def _prune_legacy_conversions(models_dir: Path) -> None:
+    """Remove conversions made before the cache was keyed by content.
+
+    Those folders were keyed by path and modification time, so a reinstalled
+    model never finds them again; each is ~0.5 GB for the default model.  Only
+    folders this module wrote (``tune_studio_source.json`` without a
+    ``sha256``) are removed.
+    """
+    for d in models_dir.iterdir() if models_dir.is_dir() else ():
+        src = d / "tune_studio_source.json"
+        try:
+            info = json.loads(src.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and "gguf" in info and not info.get("sha256"):
+            log.info("models: removing %s, a conversion from before the cache was keyed by content", d)
+            shutil.rmtree(d, ignore_errors=True)
 
 
 _convert_locks: dict[Path, threading.Lock] = {}
@@ -113,7 +182,11 @@ def convert_gguf(gguf: Path, on_event: ev.OnEvent = ev.no_event) -> Path:
     Path
         The folder, loadable with ``AutoModelForCausalLM.from_pretrained``.
     """
-    out = converted_dir(gguf)
+    try:
+        out = converted_dir(gguf)
+    except OSError as e:
+        raise ModelError(f"cannot read the GGUF file ({e.strerror or e})", file=gguf,
+                         hint="check that the file exists and is readable") from e
     if _is_converted(out):
         return out
     with _convert_locks_guard:
@@ -162,7 +235,7 @@ def _convert(gguf: Path, out: Path, on_event: ev.OnEvent) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / "tune_studio_source.json").write_text(json.dumps({"gguf": str(gguf)}))
+        (tmp / "tune_studio_source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": gguf_sha256(gguf)}))
         if _is_converted(out):  # another process finished first: keep its folder
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -176,6 +249,7 @@ def _convert(gguf: Path, out: Path, on_event: ev.OnEvent) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _prune_legacy_conversions(out.parent)
     on_event(ev.progress("convert", 2, 2, "Converted"))
     return out
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,6 +222,31 @@ def test_model_folder_problems(tmp_path, tiny_model_dir):
     assert resolve_model(str(tiny_model_dir)) == str(tiny_model_dir)
 
 
+def test_gguf_conversion_key_is_the_file_content(tmp_path, monkeypatch):
+    """A model installed again (new path, new mtime) maps to its existing conversion; new content does not."""
+    from backend import models
+
+    monkeypatch.setenv("TUNE_STUDIO_CACHE", str(tmp_path / "cache"))
+    a = tmp_path / "venv1" / "m.gguf"
+    b = tmp_path / "venv2" / "m.gguf"
+    for p in (a, b):
+        p.parent.mkdir()
+        p.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    os.utime(b, (time.time() - 3600,) * 2)
+    assert models.converted_dir(a) == models.converted_dir(b)
+    assert models.converted_dir(a).parent == tmp_path / "cache" / "models"
+    memo = json.loads((tmp_path / "cache" / "gguf-hashes.json").read_text())
+    assert sorted(k.rsplit("|", 2)[0] for k in memo) == sorted([str(a.resolve()), str(b.resolve())])
+    before = models.converted_dir(a)
+    b.unlink()  # gone: forgotten at the next hashing
+    a.write_bytes(b"GGUF other weights")  # changed in place: hashed again, another key
+    assert models.converted_dir(a) != before
+    memo = json.loads((tmp_path / "cache" / "gguf-hashes.json").read_text())
+    assert [k.rsplit("|", 2)[0] for k in memo] == [str(a.resolve())]
+    with pytest.raises(ModelError, match="cannot read the GGUF file"):
+        models.convert_gguf(b)
+
+
 def test_cli_train_and_bad_config(tiny_model_dir, chat_jsonl, tmp_path):
     from backend.cli import main
     cfg = tmp_path / "run.json"
@@ -279,6 +305,14 @@ def test_default_model_converted_once_when_two_callers_ask_at_once(tmp_path, mon
     os.utime(stale, (time.time() - 2 * 86400,) * 2)
     live = out.with_name(out.name + ".tmp-2-2")  # another process converting right now
     live.mkdir()
+    # a conversion keyed by path and time (before content keys): unreachable now, removed
+    legacy = out.with_name(gguf.stem + "-0123456789ab")
+    other = out.with_name("Other-Model.Q8_0-ba9876543210")  # another GGUF's conversion: kept
+    for d, source in ((legacy, {"gguf": "/gone/x.gguf"}), (other, {"gguf": "/x/Other.gguf", "sha256": "ba98"})):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        (d / "model.safetensors").write_bytes(b"")
+        (d / "tune_studio_source.json").write_text(json.dumps(source))
     events: list[tuple[int, str]] = []
     results: list = [None, None]
 
@@ -292,6 +326,13 @@ def test_default_model_converted_once_when_two_callers_ask_at_once(tmp_path, mon
         t.join()
     assert results == [out, out]
     assert sum("Converting" in m for _, m in events) == 1 and sum("Waiting" in m for _, m in events) == 1
-    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, live.name])
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([out.name, live.name, other.name])
     assert (out / "model.safetensors").is_file() and json.loads((out / "config.json").read_text())
     assert models.convert_gguf(gguf) == out  # cached
+    # the same model installed again elsewhere (a new venv: new path, new mtime) converts nothing
+    again = tmp_path / "venv2" / gguf.name
+    again.parent.mkdir()
+    shutil.copyfile(gguf, again)
+    events.clear()
+    assert models.convert_gguf(again, on_event=lambda e: events.append((0, e["message"]))) == out
+    assert events == [] and len(list(out.parent.iterdir())) == 3
