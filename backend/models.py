@@ -147,9 +147,11 @@ def _prune_legacy_conversions(models_dir: Path) -> None:
     Those folders were keyed by path and modification time, so a reinstalled
     model never finds them again; each is ~0.5 GB for the default model.  Only
     folders this module wrote (``tune_studio_source.json`` without a
-    ``sha256``) are removed.
+    ``sha256``) are removed; temporary folders are left to :func:`_convert`'s own clean-up.
     """
     for d in models_dir.iterdir() if models_dir.is_dir() else ():
+        if ".tmp" in d.name:
+            continue
         src = d / "tune_studio_source.json"
         try:
             info = json.loads(src.read_text(encoding="utf-8"))
