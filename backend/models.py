@@ -106,8 +106,7 @@ def gguf_sha256(gguf: Path) -> str:
     from backend.fsutil import atomic_write_json, sha256_file
 
     path = gguf.resolve()
-    st = path.stat()
-    stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    stamp = _file_stamp(path)
     memo = cache_dir() / _HASHES_FILE
     with _hashes_lock:
         known = _read_hashes(memo)
@@ -132,13 +131,18 @@ def _read_hashes(memo: Path) -> dict[str, Any]:
     return d if isinstance(d, dict) else {}
 
 
+def _file_stamp(path: Path | str) -> str:
+    """``path|size|mtime_ns``: what the remembered hash of a file is keyed by."""
+    st = os.stat(path)
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
+
+
 def _stamp_current(stamp: str) -> bool:
+    """Whether the file a remembered stamp names is still there, unchanged."""
     try:
-        p, size, mtime = stamp.rsplit("|", 2)
-        st = os.stat(p)
-    except (OSError, ValueError):
+        return _file_stamp(stamp.rsplit("|", 2)[0]) == stamp
+    except (OSError, ValueError):  # gone, or a damaged entry
         return False
-    return f"{st.st_size}|{st.st_mtime_ns}" == f"{size}|{mtime}"
 
 
 def _prune_legacy_conversions(models_dir: Path) -> None:
