@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from backend import events as ev
 from backend.data.readers import decode_text, read_bytes
 from backend.errors import DocumentError
+from backend.filetypes import DOCUMENT_SUFFIXES
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm", ".csv")
 MANIFEST_VERSION = 1
 
 

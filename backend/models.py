@@ -434,16 +434,34 @@ def model_info(model_path: str) -> ModelInfo:
     attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h
     mlp = 3 * h * inter
     params = L * (attn + mlp + 2 * h) + V * h * (1 if tied else 2) + h
-    tc = Path(model_path) / "tokenizer_config.json"
-    has_template = (Path(model_path) / "chat_template.jinja").exists()
-    if tc.exists():
-        try:
-            has_template = has_template or bool(json.loads(tc.read_text()).get("chat_template"))
-        except json.JSONDecodeError:
-            pass
+    has_template = bool(read_chat_template(model_path))
     return ModelInfo(str(model_path), (c.get("architectures") or ["?"])[0], c.get("model_type", "?"),
                      int(params), h, L, heads, kv, inter, V, c.get("max_position_embeddings", 0), tied,
                      has_template)
+
+
+def read_chat_template(model_path: str | Path) -> str:
+    """The chat template text shipped in a model folder (``""`` when it has none).
+
+    Reads ``chat_template.jinja`` or ``tokenizer_config.json``'s ``chat_template``
+    (a named list: the ``default`` one, else the first).  No tokenizer is loaded.
+    """
+    p = Path(model_path)
+    jinja = p / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8", errors="replace")
+    tc = p / "tokenizer_config.json"
+    if not tc.is_file():
+        return ""
+    try:
+        tmpl = json.loads(tc.read_text(encoding="utf-8")).get("chat_template")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if isinstance(tmpl, list):  # named templates
+        named = [t for t in tmpl if isinstance(t, dict)]
+        tmpl = next((t.get("template") for t in named if t.get("name") == "default"), None) or \
+            (named[0].get("template") if named else "")
+    return tmpl if isinstance(tmpl, str) else ""
 
 
 @dataclass

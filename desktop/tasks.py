@@ -6,7 +6,6 @@ like the backend's own long jobs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,25 +23,6 @@ class ResolvedModel:
     chat_template: str
 
 
-def read_chat_template(model_path: str | Path) -> str:
-    """The chat template text shipped in a model folder ('' when none)."""
-    p = Path(model_path)
-    jinja = p / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8", errors="replace")
-    tc = p / "tokenizer_config.json"
-    if tc.is_file():
-        try:
-            tmpl = json.loads(tc.read_text(encoding="utf-8")).get("chat_template")
-        except (OSError, ValueError):
-            return ""
-        if isinstance(tmpl, list):  # named templates
-            tmpl = next((t.get("template") for t in tmpl if t.get("name") == "default"), None) or \
-                (tmpl[0].get("template") if tmpl else "")
-        return tmpl or ""
-    return ""
-
-
 def resolve_and_describe(source: str, *, allow_hub: bool = False, allow_pickle_weights: bool = False,
                          on_event: ev.OnEvent = ev.no_event) -> ResolvedModel:
     """Resolve a model source (converting a GGUF once) and read its facts.
@@ -52,7 +32,7 @@ def resolve_and_describe(source: str, *, allow_hub: bool = False, allow_pickle_w
     ModelError
         When the source cannot be used (see :func:`backend.models.resolve_model`).
     """
-    from backend.models import model_info, resolve_model
+    from backend.models import model_info, read_chat_template, resolve_model
 
     on_event(ev.progress("resolve", 0, 1, f"Looking for {source}…"))
     path = resolve_model(source, allow_hub=allow_hub, allow_pickle_weights=allow_pickle_weights,

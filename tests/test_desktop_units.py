@@ -11,11 +11,11 @@ import pytest
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
+from backend.estimate import planned_steps
+from backend.presets import PRESETS, apply_preset, matching_preset
 from desktop.appstate import AppSettings, install_sample_project, sample_project_source
 from desktop.data_adapter import append_feedback, copy_into
-from desktop.estimate import planned_steps
 from desktop.plots import RunMetrics
-from desktop.presets import PRESETS, apply_preset, matching_preset
 from desktop.runs import interrupted_runs, list_runs
 from desktop.session import Session
 

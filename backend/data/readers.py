@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from backend.errors import DataError, TuneError
+from backend.filetypes import READABLE_DATASET_SUFFIXES, TEXT_SUFFIXES  # noqa: F401  (re-exported)
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
-DATASET_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", *TEXT_SUFFIXES)
+DATASET_SUFFIXES = READABLE_DATASET_SUFFIXES  # what read_file accepts; the one list is backend.filetypes
 
 
 @dataclass

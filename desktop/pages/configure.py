@@ -7,9 +7,9 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QGroupBox, QHBoxLayout, QLa
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from backend.errors import ConfigError
-from desktop.estimate import RunEstimate, estimate_run
+from backend.estimate import RunEstimate, estimate_run
+from backend.presets import PRESETS, apply_preset, matching_preset
 from desktop.form import QtRunConfigForm
-from desktop.presets import PRESETS, apply_preset, matching_preset
 from desktop.session import Session
 from desktop.widgets import Page, fmt_duration, muted
 

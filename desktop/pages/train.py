@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGroupBox
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from backend.errors import TuneError
-from desktop.estimate import estimate_run
+from backend.estimate import estimate_run
 from desktop.plots import QtRunMetrics, RunMetrics
 from desktop.runs import RunSummary, list_runs, read_run, run_events
 from desktop.session import Session

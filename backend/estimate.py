@@ -1,4 +1,9 @@
-"""Memory and time estimate for a configuration, with warnings in words.  No Qt."""
+"""Memory and time estimate for a configuration, with warnings in words.
+
+The Configure page shows the estimate, and the Train page and ``tune train``
+show its warnings (likely out of memory, rows longer than the model's context…)
+before a run starts.
+"""
 
 from __future__ import annotations
 

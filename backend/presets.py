@@ -1,9 +1,18 @@
-"""Configuration presets shown on the Configure page (dotted keys over the current config)."""
+"""Configuration presets: named dotted-key overrides over a RunConfig.
+
+Shown on the Configure page and applied by ``tune train --preset``; both go
+through :func:`backend.workspace.resolve_run_config` so they agree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from backend.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -47,17 +56,29 @@ PRESETS: tuple[Preset, ...] = (
 )
 
 
+PRESET_KEYS: tuple[str, ...] = tuple(p.key for p in PRESETS)
+
+
 def preset(key: str) -> Preset:
-    """The preset called ``key``."""
-    return next(p for p in PRESETS if p.key == key)
+    """The preset called ``key``.
+
+    Raises
+    ------
+    ConfigError
+        When no preset has that name.
+    """
+    for p in PRESETS:
+        if p.key == key:
+            return p
+    raise ConfigError(f"unknown preset '{key}'", field="preset", hint=f"use one of {', '.join(PRESET_KEYS)}")
 
 
-def apply_preset(cfg, key: str):
-    """A copy of ``cfg`` (a RunConfig) with the preset's values."""
+def apply_preset(cfg: "RunConfig", key: str) -> "RunConfig":
+    """A copy of ``cfg`` with the preset's values."""
     return cfg.with_overrides(preset(key).overrides)
 
 
-def matching_preset(cfg) -> str | None:
+def matching_preset(cfg: "RunConfig") -> str | None:
     """The preset whose values ``cfg`` has, if any."""
     d = cfg.to_dict()
     for p in PRESETS:
