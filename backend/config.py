@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,10 @@ def _check_ranges(obj: Any, prefix: str) -> None:
         v = getattr(obj, f.name)
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
+            # NaN fails every comparison, so it would pass both range checks below
+            if not math.isfinite(v):
+                raise ConfigError(f"{v} is not a number", field=f"{prefix}{f.name}",
+                                  hint="use a finite value" + (f" between {lo} and {hi}" if lo is not None or hi is not None else ""))
             if lo is not None and v < lo:
                 raise ConfigError(f"{v} is below the minimum {lo}", field=f"{prefix}{f.name}",
                                   hint=f"use a value between {lo} and {hi}")

@@ -68,3 +68,21 @@ def test_parse_set():
     assert parse_set(["a.b=1", "c=x=y"]) == {"a.b": "1", "c": "x=y"}
     with pytest.raises(ConfigError, match="not key=value"):
         parse_set(["oops"])
+
+
+@pytest.mark.parametrize("key, value", [("training.learning_rate", "nan"), ("training.max_grad_norm", "nan"),
+                                        ("training.max_grad_norm", "inf"), ("data.validation_split", "-inf")])
+def test_non_finite_values_fail_with_the_field_named(key, value):
+    # NaN compares false with every bound, so a plain range check lets it through (issue: hardening)
+    d = RunConfig().to_dict()
+    section, name = key.split(".")
+    d[section][name] = float(value)
+    with pytest.raises(ConfigError, match=rf"\[{key}\] .* is not a number"):
+        RunConfig.from_dict(d)
+
+
+def test_non_finite_generation_setting_is_refused():
+    from backend.rag.settings import GenerationSettings
+
+    with pytest.raises(ConfigError, match=r"generation.temperature.*not a number"):
+        GenerationSettings(temperature=float("nan"))

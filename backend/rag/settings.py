@@ -9,6 +9,7 @@ the GUI reads these before any model is loaded.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -36,6 +37,9 @@ def _check(obj: Any, prefix: str) -> None:
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             continue
+        if not math.isfinite(v):  # NaN passes both comparisons below
+            raise ConfigError(f"{v} is not a number", field=f"{prefix}{f.name}",
+                              hint=f"use a value between {lo} and {hi}")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise ConfigError(f"{v} is outside the allowed range", field=f"{prefix}{f.name}",
                               hint=f"use a value between {lo} and {hi}")
