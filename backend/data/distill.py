@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from backend import events as ev
 from backend.errors import DataError
@@ -99,6 +99,70 @@ def teacher_generate_fn(teacher: str, *, max_new_tokens: int = 256, allow_hub: b
     return generate
 
 
+def generate_pairs(chunks: Sequence[Any], generate_fn: GenerateFn, *, questions_per_chunk: int = 2,
+                   batch_size: int = 4, on_event: ev.OnEvent = ev.no_event,
+                   should_stop: ev.ShouldStop = ev.never_stop, stop_after: int | None = None,
+                   state: dict[str, Any] | None = None) -> Iterator[tuple[Any, str, str]]:
+    """Ask the teacher for question/answer pairs, chunk batch by chunk batch.
+
+    Used by :func:`distill` (training rows) and
+    :func:`backend.evalsets.draft_from_documents` (test questions).
+
+    Parameters
+    ----------
+    chunks
+        LangChain documents with ``page_content`` and ``metadata``.
+    generate_fn
+        ``prompts -> completions``.
+    questions_per_chunk, batch_size
+        Pairs asked per chunk; chunks per teacher call.
+    on_event, should_stop
+        ``progress`` per batch (stage ``distill``); stopping ends the iteration.
+    stop_after
+        Stop once this many pairs were yielded.
+    state
+        Filled with ``without`` (chunks without a usable pair), ``done``
+        (chunks sent to the teacher) and ``cancelled``.
+
+    Yields
+    ------
+    tuple
+        ``(chunk, question, answer)``, each question once (case-insensitive).
+    """
+    state = state if state is not None else {}
+    state.update(without=0, done=0, cancelled=False)
+    n = max(1, questions_per_chunk)
+    seen: set[str] = set()
+    made = 0
+    total = len(chunks)
+    t0 = time.time()
+    for start in range(0, total, batch_size):
+        if should_stop():
+            state["cancelled"] = True
+            return
+        batch = chunks[start:start + batch_size]
+        prompts = [PROMPT.format(n=n, s="s" if n > 1 else "", chunk=c.page_content) for c in batch]
+        outputs = generate_fn(prompts)
+        done = min(start + batch_size, total)
+        state["done"] = done
+        for c, text in zip(batch, outputs):
+            pairs = parse_pairs(text)[:n]
+            if not pairs:
+                state["without"] += 1
+            for q, a in pairs:
+                if q.lower() in seen:
+                    continue
+                seen.add(q.lower())
+                made += 1
+                yield c, q, a
+                if stop_after is not None and made >= stop_after:
+                    on_event(ev.progress("distill", done, total, f"{made} question/answer pairs"))
+                    return
+        elapsed = time.time() - t0
+        on_event(ev.progress("distill", done, total, f"{done}/{total} chunks, {made} question/answer pairs"
+                             + (f", ~{elapsed / done * (total - done):.0f}s left" if done < total else "")))
+
+
 def distill(files: Sequence[str | Path], out: str | Path, *, teacher: str | None = None,
             generate_fn: GenerateFn | None = None, questions_per_chunk: int = 2, chunk_size: int = 1500,
             chunk_overlap: int = 0, max_chunks: int | None = None, batch_size: int = 4, max_new_tokens: int = 256,
@@ -162,39 +226,18 @@ def distill(files: Sequence[str | Path], out: str | Path, *, teacher: str | None
         generate_fn = teacher_generate_fn(teacher, max_new_tokens=max_new_tokens, on_event=on_event)
     n = max(1, questions_per_chunk)
     rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    without = 0
-    cancelled = False
-    total = len(chunks)
-    t0 = time.time()
-    for start in range(0, total, batch_size):
-        if should_stop():
-            cancelled = True
-            break
-        batch = chunks[start:start + batch_size]
-        prompts = [PROMPT.format(n=n, s="s" if n > 1 else "", chunk=c.page_content) for c in batch]
-        outputs = generate_fn(prompts)
-        for c, text in zip(batch, outputs):
-            pairs = parse_pairs(text)[:n]
-            if not pairs:
-                without += 1
-            for q, a in pairs:
-                if q.lower() in seen:
-                    continue
-                seen.add(q.lower())
-                msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
-                    {"role": "user", "content": q}, {"role": "assistant", "content": a}]
-                rows.append({"messages": msgs, "source": c.metadata.get("source"), "page": c.metadata.get("page"),
-                             "chunk": c.metadata.get("chunk")})
-        done = min(start + batch_size, total)
-        elapsed = time.time() - t0
-        on_event(ev.progress("distill", done, total, f"{done}/{total} chunks, {len(rows)} question/answer pairs"
-                             + (f", ~{elapsed / done * (total - done):.0f}s left" if done < total else "")))
+    progress = {"without": 0, "done": 0, "cancelled": False}
+    for c, q, a in generate_pairs(chunks, generate_fn, questions_per_chunk=n, batch_size=batch_size,
+                                  on_event=on_event, should_stop=should_stop, state=progress):
+        msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        rows.append({"messages": msgs, "source": c.metadata.get("source"), "page": c.metadata.get("page"),
+                     "chunk": c.metadata.get("chunk")})
+    without, cancelled, total = progress["without"], progress["cancelled"], len(chunks)
     if not rows:
         if cancelled:
             return DistillResult(None, 0, 0, without, True)
         raise DataError(f"the teacher wrote no usable question/answer pairs for {total} chunk(s)",
                         hint="use a larger instruct model as teacher, or raise max_new_tokens")
     atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return DistillResult(out, len(rows), min(total, start + batch_size) if not cancelled else start, without,
-                         cancelled)
+    return DistillResult(out, len(rows), progress["done"], without, cancelled)
