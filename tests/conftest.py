@@ -15,6 +15,59 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+# -- offline means offline: any connection attempt outside this machine fails the test --------
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "", None}
+_net_attempts: list[str] = []
+
+
+def _is_local(address) -> bool:
+    if not isinstance(address, tuple):      # AF_UNIX path
+        return True
+    host = address[0]
+    return host in _LOCAL_HOSTS or str(host).startswith("127.")
+
+
+def _install_network_guard() -> None:
+    import socket
+
+    real_connect, real_connect_ex, real_getaddrinfo = (socket.socket.connect, socket.socket.connect_ex,
+                                                       socket.getaddrinfo)
+
+    def refuse(what: str):
+        _net_attempts.append(what)
+        raise ConnectionRefusedError(f"network access attempted in a test: {what}")
+
+    def connect(self, address):
+        if self.family != getattr(socket, "AF_UNIX", None) and not _is_local(address):
+            refuse(f"connect {address!r}")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family != getattr(socket, "AF_UNIX", None) and not _is_local(address):
+            refuse(f"connect_ex {address!r}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        h = host.decode() if isinstance(host, bytes) else host
+        if not _is_local((h,)) and h != socket.gethostname():
+            refuse(f"DNS lookup of {h!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, connect_ex, getaddrinfo
+
+
+_install_network_guard()
+
+
+@pytest.fixture(autouse=True)
+def _no_network_attempts():
+    """Fail the test that tried to reach the network, even if the code swallowed the error."""
+    before = len(_net_attempts)
+    yield
+    new = _net_attempts[before:]
+    assert not new, f"connection attempts during this test: {new}"
+
+
 @pytest.fixture(scope="session")
 def real_tokenizer_dir(tmp_path_factory) -> Path:
     """The default model's real tokenizer (with its chat template), saved to a folder."""

@@ -337,6 +337,10 @@ def _encoder(path: Path, device: str, tok, spec: dict[str, Any], max_seq_length:
     """
     import onnxruntime as ort
 
+    # ONNX Runtime's telemetry is on by default in some builds; offline means offline
+    disable = getattr(ort, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
