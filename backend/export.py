@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from backend import events as ev
+from backend import methods, runs
 from backend.config import RunConfig
 from backend.errors import RunError
 from backend.fsutil import atomic_write_json
@@ -34,9 +35,9 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
     out = Path(out).expanduser().resolve()
     if out.exists() and any(out.iterdir()):
         raise RunError("the export folder is not empty", file=out, hint="choose a new or empty folder")
-    cfg = RunConfig.load(run_dir / "config.json")
-    full = run_dir / "model"
-    adapter = run_dir / "adapter"
+    cfg = RunConfig.load(runs.config_path(run_dir))
+    full = runs.model_dir(run_dir)
+    adapter = runs.adapter_dir(run_dir)
     on_event(ev.progress("export", 0, 3, "Loading the base model…"))
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -52,7 +53,7 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
         tok = load_tokenizer(base)
         on_event(ev.progress("export", 1, 3, "Merging the adapter…"))
         peft_model = PeftModel.from_pretrained(model, str(adapter))
-        if cfg.method.method in ("prompt_tuning", "prefix_tuning"):
+        if not methods.get(cfg.method.method).mergeable:
             raise RunError(f"{cfg.method.method} adapters cannot be merged into the weights", file=adapter,
                            hint="use the adapter folder directly with peft")
         merged = peft_model.merge_and_unload()
@@ -60,7 +61,7 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
         merged.to(torch.float32)
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-    atomic_write_json(tmp / "tune_studio.json", {"exported_from": str(run_dir),
+    atomic_write_json(runs.provenance_path(tmp), {"exported_from": str(run_dir),
                                                  "base_model": cfg.model.name_or_path,
                                                  "method": cfg.method.method})
     if out.exists():
