@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from backend import events as ev
+from backend import runs
 from backend.errors import DataError, TuneError
 from backend.fsutil import atomic_write_text
 
@@ -370,10 +371,10 @@ def validation_examples(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_eve
     from backend.workspace import require_run_dir
 
     run = require_run_dir(run_dir)
-    cfg = RunConfig.load(run / "config.json")
+    cfg = RunConfig.load(runs.config_path(run))
     dc = cfg.data
     if not dc.train_files and not dc.document_files:
-        raise DataError("the run names no training files", file=run / "config.json", field="data.train_files")
+        raise DataError("the run names no training files", file=runs.config_path(run), field="data.train_files")
     tok = load_tokenizer(str(resolve_model(cfg.model.name_or_path, on_event=on_event)),
                          trust_remote_code=bool(getattr(cfg.model, "trust_remote_code", False)))
     # the same steps as pipeline.prepare(), keeping the examples instead of token ids
@@ -426,7 +427,7 @@ def from_validation(run_dir: str | Path, limit: int = 50, *, on_event: ev.OnEven
             break
     if not out:
         raise DataError("the run's validation split has no question/answer rows" if examples
-                        else "the run has no validation split", file=Path(run_dir) / "config.json",
+                        else "the run has no validation split", file=runs.config_path(run_dir),
                         field="data.validation_split",
                         hint="train with a validation split (e.g. 0.1) of chat or prompt/completion rows, "
                              "or use a questions file")
@@ -537,10 +538,10 @@ def draft_from_documents(project: "Project | str | Path", n: int = 20, teacher: 
 
 def _training_files(project_or_run: "Project | str | Path") -> list[Path]:
     root = _root(project_or_run)
-    if (root / "config.json").exists() and not (root / "project.json").exists():
+    if runs.is_run_dir(root) and not (root / "project.json").exists():
         from backend.config import RunConfig
 
-        cfg = RunConfig.load(root / "config.json")
+        cfg = RunConfig.load(runs.config_path(root))
         return [Path(f) for f in cfg.data.train_files]
     settings = getattr(project_or_run, "settings", None)
     if settings is None:

@@ -4,9 +4,8 @@
 ``on_event`` (see :mod:`backend.events`) and stop when ``should_stop()`` turns
 true.  The GUI runs them in a worker thread, the CLI in the foreground.
 
-Run folder (DESIGN.md)::
-
-    config.json  status.json  metrics.jsonl  checkpoints/  adapter/  run.log
+The run folder's layout and rules belong to :mod:`backend.runs`
+(docs/architecture.md, "The run folder").
 """
 
 from __future__ import annotations
@@ -25,15 +24,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from backend import events as ev
+from backend import methods, runs
 from backend.config import RunConfig
 from backend.errors import ConfigError, RunError, TrainingError, TuneError
-from backend.fsutil import atomic_write_json, read_json
-from backend.workspace import new_run_dir, require_run_dir
+from backend.fsutil import atomic_write_json
+from backend.runs import latest_checkpoint, read_status
+from backend.workspace import new_run_dir
 
 log = logging.getLogger(__name__)
 
-COMPLETE_MARKER = "tune_complete.json"
-ADAPTER_METHODS = ("lora", "dora", "rslora", "ia3", "prompt_tuning", "prefix_tuning")
+__all__ = ["RunResult", "train", "resume", "apply_method", "latest_checkpoint", "read_status", "write_status"]
 
 
 @dataclass
@@ -104,34 +104,9 @@ def _local_main_first(device_kind: str):
 
 
 def write_status(run_dir: Path, status: str, **extra: Any) -> None:
-    """Atomically replace ``status.json`` (rank 0 only)."""
-    if not is_main_process():
-        return
-    prev = read_json(run_dir / "status.json", {}) or {}
-    prev.update(extra)
-    prev.update(status=status, updated=time.time(), pid=os.getpid())
-    atomic_write_json(run_dir / "status.json", prev)
-
-
-def read_status(run_dir: str | Path) -> dict:
-    """``status.json`` of a run (``{}`` when absent)."""
-    return read_json(Path(run_dir) / "status.json", {}) or {}
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint (one with our completion marker)."""
-    ck = Path(run_dir) / "checkpoints"
-    if not ck.is_dir():
-        return None
-    done = []
-    for d in ck.glob("checkpoint-*"):
-        try:
-            step = int(d.name.split("-")[-1])
-        except ValueError:
-            continue
-        if (d / COMPLETE_MARKER).exists() and (d / "trainer_state.json").exists():
-            done.append((step, d))
-    return max(done)[1] if done else None
+    """Atomically replace ``status.json`` (rank 0 only; see :func:`backend.runs.write_status`)."""
+    if is_main_process():
+        runs.write_status(run_dir, status, **extra)
 
 
 class _RunLogHandler(logging.Handler):
@@ -293,10 +268,10 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             emit(rec)
 
         def on_save(self, args, state, control, **kw):
-            ck = run_dir / "checkpoints" / f"checkpoint-{state.global_step}"
+            ck = runs.checkpoint_dir(run_dir, state.global_step)
             _barrier()  # every rank has written its part (rng state, shards) before the marker
             if is_main_process() and ck.is_dir():
-                atomic_write_json(ck / COMPLETE_MARKER, {"step": state.global_step, "time": time.time()})
+                runs.mark_checkpoint_complete(ck, state.global_step)
             emit(ev.event("checkpoint", step=state.global_step, path=str(ck)))
 
     return EventCallback()
@@ -344,19 +319,19 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
     if cfg.output_dir:
         run_dir = Path(cfg.output_dir).expanduser().resolve()
         # Only rank 0 checks: under torchrun it may already have written config.json for this very run.
-        if is_main_process() and (run_dir / "config.json").exists() and any(run_dir.iterdir()):
+        if is_main_process() and runs.is_run_dir(run_dir) and any(run_dir.iterdir()):
             raise RunError("this run folder already holds a run", file=run_dir,
                            hint="resume it with `tune resume`, or choose a new output folder")
     elif world_size() > 1:
         raise ConfigError("a distributed run needs its run folder named: each process would pick its own",
                           field="output_dir", hint="pass --output DIR (the same folder on every node)")
     else:
-        parent = Path(project_dir) / "runs" if project_dir else Path("runs")
+        parent = runs.runs_dir(project_dir) if project_dir else runs.runs_dir(".")
         run_dir = new_run_dir(parent, cfg.name).resolve()
     cfg = cfg.replace(output_dir=str(run_dir))
     if is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        atomic_write_json(runs.config_path(run_dir), cfg.to_dict())
         write_status(run_dir, "queued", created=time.time())
     return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False)
 
@@ -375,12 +350,11 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
     RunError
         When the folder is not a run, or the run already completed.
     """
-    run_dir = require_run_dir(run_dir).resolve()
-    cfg = RunConfig.load(run_dir / "config.json")
+    run_dir = runs.require_run_dir(run_dir).resolve()
+    cfg = runs.load_config(run_dir)
     if overrides:
         cfg = cfg.with_overrides(overrides)
-    status = read_status(run_dir).get("status")
-    if status == "completed" and (run_dir / "adapter").exists():
+    if runs.is_finished(run_dir):
         raise RunError("this run has already completed", file=run_dir,
                        hint="start a new run to train further")
     ck = latest_checkpoint(run_dir)
@@ -390,8 +364,8 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
 def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: ev.OnEvent,
              should_stop: ev.ShouldStop, should_pause, *, resuming: bool) -> RunResult:
     main = is_main_process()
-    metrics = ev.MetricsLog(run_dir / "metrics.jsonl") if main else None
-    handler = _RunLogHandler(run_dir / "run.log") if main else None
+    metrics = ev.MetricsLog(runs.metrics_path(run_dir)) if main else None
+    handler = _RunLogHandler(runs.log_path(run_dir)) if main else None
     if handler:
         for name in ("backend", "transformers", "peft"):
             logging.getLogger(name).addHandler(handler)
@@ -462,7 +436,7 @@ def _free_memory() -> None:
 
 
 def _step_of(checkpoint: Path) -> int:
-    return int(checkpoint.name.split("-")[-1])
+    return runs.checkpoint_step(checkpoint)
 
 
 def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics) -> RunResult:
@@ -482,7 +456,7 @@ def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pa
             cfg = cfg.with_overrides({"training.batch_size": bs // 2,
                                       "training.gradient_accumulation": ga * 2})
             if is_main_process():
-                atomic_write_json(run_dir / "config.json", cfg.to_dict())
+                atomic_write_json(runs.config_path(run_dir), cfg.to_dict())
             checkpoint = latest_checkpoint(run_dir)
             if metrics is not None:
                 metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
@@ -515,7 +489,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
     eval_strategy = "steps" if has_eval and t.eval_steps > 0 else "no"
     early = t.early_stopping_patience > 0 and eval_strategy == "steps"
     kwargs: dict[str, Any] = dict(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(runs.checkpoints_dir(run_dir)),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
@@ -581,7 +555,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         raise TrainingError("no training rows left after preparation", field="data.train_files",
                             hint="check the data report: rows may all be too long, empty or duplicates")
     if is_main_process():
-        atomic_write_json(run_dir / "data_report.json", prepared.report)
+        atomic_write_json(runs.data_report_path(run_dir), prepared.report)
     emit(ev.log(f"Data: {len(prepared.train)} training rows, "
                 f"{len(prepared.eval) if prepared.eval else 0} validation rows"))
     emit(ev.progress("load_model", 2, 3, "Loading the model…"))
@@ -655,7 +629,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         fastpath.disable(model)  # saved files name stock sdpa
     adapter_dir = _save_final(trainer, tokenizer, cfg, run_dir, model_path)
     if is_main_process():
-        with open(run_dir / "run.log", "a", encoding="utf-8") as fh:
+        with open(runs.log_path(run_dir), "a", encoding="utf-8") as fh:
             fh.write(f"completed: {json.dumps(summary, default=str)}\n")
     del trainer, model
     _free_memory()
@@ -665,13 +639,13 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
 def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: str) -> Path | None:
     """Write ``adapter/`` (PEFT methods) or ``model/`` (full / BitFit) atomically (rank 0)."""
     main = is_main_process()
-    name = "adapter" if cfg.method.method in ADAPTER_METHODS else "model"
-    final = run_dir / name
-    tmp = run_dir / f".{name}.tmp"
+    final = runs.final_dir_for(run_dir, cfg.method.method)
+    is_adapter = methods.get(cfg.method.method).is_adapter
+    tmp = final.with_name(f".{final.name}.tmp")
     if main:
         shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model
-    if name == "adapter":
+    if is_adapter:
         # Record where the base came from so plain AutoPeftModel can load it offline.
         model.peft_config["default"].base_model_name_or_path = model_path
     if getattr(trainer, "is_fsdp_enabled", False):
@@ -685,7 +659,7 @@ def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: s
         return None
     (tmp / "training_args.bin").unlink(missing_ok=True)  # written by Trainer.save_model; pickle, not needed
     tokenizer.save_pretrained(tmp)
-    atomic_write_json(tmp / "tune_studio.json", {"base_model": cfg.model.name_or_path,
+    atomic_write_json(runs.provenance_path(tmp), {"base_model": cfg.model.name_or_path,
                                                  "base_model_path": model_path,
                                                  "method": cfg.method.method})
     if final.exists():

@@ -216,11 +216,16 @@ def test_job_pauses_gc_while_loading_and_restores_it(qtbot):
     assert job.result == "ok" and seen == {"loading": True, "training": True}
 
 
-def _fake_run(root: Path, name: str, status: str, pid: int | None, checkpoint: bool = True) -> Path:
+def _fake_run(root: Path, name: str, status: str, pid: int | None, checkpoint: bool = True,
+              complete: bool = True) -> Path:
     run = root / "runs" / name
-    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    ck = run / "checkpoints" / "checkpoint-2"
+    ck.mkdir(parents=True)
     if not checkpoint:
-        (run / "checkpoints" / "checkpoint-2").rmdir()
+        ck.rmdir()
+    elif complete:  # what training leaves once every file of the checkpoint is written
+        (ck / "trainer_state.json").write_text("{}")
+        (ck / "tune_complete.json").write_text(json.dumps({"step": 2}))
     (run / "config.json").write_text(json.dumps(RunConfig(name=name).to_dict()))
     (run / "status.json").write_text(json.dumps({"status": status, "pid": pid, "created": 1.0}))
     (run / "metrics.jsonl").write_text(json.dumps({"type": "train", "step": 2, "max_steps": 10, "loss": 1.2}) + "\n")
@@ -233,8 +238,11 @@ def test_runs_listing_and_interrupted(tmp_path):
     _fake_run(tmp_path, "b", "running", dead)
     _fake_run(tmp_path, "c", "running", os.getpid())
     _fake_run(tmp_path, "d", "running", dead, checkpoint=False)
+    # killed while writing its checkpoint: `tune resume` would start at step 0, so no resume offer
+    _fake_run(tmp_path, "e", "running", dead, complete=False)
     runs = {r.name: r for r in list_runs(tmp_path)}
-    assert set(runs) == {"a", "b", "c", "d"}
+    assert set(runs) == {"a", "b", "c", "d", "e"}
+    assert runs["e"].interrupted and not runs["e"].resumable
     assert runs["b"].step == 2 and runs["b"].max_steps == 10 and runs["b"].train_loss == 1.2
     assert [r.name for r in interrupted_runs(tmp_path)] == ["b"]
 

@@ -6,6 +6,12 @@ model is the same weights with the adapter switched off
 copy.  Pass ``adapter=False`` per call (``chat.invoke(msgs, adapter=False)``,
 or ``chat.bind(adapter=False)`` in a chain) to answer as the base model.
 
+A full fine-tuning or BitFit run saves a whole model (``model/``), which is
+loaded as a plain model and answers as the tuned model.  Its base is other
+weights: the first base answer (``adapter=False``) loads the base model as a
+second model, kept until the chat model is dropped — two models in memory,
+only when a comparison asks for it.
+
 Streaming uses transformers' ``TextIteratorStreamer``: ``generate`` runs in a
 helper thread and text pieces are yielded as they are decoded.
 """
@@ -25,8 +31,10 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from backend import events as ev
+from backend import runs
 from backend.errors import ModelError, RunError
 from backend.rag.settings import GenerationSettings
+from backend.specials import neutralise, special_strings
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _GEN_KEYS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty")
@@ -46,6 +54,11 @@ class HFChatModel(BaseChatModel):
         ``max_new_tokens``, ``repetition_penalty`` can be overridden per call.
     base_model_path, adapter_dir
         Where the weights came from (shown to the user, written to eval reports).
+    tuned_model_dir
+        A full fine-tune's ``model/`` folder when ``hf_model`` is that whole
+        model (no adapter); then ``base_loader`` loads the base on demand.
+    base_loader
+        Called once, on the first base answer of a full fine-tune: returns the base model.
 
     Per-call keyword arguments (``invoke(..., adapter=False)`` or ``bind``):
     ``adapter`` (use the adapter when present, default True), ``should_stop``
@@ -59,9 +72,12 @@ class HFChatModel(BaseChatModel):
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
     base_model_path: str = ""
     adapter_dir: str = ""
+    tuned_model_dir: str = ""
+    base_loader: Any = None
 
     # generation flips global adapter switches: one generation at a time
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _base_model: Any = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
@@ -69,35 +85,62 @@ class HFChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"base_model": self.base_model_path, "adapter": self.adapter_dir, **self.settings.to_dict()}
+        return {"base_model": self.base_model_path, "adapter": self.adapter_dir or self.tuned_model_dir,
+                **self.settings.to_dict()}
+
+    @property
+    def is_full_model(self) -> bool:
+        """Whether ``hf_model`` is a whole fine-tuned model (full / BitFit run), not base + adapter."""
+        return bool(self.tuned_model_dir)
 
     @property
     def has_adapter(self) -> bool:
-        """Whether an adapter is applied (so base and tuned differ)."""
+        """Whether base and tuned differ: an adapter is applied, or a full fine-tune is loaded."""
+        if self.is_full_model:
+            return self.base_loader is not None
         return hasattr(self.hf_model, "disable_adapter") and hasattr(self.hf_model, "peft_config")
 
     # -- helpers ----------------------------------------------------------
+    def model_for(self, adapter: bool):
+        """The module that answers as tuned (``adapter=True``) or base; use it inside :meth:`adapter_context`.
+
+        For an adapter run both are ``hf_model``; for a full fine-tune the base
+        is a second model, loaded on first use.
+        """
+        if adapter or not self.is_full_model:
+            return self.hf_model
+        if self._base_model is None:
+            if self.base_loader is None:
+                raise ModelError("this chat model holds a full fine-tune and no base model to compare with",
+                                 hint="load the base model on its own (no run) to ask it")
+            self._base_model = self.base_loader()
+        return self._base_model
+
     def adapter_context(self, adapter: bool):
-        """Context in which the model answers as tuned (``adapter=True``) or base."""
-        if adapter:
+        """Context in which :meth:`model_for` answers as tuned (``adapter=True``) or base."""
+        if adapter or self.is_full_model:
             return contextlib.nullcontext()
         if self.has_adapter:
             return self.hf_model.disable_adapter()
         return contextlib.nullcontext()  # no adapter: the model is the base model
 
-    def _inputs(self, messages: list[BaseMessage], max_new_tokens: int):
+    def _inputs(self, messages: list[BaseMessage], max_new_tokens: int, model: Any = None):
         """Token ids of the conversation through the chat template, cut from the left to fit."""
         import torch
 
-        chat = [{"role": _ROLES.get(m.type, "user"), "content": _text(m.content)} for m in messages]
+        model = model if model is not None else self.hf_model
+        # content (question, passages) must not open or close a turn: docs/architecture.md, "Trust"
+        specials = special_strings(self.tokenizer)
+        chat = [{"role": _ROLES.get(m.type, "user"), "content": neutralise(_text(m.content), specials)}
+                for m in messages]
         prompt = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         ids = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        limit = int(getattr(self.hf_model.config, "max_position_embeddings", 0) or 0)
+        limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         if limit and ids.shape[1] + max_new_tokens > limit:
             # keep the end (the question and the start of the answer); the
             # retrieved context is already cut to size by the chain
             ids = ids[:, -(max(limit - max_new_tokens, 1)):]
-        device = next(self.hf_model.parameters()).device
+        device = next(model.parameters()).device
         ids = ids.to(device)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
@@ -137,10 +180,12 @@ class HFChatModel(BaseChatModel):
         import torch
 
         gen, adapter, _ = self._generate_kwargs(stop, kwargs)
-        inputs = self._inputs(messages, gen["generation_config"].max_new_tokens)
-        n_in = inputs["input_ids"].shape[1]
-        with self._lock, self.adapter_context(adapter), torch.inference_mode():
-            out = self.hf_model.generate(**inputs, **gen)
+        with self._lock:
+            model = self.model_for(adapter)
+            inputs = self._inputs(messages, gen["generation_config"].max_new_tokens, model)
+            n_in = inputs["input_ids"].shape[1]
+            with self.adapter_context(adapter), torch.inference_mode():
+                out = model.generate(**inputs, **gen)
         new = out[0, n_in:]
         text = _cut_stop(self.tokenizer.decode(new, skip_special_tokens=True), stop)
         msg = AIMessage(content=text, response_metadata={"new_tokens": int(new.shape[0]), "adapter": adapter})
@@ -152,7 +197,9 @@ class HFChatModel(BaseChatModel):
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         gen, adapter, _ = self._generate_kwargs(stop, kwargs)
-        inputs = self._inputs(messages, gen["generation_config"].max_new_tokens)
+        with self._lock:
+            model = self.model_for(adapter)
+        inputs = self._inputs(messages, gen["generation_config"].max_new_tokens, model)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         abandoned = threading.Event()  # the consumer stopped reading: end generation early
 
@@ -166,7 +213,7 @@ class HFChatModel(BaseChatModel):
         def work() -> None:
             try:
                 with self.adapter_context(adapter), torch.inference_mode():
-                    self.hf_model.generate(**inputs, **gen, streamer=streamer, stopping_criteria=criteria)
+                    model.generate(**inputs, **gen, streamer=streamer, stopping_criteria=criteria)
             except BaseException as e:  # re-raised in the consumer's thread
                 error.append(e)
                 streamer.end()
@@ -238,14 +285,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     RunError
         When the folder or its config is missing or unreadable.
     """
-    from backend.workspace import require_run_dir
-
-    p = require_run_dir(run_dir)
-    try:
-        return json.loads((p / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise RunError(f"the run's config.json is unreadable ({e})", file=p / "config.json",
-                       hint="the run folder may be damaged; pick another run") from None
+    return runs.read_config(run_dir)
 
 
 def _same_model(a: str | Path, b: str | Path) -> bool:
@@ -270,11 +310,13 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     Parameters
     ----------
     run_dir
-        A run folder with ``config.json`` and ``adapter/``.  Its config names
-        the base model.  ``None``: the base model alone (no tuned mode).
+        A finished run folder: ``adapter/`` is applied to the base model its
+        config names; ``model/`` (full fine-tuning, BitFit) is loaded as a
+        plain model, and the base model is loaded as a second model only when
+        a base answer is asked for.  ``None``: the base model alone (no tuned mode).
     base_model
         The base model to use instead of the run's (``"default"``, a folder, a
-        ``.gguf``).  With a run, it must be the model the adapter was trained on.
+        ``.gguf``).  With an adapter run, it must be the model the adapter was trained on.
     settings
         Generation settings (defaults: :class:`GenerationSettings`).
     device, dtype
@@ -290,7 +332,7 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     Raises
     ------
     RunError
-        A missing run folder, config or adapter.
+        A missing run folder or config, or a run with neither adapter nor model yet.
     ModelError
         A base model that cannot be loaded, or an adapter trained on a
         different base model.
@@ -300,29 +342,50 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
 
     run_cfg: dict[str, Any] = {}
     adapter_dir: Path | None = None
+    full_dir: Path | None = None
     if run_dir is not None:
         run_cfg = read_run_config(run_dir)
-        adapter_dir = Path(run_dir).expanduser() / "adapter"
-        if not (adapter_dir / "adapter_config.json").is_file():
-            what = "model/ (full fine-tuning; load that folder as the base model)" if (Path(run_dir) / "model").is_dir() \
-                else "no adapter yet (the run has not finished)"
-            raise RunError(f"the run has {what}", file=adapter_dir,
-                           hint="pick a completed LoRA run, or resume this one with `tune resume`")
+        if not runs.has_chat_model(run_dir):
+            raise RunError("the run has no adapter yet and no model (it has not finished)", file=run_dir,
+                           hint="pick a completed run, or resume this one with `tune resume`")
+        if runs.kind(run_dir) == "model":
+            full_dir = runs.model_dir(Path(run_dir).expanduser())
+        else:
+            adapter_dir = runs.adapter_dir(Path(run_dir).expanduser())
     mcfg = run_cfg.get("model") or {}
     run_base = mcfg.get("name_or_path") or "default"
     name = base_model or run_base
+    trust = bool(mcfg.get("trust_remote_code", False))
+    pickle_ok = bool(mcfg.get("allow_pickle_weights", False))
+    dev = detect_device(device if device in ("auto", "cuda", "mps", "cpu") else "auto")
+    load_dtype = dtype if dtype != "auto" else mcfg.get("dtype", "auto")
+
+    def resolve_base() -> str:
+        return resolve_model(name, allow_hub=bool(mcfg.get("allow_hub", False)),
+                             allow_pickle_weights=pickle_ok, on_event=on_event)
+
+    def load(path: str):
+        m = load_model(path, device=dev, dtype=load_dtype, trust_remote_code=trust, allow_pickle_weights=pickle_ok)
+        m.eval()
+        return m
+
+    if full_dir is not None:
+        on_event(ev.progress("load", 1, 3, "Loading the fine-tuned model…"))
+        tokenizer = load_tokenizer(str(full_dir), trust_remote_code=trust)
+        model = load(str(full_dir))
+        on_event(ev.progress("load", 3, 3, "Model ready"))
+        return HFChatModel(hf_model=model, tokenizer=tokenizer, settings=settings or GenerationSettings(),
+                           base_model_path=name, tuned_model_dir=str(full_dir),
+                           base_loader=lambda: load(resolve_base()))
+
     on_event(ev.progress("load", 0, 3, f"Resolving the base model {name}…"))
-    path = resolve_model(name, allow_hub=bool(mcfg.get("allow_hub", False)),
-                         allow_pickle_weights=bool(mcfg.get("allow_pickle_weights", False)), on_event=on_event)
+    path = resolve_base()
     if adapter_dir is not None:
         _check_adapter_base(adapter_dir, path, run_base, base_model, mcfg)
     on_event(ev.progress("load", 1, 3, "Loading the model…"))
-    dev = detect_device(device if device in ("auto", "cuda", "mps", "cpu") else "auto")
     tok_dir = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else path
-    tokenizer = load_tokenizer(str(tok_dir), trust_remote_code=bool(mcfg.get("trust_remote_code", False)))
-    model = load_model(path, device=dev, dtype=dtype if dtype != "auto" else mcfg.get("dtype", "auto"),
-                       trust_remote_code=bool(mcfg.get("trust_remote_code", False)),
-                       allow_pickle_weights=bool(mcfg.get("allow_pickle_weights", False)))
+    tokenizer = load_tokenizer(str(tok_dir), trust_remote_code=trust)
+    model = load(path)
     if adapter_dir is not None:
         on_event(ev.progress("load", 2, 3, "Applying the adapter…"))
         from peft import PeftModel
@@ -333,7 +396,7 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
             raise ModelError(f"the adapter does not fit this base model ({type(e).__name__}: {str(e)[:300]})",
                              file=adapter_dir, hint="load it with the base model it was trained on "
                              f"(the run's config says '{run_base}')") from e
-    model.eval()
+        model.eval()
     on_event(ev.progress("load", 3, 3, "Model ready"))
     return HFChatModel(hf_model=model, tokenizer=tokenizer, settings=settings or GenerationSettings(),
                        base_model_path=str(path), adapter_dir=str(adapter_dir or ""))

@@ -1,36 +1,41 @@
-"""Evaluate a run in the four chat modes over a questions file.
+"""Evaluate a run in the four chat modes over an evalset, with intervals.
 
-Each line of the questions file is a JSON object::
+Every question is answered in the four modes {base, tuned} x {with documents,
+without} by ONE loaded model (base = the run's adapter disabled, as in Chat),
+scored, and saved to ``<run>/eval/<evalset>.json`` (see docs/architecture.md,
+"Evaluation").  :func:`load_report` reopens it without a model.
 
-    {"question": "...", "answer": "expected answer", "keywords": ["k1", "k2"], "source": "guide.pdf"}
+Scorecard per mode, each figure with a 95 % percentile-bootstrap interval
+(fixed seed), so a 3-question difference on 20 questions is not read as
+progress:
 
-``question`` is required, and at least one of ``answer`` / ``keywords``;
-``source`` (a file name or path) enables the retrieval hit rate.
+``accuracy``          answerable questions whose answer contains the reference, or every keyword
+``f1``                token F1 of answer and reference (SQuAD definition)
+``similarity``        cosine similarity of answer and reference (the bundled MiniLM embedder)
+``retrieval_hit_rate`` the expected source file is among the retrieved passages (modes with documents)
+``abstention``        questions the documents can't answer (``answerable: false``) that the model declined
+``false_abstention``  answerable questions the model declined
 
-Metrics per mode: accuracy (the answer contains the expected answer, or all
-keywords; case-insensitive), token-level F1 against the expected answer (or
-the keywords), and, with retrieval, the hit rate (the expected source is among
-the retrieved passages).  Also the run's validation loss and perplexity before
-(adapter disabled) and after tuning.
+Plus the validation loss and perplexity before (adapter off) and after tuning,
+per-question verdicts (improved / regressed / rag_fixed / still_wrong / right),
+and, on request, a forgetting check: a general-knowledge probe
+(``resources/forgetting_probe.jsonl``) answered by base and tuned without documents.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import re
-import string
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend import events as ev
-from backend.errors import DataError, TuneError
-from backend.fsutil import atomic_write_json, atomic_write_text
+from backend.errors import DataError, RunError, TuneError
+from backend.evalsets import EvalRow, keyword_found, normalise_text, read_evalset, resolve_evalset
+from backend.fsutil import atomic_write_json, atomic_write_text, read_json
 from backend.rag.chain import MODES, Answer, ChatSession
 from backend.rag.settings import GenerationSettings, RetrievalSettings
 
@@ -39,91 +44,66 @@ if TYPE_CHECKING:
     from backend.workspace import Project
 
 MAX_LOSS_ROWS = 256  # validation rows scored before/after; enough for a stable mean on a CPU
+METRICS = ("accuracy", "f1", "similarity", "retrieval_hit_rate", "abstention", "false_abstention")
+BOOTSTRAP_SAMPLES = 2000
+BOOTSTRAP_SEED = 1234
+FORGETTING_PROBE = Path(__file__).resolve().parents[2] / "resources" / "forgetting_probe.jsonl"
+VERDICTS = ("regressed", "improved", "rag_fixed", "rag_broke", "still_wrong", "right")
+SOURCE_TEXT_CHARS = 600  # passage text kept per source in the report (the page shows it beside the answer)
+
+# old names, kept for callers of the first version
+Question = EvalRow
+read_questions = read_evalset
+
+try:  # the one abstention test, shared with the chat (backend/rag/chain.py)
+    from backend.rag.chain import is_abstention
+except ImportError:  # pragma: no cover - until chain.py has it
+    _ABSTAIN = ("don't say", "do not say", "doesn't say", "does not say", "don't know", "do not know",
+                "not in the documents", "not in your documents", "no information", "not mentioned",
+                "cannot answer", "can't answer", "not provided", "does not mention", "doesn't mention",
+                "not stated", "no mention")
+
+    def is_abstention(text: str) -> bool:
+        """Whether an answer declines to answer ("Your documents don't say.")."""
+        t = " ".join(text.casefold().replace("’", "'").split())
+        return any(p in t for p in _ABSTAIN)
 
 
-@dataclass
-class Question:
-    """One line of a questions file."""
-
-    question: str
-    answer: str = ""
-    keywords: list[str] = field(default_factory=list)
-    source: str = ""
-    line: int = 0
-
-
-def read_questions(path: str | Path) -> list[Question]:
-    """Read and check a questions JSONL file.
-
-    Raises
-    ------
-    DataError
-        Unreadable file, invalid JSON, or a row without a question or without
-        an expected answer / keywords (naming the line).
-    """
-    p = Path(path).expanduser()
+def _eval_path(run_dir: str | Path, name: str, suffix: str = ".json") -> Path:
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DataError(f"cannot read the questions file ({e.strerror or e})", file=p, hint="check the path") from None
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e.msg}", file=p, line=n, hint="write one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError("each line must be a JSON object", file=p, line=n)
-        q = row.get("question")
-        if not isinstance(q, str) or not q.strip():
-            raise DataError("no 'question'", file=p, line=n, field="question",
-                            hint='write {"question": "...", "answer": "..."}')
-        ans = row.get("answer", row.get("expected", ""))
-        kws = row.get("keywords", [])
-        if isinstance(kws, str):
-            kws = [kws]
-        if not isinstance(ans, str) or not isinstance(kws, list) or not all(isinstance(k, str) for k in kws):
-            raise DataError("'answer' must be text and 'keywords' a list of text", file=p, line=n)
-        if not ans.strip() and not any(k.strip() for k in kws):
-            raise DataError("no expected 'answer' or 'keywords' to check the answer against", file=p, line=n,
-                            field="answer", hint='add "answer": "..." or "keywords": ["...", "..."]')
-        src = row.get("source", "")
-        out.append(Question(q.strip(), ans.strip(), [k.strip() for k in kws if k.strip()],
-                            src if isinstance(src, str) else "", n))
-    if not out:
-        raise DataError("the questions file has no questions", file=p,
-                        hint='write one {"question": "...", "answer": "..."} object per line')
-    return out
+        from backend.runs import eval_path
+    except ImportError:  # pragma: no cover - before backend/runs.py
+        return Path(run_dir) / "eval" / f"{name}{suffix}"
+    return eval_path(run_dir, name, suffix)
 
 
 # ---------------------------------------------------------------------------
 # metrics
 
 
-def _normalise(text: str) -> str:
-    """Lower case, no accents or punctuation, single spaces (SQuAD-style)."""
-    text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.translate(str.maketrans({c: " " for c in string.punctuation}))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
+_normalise = normalise_text
 
 
-def is_correct(answer: str, q: Question) -> bool:
-    """The answer contains the expected answer, or every keyword (case-insensitive)."""
-    a = _normalise(answer)
-    if q.answer and _normalise(q.answer) and _normalise(q.answer) in a:
+def is_correct(answer: str, q: EvalRow) -> bool:
+    """The answer contains the reference answer, or every keyword (case-insensitive).
+
+    For a question the documents can't answer (``answerable: false``), right
+    means declining to answer.
+    """
+    if not q.answerable:
+        return is_abstention(answer)
+    a = normalise_text(answer)
+    ref = normalise_text(q.answer) if q.answer else ""
+    if ref and ref in a:
         return True
     if q.keywords:
-        return all(_normalise(k) in a for k in q.keywords)
+        return all(keyword_found(k, a) for k in q.keywords)
     return False
 
 
 def token_f1(answer: str, expected: str) -> float:
     """Token-level F1 between an answer and the expected text (SQuAD definition)."""
-    pred, gold = _normalise(answer).split(), _normalise(expected).split()
+    pred, gold = normalise_text(answer).split(), normalise_text(expected).split()
     if not pred or not gold:
         return float(pred == gold)
     common = Counter(pred) & Counter(gold)
@@ -143,6 +123,42 @@ def source_hit(sources, expected: str) -> bool:
         if s.file.casefold() == name and (want == name or path.endswith(want)):
             return True
     return False
+
+
+def bootstrap(values: Sequence[float], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
+              level: float = 0.95) -> dict[str, Any]:
+    """Mean of ``values`` with a percentile-bootstrap interval.
+
+    Returns
+    -------
+    dict
+        ``{"value", "low", "high", "n"}``; ``value`` etc. are ``None`` for no values.
+    """
+    import numpy as np
+
+    a = np.asarray([float(v) for v in values], dtype=np.float64)
+    n = int(a.size)
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    means = a[rng.integers(0, n, size=(samples, n))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return {"value": round(float(a.mean()), 4), "low": round(float(lo), 4), "high": round(float(hi), 4), "n": n}
+
+
+def cosine_similarities(embeddings: Any, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    """Cosine similarity of each ``(answer, reference)`` pair, embedded in one batch."""
+    import numpy as np
+
+    if not pairs:
+        return []
+    texts = [t or " " for p in pairs for t in p]
+    vecs = np.asarray(embeddings.embed_documents(texts), dtype=np.float64)
+    a, b = vecs[0::2], vecs[1::2]
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    sims = (a * b).sum(axis=1) / np.where(na == 0, 1, na)
+    return [round(float(s), 4) for s in sims]
 
 
 # ---------------------------------------------------------------------------
@@ -235,81 +251,267 @@ def _mean_loss(chat: "HFChatModel", rows: list[dict], *, adapter: bool, on_event
 
 @dataclass
 class EvalReport:
-    """What :func:`evaluate` measured, and where it wrote it."""
+    """What :func:`evaluate` measured (the ``eval/<evalset>.json`` file).
 
-    modes: dict[str, dict[str, Any]]
-    rows: list[dict[str, Any]]
-    loss: dict[str, Any]
+    Attributes
+    ----------
+    evalset
+        The evalset's name (the report's file name).
+    run_dir
+        The run evaluated.
+    modes
+        The modes answered, a subset of :data:`MODES` in that order.
+    scorecard
+        ``{mode: {metric: {"value", "low", "high", "n"}}}`` for :data:`METRICS`.
+    questions
+        One dict per question: the reference, the retrieved passages, each
+        mode's answer and scores, ``verdict`` and ``tags``.
+    loss
+        ``{"base": {"eval_loss", "perplexity"}, "tuned": {...}, "rows", "source"}`` or ``{"note"}``.
+    forgetting
+        The general-knowledge probe, base vs tuned, or ``None`` when not run.
+    overlap
+        Test questions that are also training questions (:func:`backend.evalsets.training_overlap`).
+    cancelled
+        Stopped early: the figures cover what was answered.
+    """
+
+    evalset: str
     run_dir: str
-    questions_file: str
+    modes: list[str]
+    scorecard: dict[str, dict[str, dict[str, Any]]]
+    questions: list[dict[str, Any]]
+    loss: dict[str, Any]
+    forgetting: dict[str, Any] | None = None
+    overlap: list[dict[str, Any]] = field(default_factory=list)
+    evalset_file: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
+    seconds: float = 0.0
+    cancelled: bool = False
     json_path: str = ""
     markdown_path: str = ""
-    cancelled: bool = False
-    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable (the eval.json file)."""
-        return {"run_dir": self.run_dir, "questions_file": self.questions_file, "modes": self.modes,
-                "loss": self.loss, "questions": self.rows, "cancelled": self.cancelled,
-                "seconds": round(self.seconds, 2)}
+        """JSON-serialisable (the file's content)."""
+        return {"evalset": self.evalset, "evalset_file": self.evalset_file, "run_dir": self.run_dir,
+                "created": self.created, "seconds": round(self.seconds, 2), "cancelled": self.cancelled,
+                "modes": list(self.modes), "scorecard": self.scorecard, "loss": self.loss,
+                "forgetting": self.forgetting, "overlap": self.overlap, "settings": self.settings,
+                "questions": self.questions}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], path: str | Path = "") -> "EvalReport":
+        """Inverse of :meth:`to_dict`."""
+        return cls(d.get("evalset", ""), d.get("run_dir", ""), list(d.get("modes") or []), d.get("scorecard") or {},
+                   list(d.get("questions") or []), d.get("loss") or {}, d.get("forgetting"),
+                   list(d.get("overlap") or []), d.get("evalset_file", ""), d.get("settings") or {},
+                   float(d.get("created") or 0.0), float(d.get("seconds") or 0.0), bool(d.get("cancelled")),
+                   str(path))
+
+    @property
+    def verdict_counts(self) -> dict[str, int]:
+        """How many questions carry each tag."""
+        c: Counter = Counter()
+        for q in self.questions:
+            c.update(q.get("tags") or [])
+        return {v: c.get(v, 0) for v in VERDICTS}
 
     def markdown(self) -> str:
-        """The four-mode table and the loss before / after, as Markdown."""
-        lines = [f"# Evaluation of `{Path(self.run_dir).name}`", "",
-                 f"{len(self.rows)} questions from `{Path(self.questions_file).name}`"
-                 + (" (cancelled: partial)" if self.cancelled else ""), "",
-                 "| mode | accuracy | token F1 | retrieval hit rate | answers |",
-                 "| --- | ---: | ---: | ---: | ---: |"]
-        for mode, m in self.modes.items():
-            hit = "—" if m.get("retrieval_hit_rate") is None else f"{m['retrieval_hit_rate']:.1%}"
-            lines.append(f"| {mode} | {m['accuracy']:.1%} | {m['f1']:.3f} | {hit} | {m['answered']} |")
-        lines += ["", "## Validation loss", ""]
-        before, after = self.loss.get("before"), self.loss.get("after")
-        if before or after:
+        """The scorecard, verdicts, loss and forgetting check as Markdown."""
+        n = len(self.questions)
+        lines = [f"# Evaluation of `{Path(self.run_dir).name}` on `{self.evalset}`", "",
+                 f"{n} questions" + (" (cancelled: partial)" if self.cancelled else "")
+                 + f", {self.seconds:.0f} s. Figures: value [95% bootstrap interval].", "",
+                 "| mode | accuracy | token F1 | similarity | retrieval hit rate | abstention | false abstention |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for mode in self.modes:
+            card = self.scorecard.get(mode, {})
+            cells = [format_figure(card.get(m), percent=m not in ("f1", "similarity")) for m in METRICS]
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+        vc = self.verdict_counts
+        lines += ["", "Verdicts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in vc.items()), ""]
+        lines += ["## Validation loss", ""]
+        base, tuned = self.loss.get("base"), self.loss.get("tuned")
+        if base or tuned:
             lines += ["| | loss | perplexity |", "| --- | ---: | ---: |"]
-            for name, v in (("before tuning (base)", before), ("after tuning", after)):
+            for label, v in (("before tuning (base)", base), ("after tuning", tuned)):
                 if v:
                     ppl = f"{v['perplexity']:.2f}" if v.get("perplexity") is not None else "—"
-                    lines.append(f"| {name} | {v['loss']:.4f} | {ppl} |")
+                    lines.append(f"| {label} | {v['eval_loss']:.4f} | {ppl} |")
                 else:
-                    lines.append(f"| {name} | — | — |")
+                    lines.append(f"| {label} | — | — |")
             if self.loss.get("source"):
-                lines += ["", f"Source: {self.loss['source']}" + (f", {self.loss['rows']} rows" if self.loss.get("rows") else "") + "."]
+                lines += ["", f"Source: {self.loss['source']}"
+                          + (f", {self.loss['rows']} rows" if self.loss.get("rows") else "") + "."]
         else:
             lines.append(f"Not available: {self.loss.get('note') or 'no validation data'}.")
+        if self.forgetting:
+            lines += ["", "## Forgetting check", "", self.forgetting.get("message", "")]
+        if self.overlap:
+            lines += ["", f"Note: {len(self.overlap)} test question(s) are also training questions: "
+                      + ", ".join(o["id"] for o in self.overlap) + "."]
         return "\n".join(lines) + "\n"
 
 
-def evaluate(project: "Project | str | Path", questions_jsonl: str | Path, run_dir: str | Path, *,
-             out_dir: str | Path | None = None, modes: Sequence[str] = MODES,
-             retrieval: RetrievalSettings | None = None, generation: GenerationSettings | None = None,
-             chat_model: "HFChatModel | None" = None, embeddings: Any = None, with_loss: bool = True,
+def format_figure(fig: dict[str, Any] | None, *, percent: bool = True) -> str:
+    """``'45% [30–60]'`` or ``'0.512 [0.43–0.60]'``; ``'—'`` when not measured."""
+    if not fig or fig.get("value") is None:
+        return "—"
+    if percent:
+        return f"{fig['value']:.0%} [{fig['low']:.0%}–{fig['high']:.0%}]"
+    return f"{fig['value']:.3f} [{fig['low']:.2f}–{fig['high']:.2f}]"
+
+
+def verdict_tags(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The verdict tags of one question from its per-mode ``correct`` flags.
+
+    ``improved``: base wrong and tuned right (same documents setting);
+    ``regressed``: base right and tuned wrong; ``rag_fixed``: wrong without
+    documents, right with them (same model); ``rag_broke``: the reverse;
+    ``still_wrong``: wrong in every mode; ``right``: right in every mode.
+    """
+    c = {m: bool(r.get("correct")) for m, r in results.items()}
+    tags: list[str] = []
+    for rag in ("+rag", ""):
+        b, t = c.get("base" + rag), c.get("tuned" + rag)
+        if b is False and t is True and "improved" not in tags:
+            tags.append("improved")
+        if b is True and t is False and "regressed" not in tags:
+            tags.append("regressed")
+    for model in ("base", "tuned"):
+        without, with_docs = c.get(model), c.get(model + "+rag")
+        if without is False and with_docs is True and "rag_fixed" not in tags:
+            tags.append("rag_fixed")
+        if without is True and with_docs is False and "rag_broke" not in tags:
+            tags.append("rag_broke")
+    if c and not any(c.values()):
+        tags.append("still_wrong")
+    if c and all(c.values()):
+        tags.append("right")
+    return tags
+
+
+def main_verdict(tags: Sequence[str]) -> str:
+    """The tag shown first: regressed, improved, rag_fixed, rag_broke, still_wrong, right (else ``mixed``)."""
+    for v in VERDICTS:
+        if v in tags:
+            return v
+    return "mixed"
+
+
+def build_scorecard(questions: Sequence[dict[str, Any]], modes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per mode, each metric of :data:`METRICS` with its bootstrap interval."""
+    out = {}
+    for m in modes:
+        res = [(q, q["modes"][m]) for q in questions if m in q.get("modes", {})]
+        ans = [r for q, r in res if q.get("answerable", True)]
+        una = [r for q, r in res if not q.get("answerable", True)]
+        hits = [bool(q["retrieval_hit"]) for q, _ in res if q.get("retrieval_hit") is not None] \
+            if m.endswith("+rag") else []
+        out[m] = {
+            "accuracy": bootstrap([r["correct"] for r in ans]),
+            "f1": bootstrap([r["f1"] for r in ans if r.get("f1") is not None]),
+            "similarity": bootstrap([r["similarity"] for r in ans if r.get("similarity") is not None]),
+            "retrieval_hit_rate": bootstrap(hits),
+            "abstention": bootstrap([r["abstained"] for r in una]),
+            "false_abstention": bootstrap([r["abstained"] for r in ans]),
+        }
+    return out
+
+
+def _source_dict(s: Any) -> dict[str, Any]:
+    d = s.to_dict()
+    text = d.get("text") or ""
+    if len(text) > SOURCE_TEXT_CHARS:
+        d["text"] = text[:SOURCE_TEXT_CHARS].rsplit(" ", 1)[0] + " …"
+    d["score"] = round(float(d.get("score") or 0.0), 4)
+    return d
+
+
+def _abstained(a: Answer) -> bool:
+    flag = getattr(a, "abstained", None)
+    return bool(flag) if flag is not None else is_abstention(a.answer)
+
+
+def _loss_block(v: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if v.get("before"):
+        out["base"] = {"eval_loss": v["before"]["loss"], "perplexity": v["before"]["perplexity"]}
+    if v.get("after"):
+        out["tuned"] = {"eval_loss": v["after"]["loss"], "perplexity": v["after"]["perplexity"]}
+    for k in ("rows", "source", "trainer_eval_loss", "note"):
+        if v.get(k):
+            out[k] = v[k]
+    if "base" not in out and "tuned" not in out:
+        out.setdefault("note", "no validation data")
+    return out
+
+
+def _similarity_embedder(embeddings: Any, index: Any) -> Any:
+    """The embedder for answer/reference similarity: the given one, the index's when bundled, else the bundled."""
+    if embeddings is not None:
+        return embeddings
+    from backend.rag.embeddings import embedder_info, load_embeddings
+
+    if index is not None:
+        try:
+            if index.embedder.same_model(embedder_info()):
+                return index.embeddings
+        except (TuneError, OSError):
+            pass
+    return load_embeddings()
+
+
+def _rows_and_name(project: Any, evalset: Any, name: str | None) -> tuple[list[EvalRow], str, str]:
+    if isinstance(evalset, (list, tuple)):
+        rows = [r for r in evalset if isinstance(r, EvalRow)]
+        if len(rows) != len(evalset) or not rows:
+            raise DataError("the evalset has no questions", hint="give a questions file, an evalset name or rows")
+        return list(rows), name or "custom", ""
+    path = resolve_evalset(project, evalset)
+    return read_evalset(path), name or path.stem, str(path)
+
+
+def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[EvalRow]", run_dir: str | Path, *,
+             name: str | None = None, modes: Sequence[str] = MODES, forgetting: bool = False,
+             with_loss: bool = True, retrieval: RetrievalSettings | None = None,
+             generation: GenerationSettings | None = None, chat_model: "HFChatModel | None" = None,
+             embeddings: Any = None, out_dir: str | Path | None = None, probe: str | Path | None = None,
              on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> EvalReport:
-    """Run every question in the four modes and write ``eval.json`` and ``eval.md``.
+    """Answer every question in each mode with one loaded model, score it, and save the report.
 
     Parameters
     ----------
     project
         A :class:`~backend.workspace.Project` or its folder (its index is used).
-    questions_jsonl
-        The questions file (see the module docstring).
+    evalset
+        A questions file (.jsonl/.csv), the name of one of the project's
+        evalsets, or rows (:class:`~backend.evalsets.EvalRow`).
     run_dir
         The run whose adapter is evaluated (tuned) against its base model.
-    out_dir
-        Where to write the reports (default ``<run_dir>/eval``).
+    name
+        The report's name (default: the evalset's file stem; ``custom`` for rows).
     modes
         A subset of :data:`MODES`.
-    retrieval, generation
-        Settings; generation defaults to the chat model's settings with greedy
-        decoding, so the comparison is reproducible.
-    chat_model, embeddings
-        Already loaded models to reuse (the GUI's); loaded from the run otherwise.
+    forgetting
+        Also answer the general-knowledge probe (``probe``, default
+        ``resources/forgetting_probe.jsonl``) as base and tuned without documents.
     with_loss
         Also measure the validation loss before / after tuning.
+    retrieval, generation
+        Settings; generation defaults to the chat model's settings with greedy
+        decoding, so base and tuned are compared without sampling noise.
+    chat_model, embeddings
+        Already loaded models to reuse (the GUI's); loaded once otherwise.
+        ``embeddings`` also scores the answer/reference similarity.
+    out_dir
+        Where to write ``<name>.json`` / ``<name>.md`` (default ``<run>/eval``).
     on_event, should_stop
-        Progress events (stages ``load``, ``eval``, ``loss-base``, ``loss-tuned``)
-        and cancellation (checked between answers and tokens; a stopped
-        evaluation still writes what it measured, marked cancelled).
+        Progress events (stages ``load``, ``eval``, ``forgetting``, ``similarity``,
+        ``loss-base``, ``loss-tuned``) and cancellation, checked between answers
+        and tokens; a stopped evaluation still writes what it measured, marked
+        cancelled.
 
     Returns
     -------
@@ -318,44 +520,62 @@ def evaluate(project: "Project | str | Path", questions_jsonl: str | Path, run_d
     Raises
     ------
     DataError
-        A malformed questions file.
+        A malformed questions file, an unknown evalset or mode.
     RunError, ModelError, IndexStoreError
         A missing run or adapter, an adapter for another base model, no or an
-        empty index (retrieval modes).
+        empty index (modes with documents).
     """
     from backend.rag.chat_model import load_chat_model
     from backend.rag.index import open_index
+    from backend.workspace import require_run_dir
 
     t0 = time.perf_counter()
-    questions = read_questions(questions_jsonl)
+    created = time.time()
+    rows, name, evalset_file = _rows_and_name(project, evalset, name)
+    rows = [r for r in rows if r.status != "rejected"]
+    if not rows:
+        raise DataError("every question of the evalset is rejected", file=evalset_file or None,
+                        hint="accept some drafted questions first")
     bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise DataError(f"unknown mode {bad[0]!r}", field="modes", hint=f"choose from {', '.join(MODES)}")
+    if bad or not modes:
+        raise DataError(f"unknown mode {bad[0]!r}" if bad else "no mode to evaluate", field="modes",
+                        hint=f"choose from {', '.join(MODES)}")
+    modes = [m for m in MODES if m in modes]
+    probe_rows = read_evalset(probe or FORGETTING_PROBE) if forgetting else []
+    require_run_dir(run_dir)
     need_index = any(m.endswith("+rag") for m in modes)
     index = open_index(project, embeddings=embeddings) if need_index else None
     chat = chat_model or load_chat_model(run_dir, on_event=on_event)
-    if not chat.has_adapter and any(m.startswith("tuned") for m in modes):
-        from backend.errors import RunError
+    if not chat.has_adapter and (any(m.startswith("tuned") for m in modes) or forgetting):
         raise RunError("the model has no adapter, so tuned and base would be the same", file=run_dir,
                        hint="evaluate a completed LoRA run")
     session = ChatSession(chat, index, retrieval)
-    # greedy by default, so base and tuned are compared without sampling noise
     gen = generation or dataclasses.replace(chat.settings, temperature=0.0)
-    rows: list[dict[str, Any]] = []
-    total = len(questions) * len(modes)
+    try:
+        from backend.evalsets import training_overlap
+        overlap = training_overlap(rows, run_dir)
+    except (TuneError, OSError, ValueError):
+        overlap = []
+    if overlap:
+        on_event(ev.log(f"{len(overlap)} test question(s) are also training questions "
+                        f"({', '.join(o['id'] for o in overlap[:8])}): their scores measure recall, not generalisation",
+                        "warning"))
+    questions: list[dict[str, Any]] = []
+    total = len(rows) * len(modes) + 2 * len(probe_rows)
     done = 0
     cancelled = False
-    for q in questions:
+    for q in rows:
         if should_stop():
             cancelled = True
             break
         shared = session.retrieve(q.question) if need_index else None
-        row: dict[str, Any] = {"line": q.line, "question": q.question, "expected": q.answer,
-                               "keywords": q.keywords, "source": q.source, "modes": {}}
+        item: dict[str, Any] = {"id": q.id, "question": q.question, "expected": q.answer, "keywords": q.keywords,
+                                "source": q.source, "answerable": q.answerable, "kind": q.kind,
+                                "lineage": q.lineage, "line": q.line, "retrieved": [], "retrieval_hit": None,
+                                "modes": {}}
         if shared is not None:
-            row["retrieved"] = [{"file": s.file, "path": s.path, "page": s.page, "chunk": s.chunk, "score": s.score}
-                                for s in shared]
-            row["retrieval_hit"] = source_hit(shared, q.source) if q.source else None
+            item["retrieved"] = [_source_dict(s) for s in shared]
+            item["retrieval_hit"] = source_hit(shared, q.source) if q.source and q.answerable else None
         for mode in modes:
             on_event(ev.progress("eval", done, total, f"{mode}: {q.question[:60]}"))
             a: Answer = session.ask(q.question, mode, sources=shared if mode.endswith("+rag") else None,
@@ -363,40 +583,156 @@ def evaluate(project: "Project | str | Path", questions_jsonl: str | Path, run_d
             if a.stopped:
                 cancelled = True
                 break
-            expected = q.answer or " ".join(q.keywords)
-            row["modes"][mode] = {"answer": a.answer, "correct": is_correct(a.answer, q),
-                                  "f1": round(token_f1(a.answer, expected), 4), "seconds": round(a.seconds, 3)}
+            item["modes"][mode] = {
+                "answer": a.answer, "correct": is_correct(a.answer, q),
+                "f1": round(token_f1(a.answer, q.expected), 4) if q.answerable else None,
+                "similarity": None, "abstained": _abstained(a), "seconds": round(a.seconds, 3),
+                "sources": [_source_dict(s) for s in a.sources],
+                "evidence": list(getattr(a, "evidence", None) or [])}
             done += 1
+        if item["modes"]:
+            questions.append(item)
         if cancelled:
             break
-        rows.append(row)
     on_event(ev.progress("eval", done, total, "Answers done"))
-    summary = _summarise(rows, modes)
+    # similarity in one embedding batch, after generation (the embedder is small next to the LM)
+    pairs = [(item, m) for item in questions if item["answerable"] for m in item["modes"]]
+    if pairs:
+        on_event(ev.progress("similarity", 0, len(pairs), "Similarity of answers to the references"))
+        emb = _similarity_embedder(embeddings, index)
+        sims = cosine_similarities(emb, [(it["modes"][m]["answer"], it["expected"] or " ".join(it["keywords"]))
+                                         for it, m in pairs])
+        for (it, m), s in zip(pairs, sims):
+            it["modes"][m]["similarity"] = s
+        on_event(ev.progress("similarity", len(pairs), len(pairs), "Similarity done"))
+    for item in questions:
+        item["tags"] = verdict_tags(item["modes"])
+        item["verdict"] = main_verdict(item["tags"])
+    forgetting_block = None
+    if probe_rows and not cancelled:
+        forgetting_block = forgetting_check(session, probe_rows, gen, done=done, total=total,
+                                            on_event=on_event, should_stop=should_stop)
+        cancelled = forgetting_block is None
     loss: dict[str, Any] = {"note": "not measured"}
     if with_loss and not cancelled:
-        loss = validation_loss(chat, run_dir, on_event=on_event, should_stop=should_stop)
-    rep = EvalReport(summary, rows, loss, str(run_dir), str(questions_jsonl), cancelled=cancelled,
-                     seconds=time.perf_counter() - t0)
-    out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    rep.json_path, rep.markdown_path = str(out / "eval.json"), str(out / "eval.md")
-    atomic_write_json(out / "eval.json", rep.to_dict())
-    atomic_write_text(out / "eval.md", rep.markdown())
-    on_event(ev.log(f"evaluation written to {rep.markdown_path}"))
+        loss = _loss_block(validation_loss(chat, run_dir, on_event=on_event, should_stop=should_stop))
+        cancelled = should_stop()
+    settings = {"retrieval": session.settings.to_dict(), "generation": gen.to_dict()}
+    rep = EvalReport(name, str(run_dir), list(modes), build_scorecard(questions, modes), questions, loss,
+                     forgetting_block, overlap, evalset_file, settings, round(created, 3),
+                     time.perf_counter() - t0, cancelled)
+    save_report(rep, out_dir)
+    on_event(ev.log(f"evaluation written to {rep.json_path}"))
     return rep
 
 
-def _summarise(rows: list[dict[str, Any]], modes: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per-mode accuracy, mean F1 and retrieval hit rate."""
-    out = {}
-    hits = [r["retrieval_hit"] for r in rows if r.get("retrieval_hit") is not None]
-    for m in modes:
-        res = [r["modes"][m] for r in rows if m in r["modes"]]
-        n = len(res)
-        out[m] = {"answered": n,
-                  "accuracy": sum(r["correct"] for r in res) / n if n else 0.0,
-                  "f1": sum(r["f1"] for r in res) / n if n else 0.0,
-                  "retrieval_hit_rate": (sum(hits) / len(hits) if hits else None) if m.endswith("+rag") else None}
-        if math.isnan(out[m]["f1"]):
-            out[m]["f1"] = 0.0
+def forgetting_check(session: ChatSession, probe_rows: Sequence[EvalRow], generation: GenerationSettings, *,
+                     done: int = 0, total: int | None = None, on_event: ev.OnEvent = ev.no_event,
+                     should_stop: ev.ShouldStop = ev.never_stop) -> dict[str, Any] | None:
+    """Score the general-knowledge probe as base and tuned, without documents.
+
+    A drop counts only when the paired bootstrap interval of the difference
+    (tuned − base, per question) lies wholly below zero.
+
+    Returns
+    -------
+    dict or None
+        ``{"base": {"correct", "n", "value", "low", "high"}, "tuned": {...},
+        "difference": {...}, "flag", "message", "questions"}``; ``None`` when stopped.
+    """
+    total = total or 2 * len(probe_rows)
+    # probe answers are a word or a number: a short budget keeps the check cheap
+    gen = dataclasses.replace(generation, max_new_tokens=min(generation.max_new_tokens, 48))
+    items = []
+    for q in probe_rows:
+        row: dict[str, Any] = {"id": q.id, "question": q.question, "keywords": q.keywords}
+        for mode in ("base", "tuned"):
+            if should_stop():
+                return None
+            on_event(ev.progress("forgetting", done, total, f"general knowledge ({mode}): {q.question[:50]}"))
+            a = session.ask(q.question, mode, should_stop=should_stop, generation=gen)
+            if a.stopped:
+                return None
+            row[mode] = a.answer
+            row[f"{mode}_correct"] = is_correct(a.answer, q)
+            done += 1
+        items.append(row)
+    base = [r["base_correct"] for r in items]
+    tuned = [r["tuned_correct"] for r in items]
+    n = len(items)
+    b, t = bootstrap(base), bootstrap(tuned)
+    diff = bootstrap([float(y) - float(x) for x, y in zip(base, tuned)])
+    kb, kt = sum(base), sum(tuned)
+    flag = diff["high"] is not None and diff["high"] < 0
+    if flag:
+        message = f"tuning made general answers worse: {kb} → {kt} of {n}"
+    elif diff["low"] is not None and diff["low"] > 0:
+        message = f"general answers got better with tuning: {kb} → {kt} of {n}"
+    else:
+        message = f"no clear change in general answers: {kb} → {kt} of {n} (within the 95% interval)"
+    return {"base": {"correct": kb, "n": n, **{k: b[k] for k in ("value", "low", "high")}},
+            "tuned": {"correct": kt, "n": n, **{k: t[k] for k in ("value", "low", "high")}},
+            "difference": diff, "flag": flag, "message": message, "questions": items}
+
+
+def save_report(rep: EvalReport, out_dir: str | Path | None = None) -> Path:
+    """Write ``<name>.json`` and ``<name>.md`` (default in ``<run>/eval``), atomically."""
+    from backend.evalsets import check_name
+
+    name = check_name(rep.evalset)
+    if out_dir is not None:
+        out = Path(out_dir)
+        jpath, mpath = out / f"{name}.json", out / f"{name}.md"
+    else:
+        jpath, mpath = _eval_path(rep.run_dir, name), _eval_path(rep.run_dir, name, ".md")
+    jpath.parent.mkdir(parents=True, exist_ok=True)
+    rep.json_path, rep.markdown_path = str(jpath), str(mpath)
+    atomic_write_json(jpath, rep.to_dict())
+    atomic_write_text(mpath, rep.markdown())
+    return jpath
+
+
+def load_report(run_dir: str | Path, evalset_name: str) -> EvalReport | None:
+    """The saved report of ``evalset_name`` for a run, or ``None`` (no model is loaded)."""
+    p = _eval_path(run_dir, evalset_name)
+    try:
+        d = read_json(p)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict) or "scorecard" not in d:
+        return None
+    rep = EvalReport.from_dict(d, p)
+    rep.markdown_path = str(_eval_path(run_dir, evalset_name, ".md"))
+    return rep
+
+
+def list_reports(run_dir: str | Path) -> list[str]:
+    """Names of the evalsets this run has reports for (newest first)."""
+    d = _eval_path(run_dir, "x").parent
+    if not d.is_dir():
+        return []
+    files = sorted(d.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+    return [f.stem for f in files if load_report(run_dir, f.stem) is not None]
+
+
+def compare_runs(run_dirs: Sequence[str | Path], evalset_name: str) -> list[dict[str, Any]]:
+    """One row per run: its scorecard on the same evalset (``None`` when it has no report).
+
+    Returns
+    -------
+    list[dict]
+        ``{"run_dir", "run", "scorecard", "modes", "questions", "correct", "forgetting", "loss",
+        "created", "cancelled"}``; ``correct`` maps each mode to the number right.
+    """
+    out = []
+    for rd in run_dirs:
+        rep = load_report(rd, evalset_name)
+        row: dict[str, Any] = {"run_dir": str(rd), "run": Path(rd).name, "scorecard": None}
+        if rep is not None:
+            row.update(scorecard=rep.scorecard, modes=rep.modes, questions=len(rep.questions),
+                       correct={m: sum(1 for q in rep.questions if q["modes"].get(m, {}).get("correct"))
+                                for m in rep.modes},
+                       forgetting=(rep.forgetting or {}).get("message"), loss=rep.loss, created=rep.created,
+                       cancelled=rep.cancelled)
+        out.append(row)
     return out

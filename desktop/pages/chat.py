@@ -414,7 +414,7 @@ class ChatPage(Page):
     # -- runs -----------------------------------------------------------------------------
     def _refresh_runs(self) -> None:
         s = self.session
-        runs = [r for r in list_runs(s.project.root) if r.has_adapter] if s.project else []
+        runs = [r for r in list_runs(s.project.root) if r.has_chat_model] if s.project else []
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         self.run_combo.addItem("No run: base model only", None)

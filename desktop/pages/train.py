@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGroupBox
                                QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from backend import runs as run_folder
 from backend.errors import TuneError
 from backend.estimate import estimate_run
 from desktop.plots import QtRunMetrics, RunMetrics
@@ -424,7 +425,7 @@ class TrainPage(Page):
         self._viewing = Path(run_dir)
         self.metrics.load(run_events(run_dir))
         self.plot_view.refresh()
-        self.log_view.setPlainText(_tail(Path(run_dir) / "run.log"))
+        self.log_view.setPlainText(_tail(run_folder.log_path(run_dir)))
         self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
         r = read_run(Path(run_dir))
         if r is not None:
@@ -442,7 +443,7 @@ class TrainPage(Page):
                 self.progress.setRange(0, int(total))
                 self.progress.setValue(int(lt.get("step") or 0))
             self.status_label.setText(f"Showing {r.name}: {r.status}" + (f" ({r.reason})" if r.reason else "."))
-            if r.has_adapter:
+            if r.has_chat_model:
                 self.session.select_run(r.run_dir)
                 self.runSelected.emit(r.run_dir)
         self.history.blockSignals(True)
@@ -465,8 +466,8 @@ class TrainPage(Page):
         steps = f"step {r.step}" + (f" of {r.max_steps}" if r.max_steps else "") if r.step is not None else "no steps yet"
         parts = [f"{r.method} on {Path(r.model).name if r.model != 'default' else 'SmolLM2-135M'}", steps,
                  f"started {r.when}"]
-        if r.has_adapter:
-            parts.append("adapter ready (used by Chat)")
+        if r.has_chat_model:
+            parts.append(("model" if r.kind == "model" else "adapter") + " ready (used by Chat)")
         elif r.resumable:
             parts.append("resumable from its checkpoint")
         self.run_detail.setText(" · ".join(parts))

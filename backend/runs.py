@@ -1,0 +1,555 @@
+"""The run folder as a type: the one owner of its file names and rules.
+
+A run folder (docs/architecture.md, "The run folder")::
+
+    config.json        the RunConfig the run trains with
+    status.json        queued | running | completed | failed | cancelled, reason, pid, times, metrics
+    metrics.jsonl      one event per line (backend.events), appended as the run goes
+    run.log            the log records of backend / transformers / peft
+    data_report.json   what data preparation kept, cut and dropped
+    checkpoints/checkpoint-<step>/   Trainer checkpoints; complete once tune_complete.json is in
+    adapter/           the final PEFT adapter (adapter methods)       } one of the two,
+    model/             the final whole model (full fine-tuning, BitFit) } written atomically
+    eval/<evalset>.json, eval/<evalset>.md   evaluation reports
+    exports/           exported models (merged, GGUF)
+    report.html        the self-contained run report
+
+Every other module (CLI, GUI, training, export, chat, eval, bench) asks this
+module for a path or a rule instead of writing a name itself; a test greps
+the source tree for stray literals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from backend import methods
+from backend.errors import RunError
+from backend.fsutil import atomic_write_json, read_json
+
+# -- the names (nothing else in the source tree spells them) -------------------------------
+CONFIG = "config.json"
+STATUS = "status.json"
+METRICS = "metrics.jsonl"
+RUN_LOG = "run.log"
+DATA_REPORT = "data_report.json"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_PREFIX = "checkpoint-"
+COMPLETE_MARKER = "tune_complete.json"
+"""Written into a checkpoint folder once every file of it is on disk (a resume needs it)."""
+TRAINER_STATE = "trainer_state.json"
+ADAPTER = "adapter"
+MODEL = "model"
+PROVENANCE = "tune_studio.json"
+"""Written into adapter/, model/ and exported folders: where the weights came from."""
+EVAL = "eval"
+EXPORTS = "exports"
+REPORT = "report.html"
+PROJECT_RUNS = "runs"
+"""The folder under a project that holds its runs."""
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+FINAL_DIRS = (ADAPTER, MODEL)
+
+
+# -- paths -----------------------------------------------------------------------------------
+def config_path(run_dir: str | Path) -> Path:
+    """``config.json`` of a run."""
+    return Path(run_dir) / CONFIG
+
+
+def status_path(run_dir: str | Path) -> Path:
+    """``status.json`` of a run."""
+    return Path(run_dir) / STATUS
+
+
+def metrics_path(run_dir: str | Path) -> Path:
+    """``metrics.jsonl`` of a run."""
+    return Path(run_dir) / METRICS
+
+
+def log_path(run_dir: str | Path) -> Path:
+    """``run.log`` of a run."""
+    return Path(run_dir) / RUN_LOG
+
+
+def data_report_path(run_dir: str | Path) -> Path:
+    """``data_report.json`` of a run."""
+    return Path(run_dir) / DATA_REPORT
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    """The Trainer's ``output_dir``: ``checkpoints/``."""
+    return Path(run_dir) / CHECKPOINTS
+
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """The folder of the checkpoint at ``step``."""
+    return checkpoints_dir(run_dir) / f"{CHECKPOINT_PREFIX}{step}"
+
+
+def checkpoint_step(checkpoint: str | Path) -> int:
+    """The step of a checkpoint folder (``checkpoint-40`` → 40)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def adapter_dir(run_dir: str | Path) -> Path:
+    """Where a PEFT method's final adapter goes."""
+    return Path(run_dir) / ADAPTER
+
+
+def model_dir(run_dir: str | Path) -> Path:
+    """Where full fine-tuning / BitFit write the final model."""
+    return Path(run_dir) / MODEL
+
+
+def final_dir_for(run_dir: str | Path, method: str) -> Path:
+    """``adapter/`` or ``model/``: where ``method`` saves its result (the method registry says)."""
+    return Path(run_dir) / methods.get(method).saves
+
+
+def eval_dir(run_dir: str | Path) -> Path:
+    """``eval/``: the run's evaluation reports."""
+    return Path(run_dir) / EVAL
+
+
+def eval_path(run_dir: str | Path, name: str, suffix: str = ".json") -> Path:
+    """The evaluation report of evalset ``name`` (``eval/<name>.json``; ``suffix=".md"`` for the text one)."""
+    return eval_dir(run_dir) / f"{name}{suffix}"
+
+
+def exports_dir(run_dir: str | Path) -> Path:
+    """``exports/``: models exported from the run."""
+    return Path(run_dir) / EXPORTS
+
+
+def report_path(run_dir: str | Path) -> Path:
+    """``report.html``: the run report."""
+    return Path(run_dir) / REPORT
+
+
+def provenance_path(folder: str | Path) -> Path:
+    """``tune_studio.json`` inside an adapter, model or export folder."""
+    return Path(folder) / PROVENANCE
+
+
+def runs_dir(project_root: str | Path) -> Path:
+    """A project's ``runs/`` folder."""
+    return Path(project_root) / PROJECT_RUNS
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a run folder (it has ``config.json``)."""
+    return config_path(path).is_file()
+
+
+def require_run_dir(run_dir: str | Path) -> Path:
+    """``run_dir`` as a ``Path`` after checking it is a run folder.
+
+    Raises
+    ------
+    RunError
+        When the folder does not exist or has no ``config.json``.
+    """
+    p = Path(run_dir).expanduser()
+    if not p.is_dir():
+        raise RunError("run folder not found", file=p, hint="give the path of a folder under <project>/runs/")
+    if not is_run_dir(p):
+        raise RunError(f"not a run folder (no {CONFIG})", file=p,
+                       hint="give the path of a folder under <project>/runs/")
+    return p
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict.
+
+    Raises
+    ------
+    RunError
+        When the folder or its config is missing or unreadable.
+    """
+    p = require_run_dir(run_dir)
+    try:
+        data = json.loads(config_path(p).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"the run's {CONFIG} is unreadable ({e})", file=config_path(p),
+                       hint="the run folder may be damaged; pick another run") from None
+    if not isinstance(data, dict):
+        raise RunError(f"the run's {CONFIG} is not a JSON object", file=config_path(p),
+                       hint="the run folder may be damaged; pick another run")
+    return data
+
+
+def load_config(run_dir: str | Path):
+    """A run's ``config.json`` as a :class:`~backend.config.RunConfig` (validated)."""
+    from backend.config import RunConfig
+
+    return RunConfig.load(config_path(require_run_dir(run_dir)))
+
+
+# -- status ----------------------------------------------------------------------------------
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    """``status.json`` of a run (``{}`` when absent or unreadable)."""
+    try:
+        st = read_json(status_path(run_dir), {})
+    except (OSError, ValueError):
+        return {}
+    return st if isinstance(st, dict) else {}
+
+
+def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
+    """Atomically replace ``status.json``, keeping earlier fields; returns what was written.
+
+    The caller decides who writes (under ``torchrun`` only rank 0 does:
+    ``backend.training.write_status``).
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    st = read_status(run_dir)
+    st.update(extra)
+    st.update(status=status, updated=time.time(), pid=os.getpid())
+    atomic_write_json(status_path(run_dir), st)
+    return st
+
+
+# -- checkpoints and the resume rule ----------------------------------------------------------
+def is_complete_checkpoint(checkpoint: str | Path) -> bool:
+    """Whether every file of a checkpoint is on disk (our marker and the Trainer's state)."""
+    c = Path(checkpoint)
+    return (c / COMPLETE_MARKER).is_file() and (c / TRAINER_STATE).is_file()
+
+
+def mark_checkpoint_complete(checkpoint: str | Path, step: int) -> None:
+    """Write the completion marker into a checkpoint folder (after all ranks wrote their part)."""
+    atomic_write_json(Path(checkpoint) / COMPLETE_MARKER, {"step": step, "time": time.time()})
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """Every checkpoint folder of a run (complete or not), oldest first."""
+    ck = checkpoints_dir(run_dir)
+    if not ck.is_dir():
+        return []
+    found = []
+    for d in ck.glob(f"{CHECKPOINT_PREFIX}*"):
+        try:
+            found.append((checkpoint_step(d), d))
+        except ValueError:
+            continue
+    return [d for _, d in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest *complete* checkpoint, the one ``tune resume`` continues from (``None``: none)."""
+    done = [d for d in checkpoints(run_dir) if is_complete_checkpoint(d)]
+    return done[-1] if done else None
+
+
+def final_dir(run_dir: str | Path) -> Path | None:
+    """The finished ``adapter/`` or ``model/`` on disk, when there is one."""
+    for d in (adapter_dir(run_dir), model_dir(run_dir)):
+        if d.is_dir():
+            return d
+    return None
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Completed, with its adapter or model written: nothing left to resume."""
+    return read_status(run_dir).get("status") == "completed" and final_dir(run_dir) is not None
+
+
+def is_resumable(run_dir: str | Path) -> bool:
+    """Whether ``tune resume`` continues this run from a checkpoint (not from step 0).
+
+    The one rule for the CLI and the GUI: not finished, and a complete
+    checkpoint (one with the completion marker) exists.  A checkpoint folder
+    without the marker was cut off mid-write and cannot be resumed from.
+    """
+    return not is_finished(run_dir) and latest_checkpoint(run_dir) is not None
+
+
+def has_chat_model(run_dir: str | Path) -> bool:
+    """Whether the chat can load this run: a finished adapter, or a finished whole model."""
+    a, m = adapter_dir(run_dir), model_dir(run_dir)
+    return (a / "adapter_config.json").is_file() or (m / "config.json").is_file()
+
+
+def kind(run_dir: str | Path, method: str | None = None) -> str:
+    """What the run produces: ``adapter``, ``prompt`` (a prompt-learning adapter) or ``model``.
+
+    What is on disk decides (``model/`` → ``model``); otherwise the method
+    registry, from ``method`` or the run's config; ``unknown`` when neither says.
+    """
+    if model_dir(run_dir).is_dir():
+        return "model"
+    if method is None:
+        try:
+            method = (read_config(run_dir).get("method") or {}).get("method")
+        except RunError:
+            method = None
+    m = methods.METHODS.get(method or "")
+    if m is None:
+        return "adapter" if adapter_dir(run_dir).is_dir() else "unknown"
+    if m.saves == "model":
+        return "model"
+    return "prompt" if m.is_prompt_learning else "adapter"
+
+
+# -- metrics -----------------------------------------------------------------------------------
+def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Complete ``metrics.jsonl`` records after byte ``offset``, and the offset to read from next.
+
+    For tailing a run that is being written: a torn last line (no newline yet)
+    is left for the next call.  Undecodable lines are skipped.
+    """
+    path = metrics_path(run_dir)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    out = []
+    for line in data[:end].splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out, offset + end
+
+
+def events(run_dir: str | Path) -> list[dict]:
+    """Every record of a run's ``metrics.jsonl`` (for replaying its plots)."""
+    return read_metrics(run_dir)[0]
+
+
+def last_record(run_dir: str | Path, type: str, tail_bytes: int = 16384) -> dict | None:
+    """The last record of ``type`` in ``metrics.jsonl``, reading only the file's tail."""
+    path = metrics_path(run_dir)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - tail_bytes))
+            tail = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("type") == type:
+            return rec
+    return None
+
+
+# -- listing ------------------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class RunSummary:
+    """One row of a project's run history (cheap to build: no model is loaded).
+
+    Attributes
+    ----------
+    run_dir, name, status, created, method, model
+        The folder, its name, ``status.json``'s status, start time, method and base model.
+    step, max_steps, train_loss, eval_loss
+        The last known progress (the final metrics, else the last ``train`` record).
+    reason, pid
+        Why it ended (failed / cancelled) and the process that last wrote its status.
+    """
+
+    run_dir: Path
+    name: str
+    status: str
+    created: float
+    method: str
+    model: str
+    step: int | None
+    max_steps: int | None
+    train_loss: float | None
+    eval_loss: float | None
+    reason: str
+    pid: int | None
+
+    @property
+    def final_dir(self) -> Path | None:
+        """The finished ``adapter/`` or ``model/``, when there is one."""
+        return final_dir(self.run_dir)
+
+    @property
+    def has_adapter(self) -> bool:
+        """A finished adapter or whole model is on disk (so it can be exported)."""
+        return self.final_dir is not None
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        """The finished ``adapter/`` or ``model/`` (kept for callers of the old name)."""
+        return self.final_dir
+
+    @property
+    def has_chat_model(self) -> bool:
+        """The chat can load it (see :func:`has_chat_model`)."""
+        return has_chat_model(self.run_dir)
+
+    @property
+    def kind(self) -> str:
+        """``adapter``, ``prompt`` or ``model`` (see :func:`kind`)."""
+        return kind(self.run_dir, self.method)
+
+    @property
+    def when(self) -> str:
+        """Local start time, for people."""
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created)) if self.created else "?"
+
+    @property
+    def interrupted(self) -> bool:
+        """Left ``running`` by a process that is gone (crash, killed, closed window)."""
+        if self.status not in ("running", "queued"):
+            return False
+        return self.pid is None or not pid_alive(self.pid)
+
+    @property
+    def resumable(self) -> bool:
+        """``tune resume`` continues it from a checkpoint (see :func:`is_resumable`)."""
+        return is_resumable(self.run_dir)
+
+
+def read_run(run_dir: str | Path) -> RunSummary | None:
+    """Summarise one run folder; ``None`` when it is not a run."""
+    run_dir = Path(run_dir)
+    try:
+        cfg = read_json(config_path(run_dir))
+    except (OSError, ValueError):
+        cfg = None
+    if not isinstance(cfg, dict):
+        return None
+    st = read_status(run_dir)
+    metrics = st.get("metrics") or {}
+    step = max_steps = train_loss = eval_loss = None
+    if isinstance(metrics, dict):
+        step = metrics.get("global_step")
+        train_loss = metrics.get("train_loss")
+        eval_loss = metrics.get("eval_loss")
+    if step is None or train_loss is None:
+        last = last_record(run_dir, "train")
+        if last:
+            step = last.get("step") if step is None else step
+            max_steps = last.get("max_steps")
+            train_loss = last.get("loss") if train_loss is None else train_loss
+    created = st.get("created") or st.get("started") or _mtime(run_dir)
+    return RunSummary(run_dir, cfg.get("name") or run_dir.name, st.get("status", "unknown"),
+                      float(created or 0), (cfg.get("method") or {}).get("method", "?"),
+                      (cfg.get("model") or {}).get("name_or_path", "?"), step, max_steps,
+                      train_loss, eval_loss, st.get("reason") or "", st.get("pid"))
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def iter_run_dirs(project_root: str | Path) -> Iterator[Path]:
+    """The run folders under a project's ``runs/``."""
+    d = runs_dir(project_root)
+    if d.is_dir():
+        yield from (p for p in d.iterdir() if p.is_dir() and is_run_dir(p))
+
+
+def list_runs(project_root: str | Path) -> list[RunSummary]:
+    """Every run of the project, newest first."""
+    out = [r for d in iter_run_dirs(project_root) for r in [read_run(d)] if r is not None]
+    return sorted(out, key=lambda r: r.created, reverse=True)
+
+
+def interrupted_runs(project_root: str | Path) -> list[RunSummary]:
+    """Runs left ``running`` by a process that no longer exists and that can be resumed."""
+    return [r for r in list_runs(project_root) if r.interrupted and r.resumable]
+
+
+class RunFolder:
+    """One run folder: its paths and rules as attributes (the functions above, bound).
+
+    Parameters
+    ----------
+    path
+        The run folder (need not exist yet: ``train`` creates it).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    config_path = property(lambda self: config_path(self.path))
+    status_path = property(lambda self: status_path(self.path))
+    metrics_path = property(lambda self: metrics_path(self.path))
+    log_path = property(lambda self: log_path(self.path))
+    data_report_path = property(lambda self: data_report_path(self.path))
+    checkpoints_dir = property(lambda self: checkpoints_dir(self.path))
+    adapter_dir = property(lambda self: adapter_dir(self.path))
+    model_dir = property(lambda self: model_dir(self.path))
+    eval_dir = property(lambda self: eval_dir(self.path))
+    exports_dir = property(lambda self: exports_dir(self.path))
+    report_path = property(lambda self: report_path(self.path))
+    final_dir = property(lambda self: final_dir(self.path))
+    status = property(lambda self: read_status(self.path).get("status", "unknown"))
+    is_resumable = property(lambda self: is_resumable(self.path))
+    is_finished = property(lambda self: is_finished(self.path))
+    has_chat_model = property(lambda self: has_chat_model(self.path))
+    kind = property(lambda self: kind(self.path))
+    latest_checkpoint = property(lambda self: latest_checkpoint(self.path))
+
+    def eval_path(self, name: str, suffix: str = ".json") -> Path:
+        """See :func:`eval_path`."""
+        return eval_path(self.path, name, suffix)
+
+    def read_status(self) -> dict[str, Any]:
+        """See :func:`read_status`."""
+        return read_status(self.path)
+
+    def write_status(self, status: str, **extra: Any) -> dict[str, Any]:
+        """See :func:`write_status`."""
+        return write_status(self.path, status, **extra)
+
+    def read_config(self) -> dict[str, Any]:
+        """See :func:`read_config`."""
+        return read_config(self.path)
+
+    def read_metrics(self, offset: int = 0) -> tuple[list[dict], int]:
+        """See :func:`read_metrics`."""
+        return read_metrics(self.path, offset)
+
+    def summary(self) -> RunSummary | None:
+        """See :func:`read_run`."""
+        return read_run(self.path)
