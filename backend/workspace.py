@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.errors import RunError, TuneError
+from backend import runs
 from backend.fsutil import atomic_write_json, read_json
 
 PROJECT_FILE = "project.json"
@@ -49,7 +50,7 @@ class Project:
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return runs.runs_dir(self.root)
 
     @classmethod
     def create(cls, root: str | Path, name: str | None = None, base_model: str = "default") -> "Project":
@@ -110,11 +111,5 @@ def new_run_dir(parent: str | Path, name: str = "") -> Path:
 
 
 def require_run_dir(run_dir: str | Path) -> Path:
-    """Check that ``run_dir`` is a run folder (has config.json)."""
-    p = Path(run_dir).expanduser()
-    if not p.is_dir():
-        raise RunError("run folder not found", file=p, hint="give the path of a folder under <project>/runs/")
-    if not (p / "config.json").exists():
-        raise RunError("not a run folder (no config.json)", file=p,
-                       hint="give the path of a folder under <project>/runs/")
-    return p
+    """Check that ``run_dir`` is a run folder (see :func:`backend.runs.require_run_dir`)."""
+    return runs.require_run_dir(run_dir)
