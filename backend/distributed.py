@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import events as ev
+from backend import runs
 from backend.config import RunConfig
 from backend.errors import DataError, RunError
 
@@ -469,10 +470,10 @@ def _load_config(src: str | Path | RunConfig) -> tuple[RunConfig, str]:
         return src, _slug(src.name or Path(src.output_dir or "run").name)
     p = Path(src).expanduser()
     if p.is_dir():
-        if not (p / "config.json").exists():
-            raise RunError("not a run folder (no config.json)", file=p,
+        if not runs.is_run_dir(p):
+            raise RunError(f"not a run folder (no {runs.CONFIG})", file=p,
                            hint="give a run folder (under <project>/runs/) or a run config JSON file")
-        cfg = RunConfig.load(p / "config.json")
+        cfg = RunConfig.load(runs.config_path(p))
         return cfg, _slug(cfg.name or p.name)
     if p.is_file():
         cfg = RunConfig.load(p)
