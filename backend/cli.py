@@ -17,8 +17,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.errors import TuneError
+from backend.presets import PRESET_KEYS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.config import RunConfig
 
 # Feature modules that add their own subcommands with register(subparsers).
 EXTENSIONS = ("backend.data.cli", "backend.rag.cli", "backend.distributed")
@@ -102,25 +107,68 @@ def _quiet_libraries() -> None:
         pass
 
 
-def cmd_train(args) -> int:
-    from backend.config import RunConfig, parse_set
-    from backend.training import train
+def train_config(args) -> tuple["RunConfig", list[str]]:
+    """The configuration ``tune train`` runs, and notices to print before it starts.
 
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
-    overrides = parse_set(args.set or [])
+    With ``--project`` this is :func:`backend.workspace.resolve_run_config`, the
+    function the GUI's Start calls: the project's saved configuration (or the
+    config file, when one is named), then ``--preset``, then ``--set`` and the
+    quick flags, over the project's dataset roles and documents marked "train on".
+    The notices name trust flags the project asked for and was not given.
+    """
+    from backend.config import RunConfig, parse_set
+    from backend.presets import apply_preset
+    from backend.workspace import Project, resolve_run_config
+
+    base = RunConfig.load(args.config) if args.config else None
+    overrides: dict = dict(parse_set(args.set or []))
     quick = {"model.name_or_path": args.model, "output_dir": args.output,
              "training.max_steps": args.max_steps, "training.save_steps": args.save_steps,
              "training.epochs": args.epochs}
     if args.data:
         overrides["data.train_files"] = args.data
     overrides.update({k: v for k, v in quick.items() if v is not None})
-    cfg = cfg.with_overrides(overrides)
+    trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights}
+    if args.project:
+        project = Project.open(args.project)
+        cfg = resolve_run_config(project, base=base, preset=args.preset, overrides=overrides, **trust)
+        granted = {k for k, v in trust.items() if v}
+        notices = [n for name, n in zip(project.trust_requests, project.trust_notices(cli=True))
+                   if name not in granted]
+        return cfg, notices
+    cfg = base or RunConfig()
+    if args.preset:
+        cfg = apply_preset(cfg, args.preset)
+    # a flag only switches trust on; a config file the user names keeps its own values
+    trust_on = {f"model.{k}": True for k, v in trust.items() if v}
+    return cfg.with_overrides({**trust_on, **overrides}), []
+
+
+def cmd_train(args) -> int:
+    from backend.estimate import start_warnings
+    from backend.training import train
+
+    cfg, notices = train_config(args)
     _quiet_libraries()
+    on_event = lambda r: _print_event(r, args.json)  # noqa: E731
+    for message in notices:
+        _print_warning(message, args.json)
+    if int(os.environ.get("RANK", "0")) == 0:  # the same warnings the Train page shows before a start
+        for message in start_warnings(cfg, on_event=on_event):
+            _print_warning(message, args.json)
     stop = _StopFlag()
     stop.install()
-    result = train(cfg, project_dir=args.project, on_event=lambda r: _print_event(r, args.json),
-                   should_stop=stop)
+    result = train(cfg, project_dir=args.project, on_event=on_event, should_stop=stop)
     return 0 if result.status == "completed" else 3
+
+
+def _print_warning(message: str, as_json: bool) -> None:
+    if as_json:
+        from backend import events as ev
+
+        print(json.dumps(ev.log(message, level="warning"), default=str), flush=True)
+    else:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_resume(args) -> int:
@@ -183,7 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="base model: 'default', a folder, a .gguf file")
     t.add_argument("--data", action="append", metavar="FILE", help="training data file (repeatable)")
     t.add_argument("--output", help="run folder to create")
-    t.add_argument("--project", help="project folder (runs go to PROJECT/runs/)")
+    t.add_argument("--project", help="project folder: train what the GUI would (its datasets and roles, "
+                   "documents marked 'train on', saved settings); runs go to PROJECT/runs/")
+    t.add_argument("--preset", choices=PRESET_KEYS,
+                   help="start from a preset (the Configure page's Quick CPU test / Balanced LoRA / Quality)")
+    t.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
+                   help="run Python code shipped with the model folder (only for models you trust)")
+    t.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",
+                   help="allow pickle (.bin) weights, which can run code (prefer safetensors)")
     t.add_argument("--max-steps", type=int, dest="max_steps")
     t.add_argument("--save-steps", type=int, dest="save_steps")
     t.add_argument("--epochs", type=float)

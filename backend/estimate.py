@@ -72,3 +72,34 @@ def estimate_run(cfg, info, device, train_rows: int | None = None,
         warnings.append("Full fine-tuning of a model this size on a CPU will take very long; LoRA is "
                         "usually as good for adapting style and facts.")
     return RunEstimate(mem, step_s, steps, total, train_rows, warnings)
+
+
+def start_warnings(cfg, *, train_rows: int | None = None, mean_tokens: float | None = None,
+                   on_event=None) -> list[str]:
+    """The warnings the Train page shows before a start, for a run that has not resolved its model yet.
+
+    Resolves the base model (converting a GGUF once, as training would) and
+    detects the device, so it imports torch: for ``tune train``, not the GUI
+    thread (the GUI computes :func:`estimate_run` from facts it already has).
+
+    Returns
+    -------
+    list[str]
+        Empty for a hub id that is not downloaded yet (no facts to estimate from).
+
+    Raises
+    ------
+    ModelError
+        When the model cannot be resolved (training would fail the same way).
+    """
+    from pathlib import Path
+
+    from backend import events as ev
+    from backend.models import model_info, resolve_model
+    from backend.runtime import detect_device
+
+    path = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub,
+                         allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=on_event or ev.no_event)
+    if not Path(path).is_dir():
+        return []
+    return estimate_run(cfg, model_info(path), detect_device(cfg.model.device), train_rows, mean_tokens).warnings

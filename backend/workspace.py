@@ -1,17 +1,51 @@
-"""A project folder: documents, datasets, the index and runs (see DESIGN.md)."""
+"""A project folder and its ``project.json``: the one project model the GUI and the CLI share.
+
+See docs/architecture.md, "The project folder".  ``project.json`` is read and
+written here only.  Besides the name and base model it holds, under
+``settings``:
+
+``run_config``          the Configure page's values, without per-run paths and
+                        without the per-machine trust flags (see below)
+``dataset_roles``       ``{file name: "train" | "validation" | "off"}`` for files in ``datasets/``
+``train_on_documents``  documents (paths relative to ``documents/``) whose text is also training text
+``example_questions``   questions the Chat page offers as examples
+``description``         a few words shown on the Project page
+
+:func:`resolve_run_config` turns a project (plus a preset and overrides) into
+the :class:`~backend.config.RunConfig` a new run starts with; the Train page and
+``tune train --project`` both call it, so they train the same thing.
+
+``model.trust_remote_code`` and ``model.allow_pickle_weights`` are never read
+from ``project.json``: opening someone's project must not run their code.  A
+project that asks for them has them dropped, and :meth:`Project.trust_notices`
+says what it asked and how the user can allow it on this machine.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping
 
-from backend.errors import RunError, TuneError
+from backend.errors import ConfigError, RunError, TuneError
+from backend.filetypes import is_dataset_file, is_document_file
 from backend import runs
 from backend.fsutil import atomic_write_json, read_json
 
+if TYPE_CHECKING:  # pragma: no cover
+    from backend.config import RunConfig
+
 PROJECT_FILE = "project.json"
+ROLES = ("train", "validation", "off")
+#: Per-machine settings a project file may not switch on: field -> (GUI label, CLI flag).
+TRUST_FIELDS: dict[str, tuple[str, str]] = {
+    "trust_remote_code": ("Trust remote code", "--trust-remote-code"),
+    "allow_pickle_weights": ("Allow pickle weights", "--allow-pickle-weights"),
+}
+# Filled in when a run starts (they name this machine's files), so never saved.
+_PATH_KEYS = ("train_files", "validation_files", "document_files")
 
 
 class ProjectError(TuneError):
@@ -31,6 +65,8 @@ class Project:
     name: str
     base_model: str = "default"
     settings: dict[str, Any] | None = None
+    #: Trust fields ``project.json`` asked for and did not get (see :meth:`trust_notices`).
+    trust_requests: list[str] = field(default_factory=list)
 
     @property
     def documents_dir(self) -> Path:
@@ -51,6 +87,10 @@ class Project:
     @property
     def runs_dir(self) -> Path:
         return runs.runs_dir(self.root)
+
+    @property
+    def evalsets_dir(self) -> Path:
+        return self.root / "evalsets"
 
     @classmethod
     def create(cls, root: str | Path, name: str | None = None, base_model: str = "default") -> "Project":
@@ -84,17 +124,244 @@ class Project:
         if d is None:
             raise ProjectError("not a Tune Studio project (no project.json)", file=root,
                                hint="create a project here first (`tune new` or the Project page)")
-        return cls(root, d.get("name", root.name), d.get("base_model", "default"), d.get("settings", {}))
+        if not isinstance(d, dict):
+            raise ProjectError("project.json must hold a JSON object", file=root / PROJECT_FILE,
+                               hint="restore it from a backup or create a new project")
+        settings = d.get("settings")
+        settings, asked = _without_trust(settings if isinstance(settings, dict) else {})
+        return cls(root, str(d.get("name") or root.name), str(d.get("base_model") or "default"), settings, asked)
 
     def save(self) -> None:
-        """Write project.json atomically."""
+        """Write project.json atomically (never with the trust flags)."""
+        settings, _ = _without_trust(self.settings or {})
         atomic_write_json(self.root / PROJECT_FILE, {"name": self.name, "base_model": self.base_model,
-                                                    "settings": self.settings or {},
-                                                    "format": 1})
+                                                    "settings": settings, "format": 1})
+
+    def _set(self, key: str, value: Any, save: bool) -> None:
+        settings = dict(self.settings or {})
+        settings[key] = value
+        self.settings = settings
+        if save:
+            self.save()
+
+    # -- what project.json asked for and did not get ------------------------------
+    def trust_notices(self, *, cli: bool = False) -> list[str]:
+        """One sentence per trust flag this project asked for, saying how to allow it.
+
+        Parameters
+        ----------
+        cli
+            Name the ``tune`` flag rather than the GUI's checkbox.
+        """
+        out = []
+        for name in self.trust_requests:
+            label, flag = TRUST_FIELDS[name]
+            how = (f"pass {flag} to allow it for this run" if cli else
+                   f"tick “{label}” on the Model page to allow it on this computer")
+            out.append(f"This project asks for {name} ({label.lower()}), which a project file cannot switch "
+                       f"on; {how} if you trust the model's source.")
+        return out
+
+    # -- files ------------------------------------------------------------------------
+    def dataset_files(self) -> list[Path]:
+        """Dataset files in ``datasets/``, sorted (see :mod:`backend.filetypes`)."""
+        if not self.datasets_dir.is_dir():
+            return []
+        return sorted(p for p in self.datasets_dir.iterdir() if is_dataset_file(p))
+
+    def document_files(self) -> list[Path]:
+        """Document files anywhere under ``documents/``, sorted."""
+        if not self.documents_dir.is_dir():
+            return []
+        return sorted(p for p in self.documents_dir.rglob("*") if is_document_file(p))
+
+    def dataset_role(self, path: str | Path) -> str:
+        """``train``, ``validation`` or ``off`` for a file in ``datasets/`` (``train`` unless set)."""
+        roles = (self.settings or {}).get("dataset_roles")
+        role = roles.get(Path(path).name, "train") if isinstance(roles, dict) else "train"
+        return role if role in ROLES else "train"
+
+    def set_dataset_role(self, path: str | Path, role: str, *, save: bool = True) -> None:
+        """Use a dataset file for training, validation, or not at all.
+
+        Raises
+        ------
+        ConfigError
+            When ``role`` is not one of :data:`ROLES`.
+        """
+        if role not in ROLES:
+            raise ConfigError(f"unknown dataset role '{role}'", field="dataset_roles",
+                              hint=f"use one of {', '.join(ROLES)}")
+        roles = (self.settings or {}).get("dataset_roles")
+        roles = dict(roles) if isinstance(roles, dict) else {}
+        roles[Path(path).name] = role
+        self._set("dataset_roles", roles, save)
+
+    def files_with_role(self, role: str) -> list[Path]:
+        """Dataset files used as ``role``."""
+        return [p for p in self.dataset_files() if self.dataset_role(p) == role]
+
+    def document_key(self, path: str | Path) -> str:
+        """How ``project.json`` names a document: relative to ``documents/`` when inside it."""
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.documents_dir.resolve()).as_posix()
+        except ValueError:
+            return str(p)
+
+    def _train_on_keys(self) -> list[str]:
+        keys = (self.settings or {}).get("train_on_documents")
+        return [k for k in keys if isinstance(k, str)] if isinstance(keys, list) else []
+
+    def trains_on_document(self, path: str | Path) -> bool:
+        """Whether a document's text is also used as training text."""
+        return self.document_key(path) in self._train_on_keys()
+
+    def set_document_training(self, path: str | Path, on: bool, *, save: bool = True) -> None:
+        """Use (or stop using) a document's text as training rows (domain adaptation)."""
+        key = self.document_key(path)
+        keys = [k for k in self._train_on_keys() if k != key]
+        if on:
+            keys.append(key)
+        self._set("train_on_documents", sorted(keys), save)
+
+    def training_documents(self) -> list[Path]:
+        """Documents whose text is training text."""
+        keys = set(self._train_on_keys())
+        return [p for p in self.document_files() if self.document_key(p) in keys]
+
+    # -- what the Project and Chat pages show ------------------------------------------
+    @property
+    def description(self) -> str:
+        """A few words about the project ('' when none)."""
+        d = (self.settings or {}).get("description")
+        return d if isinstance(d, str) else ""
+
+    @property
+    def example_questions(self) -> list[str]:
+        """Questions the Chat page offers as examples."""
+        qs = (self.settings or {}).get("example_questions")
+        return [q for q in qs if isinstance(q, str) and q.strip()] if isinstance(qs, list) else []
+
+    def set_example_questions(self, questions: list[str], *, save: bool = True) -> None:
+        """Replace the example questions."""
+        self._set("example_questions", [q.strip() for q in questions if q.strip()], save)
+
+    def evalset_files(self) -> list[Path]:
+        """Question sets in ``evalsets/`` (``.jsonl`` and ``.csv``), sorted."""
+        if not self.evalsets_dir.is_dir():
+            return []
+        return sorted(p for p in self.evalsets_dir.iterdir()
+                      if p.is_file() and p.suffix.lower() in (".jsonl", ".csv") and not p.name.startswith("."))
+
+    # -- the run configuration -----------------------------------------------------------
+    def saved_run_config(self) -> "RunConfig":
+        """The configuration saved by the Configure page, with the project's base model.
+
+        Per-run paths are empty (see :func:`resolve_run_config`).  A saved config
+        that no longer validates (an older version, a hand edit) gives the defaults.
+        """
+        from backend.config import RunConfig
+
+        saved = (self.settings or {}).get("run_config")
+        cfg = RunConfig()
+        if isinstance(saved, dict):
+            try:
+                cfg = RunConfig.from_dict(portable_config(saved))
+            except ConfigError:
+                cfg = RunConfig()
+        return cfg.with_overrides({"model.name_or_path": self.base_model or "default"})
+
+    def set_run_config(self, cfg: "RunConfig", *, save: bool = True) -> None:
+        """Remember ``cfg`` (without paths and trust flags) and its base model."""
+        self.base_model = cfg.model.name_or_path
+        self._set("run_config", portable_config(cfg.to_dict()), save)
 
     def new_run_dir(self, name: str = "") -> Path:
         """A fresh ``runs/<run-id>`` folder path (not created)."""
         return new_run_dir(self.runs_dir, name)
+
+
+def portable_config(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A run config dict fit for ``project.json``: no per-run paths, no trust flags.
+
+    The paths are filled in when a run starts (:func:`resolve_run_config`); the
+    trust flags are this machine's choice, never a file's.
+    """
+    d = copy.deepcopy(dict(d))
+    d.pop("output_dir", None)
+    data = d.get("data")
+    if isinstance(data, dict):
+        for key in _PATH_KEYS:
+            data.pop(key, None)
+    model = d.get("model")
+    if isinstance(model, dict):
+        for key in TRUST_FIELDS:
+            model.pop(key, None)
+    return d
+
+
+def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``settings`` without trust flags in its run config, and the flags that were switched on."""
+    settings = copy.deepcopy(dict(settings))
+    model = (settings.get("run_config") or {}).get("model") if isinstance(settings.get("run_config"), dict) else None
+    asked = []
+    if isinstance(model, dict):
+        for key in TRUST_FIELDS:
+            if model.pop(key, False) not in (False, None, 0, "", "false", "False"):
+                asked.append(key)
+    return settings, asked
+
+
+def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,
+                       overrides: Mapping[str, Any] | None = None, trust_remote_code: bool = False,
+                       allow_pickle_weights: bool = False) -> "RunConfig":
+    """The configuration a new run of ``project`` starts with: the GUI's Start and ``tune train --project``.
+
+    Parameters
+    ----------
+    project
+        The project: its dataset roles, the documents marked "train on" and
+        its saved run configuration.
+    base
+        The configuration to start from (the GUI passes the Configure page's
+        current values); default: :meth:`Project.saved_run_config`.
+    preset
+        A preset key (:data:`backend.presets.PRESET_KEYS`) applied over ``base``.
+    overrides
+        Dotted keys (``training.max_steps``) applied last.  ``data.train_files``,
+        ``data.validation_files``, ``data.document_files`` and ``output_dir``
+        given here win over the project's files.
+    trust_remote_code, allow_pickle_weights
+        This machine's choice (a GUI checkbox, a CLI flag); whatever ``base``
+        or ``project.json`` says is replaced.
+
+    Returns
+    -------
+    RunConfig
+        Validated; ``output_dir`` is empty (the run folder is made under
+        ``<project>/runs/`` at start) unless an override names it.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset, or an override that is not a valid field or value.
+    """
+    from backend.presets import apply_preset
+
+    cfg = base if base is not None else project.saved_run_config()
+    if preset:
+        cfg = apply_preset(cfg, preset)
+    overrides = dict(overrides or {})
+    files: dict[str, Any] = {
+        "output_dir": "",
+        "data.train_files": [str(p) for p in project.files_with_role("train")],
+        "data.validation_files": [str(p) for p in project.files_with_role("validation")],
+        "data.document_files": [str(p) for p in project.training_documents()],
+        "model.trust_remote_code": bool(trust_remote_code),
+        "model.allow_pickle_weights": bool(allow_pickle_weights),
+    }
+    return cfg.with_overrides({**files, **overrides})
 
 
 def new_run_dir(parent: str | Path, name: str = "") -> Path:

@@ -244,6 +244,9 @@ class MainWindow(QMainWindow):
             self.go_to(0, force=True)
             return False
         self.settings.add_recent(self.session.project.root)
+        if self.session.project_notices:  # trust flags a project file asked for and did not get
+            self.notice.show_message("warning", "This project asks for more trust than a file can grant",
+                                     "\n".join(self.session.project_notices))
         if resolve:
             self.model_page.ensure_resolved()
         QTimer.singleShot(0, self._offer_resume)

@@ -2,39 +2,22 @@
 
 Pages read and change a :class:`Session`; they learn about each other's
 changes through its emitters (``session.events.<name>.connect(callback)``).
-Persisted per project in ``project.json`` under ``settings``:
-
-``run_config``     the Configure page's values (paths left out)
-``dataset_roles``  ``{file name: "train" | "validation" | "off"}`` for files in ``datasets/``
-``train_on_documents``  documents (paths relative to ``documents/``) whose text is also training text
+What is saved in ``project.json`` (dataset roles, documents used for training,
+the run configuration) belongs to :class:`backend.workspace.Project`; the
+session only adds what is chosen but not saved, and tells the pages.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
-from backend.errors import ConfigError
-from backend.workspace import Project
+from backend.workspace import ROLES, Project, resolve_run_config
 from desktop.emitter import Emitter
 
-DATASET_EXTS = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
-DOCUMENT_EXTS = (".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm", ".csv")
-ROLES = ("train", "validation", "off")
-_PATH_KEYS = (("output_dir",), ("data", "train_files"), ("data", "validation_files"))
-
-
-def _is_dataset_file(p: Path) -> bool:
-    return (p.is_file() and p.suffix.lower() in DATASET_EXTS and not p.name.startswith(".")
-            and not p.name.endswith((".report.json", "_report.json")) and p.name != "report.json")
-
-
-def _is_document_file(p: Path) -> bool:
-    return (p.is_file() and p.suffix.lower() in DOCUMENT_EXTS and not p.name.startswith(".")
-            and p.name != "manifest.json")
+__all__ = ["ROLES", "Session", "SessionEvents"]
 
 
 @dataclass
@@ -75,16 +58,10 @@ class Session:
         """
         project = Project.open(Path(root))
         self.project = project
-        settings = project.settings or {}
-        cfg = RunConfig()
-        saved = settings.get("run_config")
-        if isinstance(saved, dict):
-            try:
-                cfg = RunConfig.from_dict(_strip_paths(saved))
-            except ConfigError:
-                cfg = RunConfig()  # an older or hand-edited config: start from defaults
-        src = model_override or project.base_model or "default"
-        self.config = cfg.replace(model={**cfg.to_dict()["model"], "name_or_path": src})
+        cfg = project.saved_run_config()
+        if model_override:
+            cfg = cfg.with_overrides({"model.name_or_path": model_override})
+        self.config = cfg
         self.model_path = self.model_info = self.model_error = None
         self.chat_template = ""
         self.data_report = None
@@ -96,15 +73,16 @@ class Session:
         self.events.run.emit(None)
         return project
 
+    @property
+    def project_notices(self) -> list[str]:
+        """What the open project asked for and did not get (trust flags), in words."""
+        return self.project.trust_notices() if self.project is not None else []
+
     def save_project(self) -> None:
-        """Write the model choice, config and dataset roles into ``project.json``."""
+        """Write the model choice and config into ``project.json`` (never the trust flags)."""
         if self.project is None:
             return
-        self.project.base_model = self.config.model.name_or_path
-        settings = dict(self.project.settings or {})
-        settings["run_config"] = _strip_paths(self.config.to_dict())
-        self.project.settings = settings
-        self.project.save()
+        self.project.set_run_config(self.config)
 
     # -- model -------------------------------------------------------------
     def set_model_source(self, source: str, **options: Any) -> None:
@@ -139,68 +117,42 @@ class Session:
     # -- data ----------------------------------------------------------------
     def dataset_files(self) -> list[Path]:
         """Dataset files in the project's ``datasets/`` folder, sorted."""
-        if self.project is None or not self.project.datasets_dir.is_dir():
-            return []
-        return sorted(p for p in self.project.datasets_dir.iterdir() if _is_dataset_file(p))
+        return self.project.dataset_files() if self.project is not None else []
 
     def document_files(self) -> list[Path]:
         """Document files in the project's ``documents/`` folder, sorted."""
-        if self.project is None or not self.project.documents_dir.is_dir():
-            return []
-        return sorted(p for p in self.project.documents_dir.rglob("*") if _is_document_file(p))
+        return self.project.document_files() if self.project is not None else []
 
     def dataset_role(self, path: Path) -> str:
         """``train``, ``validation`` or ``off`` for a file in ``datasets/``."""
-        roles = (self.project.settings or {}).get("dataset_roles", {}) if self.project else {}
-        role = roles.get(path.name, "train")
-        return role if role in ROLES else "train"
+        return self.project.dataset_role(path) if self.project is not None else "train"
 
     def set_dataset_role(self, path: Path, role: str) -> None:
         """Use a dataset file for training, validation, or not at all."""
         if self.project is None or role not in ROLES:
             return
-        settings = dict(self.project.settings or {})
-        roles = dict(settings.get("dataset_roles", {}))
-        roles[path.name] = role
-        settings["dataset_roles"] = roles
-        self.project.settings = settings
-        self.project.save()
+        self.project.set_dataset_role(path, role)
         self.data_report = None
         self.events.data.emit()
 
     def files_with_role(self, role: str) -> list[Path]:
         """Dataset files used as ``role``."""
-        return [p for p in self.dataset_files() if self.dataset_role(p) == role]
+        return self.project.files_with_role(role) if self.project is not None else []
 
     def trains_on_document(self, path: Path) -> bool:
         """Whether a document's text is also used as training text."""
-        if self.project is None:
-            return False
-        rel = self._doc_key(path)
-        return rel in (self.project.settings or {}).get("train_on_documents", [])
+        return self.project is not None and self.project.trains_on_document(path)
 
     def set_document_training(self, path: Path, on: bool) -> None:
         """Use (or stop using) a document's text as training rows (domain adaptation)."""
         if self.project is None:
             return
-        settings = dict(self.project.settings or {})
-        keys = [k for k in settings.get("train_on_documents", []) if k != self._doc_key(path)]
-        if on:
-            keys.append(self._doc_key(path))
-        settings["train_on_documents"] = sorted(keys)
-        self.project.settings = settings
-        self.project.save()
+        self.project.set_document_training(path, on)
         self.events.data.emit()
-
-    def _doc_key(self, path: Path) -> str:
-        try:
-            return Path(path).resolve().relative_to(self.project.documents_dir.resolve()).as_posix()
-        except ValueError:
-            return str(Path(path).resolve())
 
     def training_documents(self) -> list[Path]:
         """Documents whose text is training text."""
-        return [p for p in self.document_files() if self.trains_on_document(p)]
+        return self.project.training_documents() if self.project is not None else []
 
     def set_data_report(self, report: Any) -> None:
         """Record the latest data check."""
@@ -219,14 +171,16 @@ class Session:
         self.events.config.emit(cfg)
 
     def run_config(self) -> RunConfig:
-        """The configuration a new run starts with: files and model filled in."""
-        d = copy.deepcopy(self.config.to_dict())
-        d["data"]["train_files"] = [str(p) for p in self.files_with_role("train")]
-        d["data"]["validation_files"] = [str(p) for p in self.files_with_role("validation")]
-        if "document_files" in d["data"]:
-            d["data"]["document_files"] = [str(p) for p in self.training_documents()]
-        d["output_dir"] = ""
-        return RunConfig.from_dict(d)
+        """The configuration a new run starts with (:func:`backend.workspace.resolve_run_config`).
+
+        The Configure page's values over the project's files; the trust flags
+        are the ones ticked on the Model page in this session.
+        """
+        if self.project is None:
+            return self.config.with_overrides({"output_dir": ""})
+        m = self.config.model
+        return resolve_run_config(self.project, base=self.config, trust_remote_code=m.trust_remote_code,
+                                  allow_pickle_weights=m.allow_pickle_weights)
 
     # -- runs ------------------------------------------------------------------
     def select_run(self, run_dir: Path | None) -> None:
@@ -234,13 +188,3 @@ class Session:
         self.run_dir = Path(run_dir) if run_dir else None
         self.events.run.emit(self.run_dir)
 
-
-def _strip_paths(d: dict) -> dict:
-    """A config dict without the per-run paths (they are filled in at start)."""
-    d = copy.deepcopy(d)
-    d.pop("output_dir", None)
-    data = d.get("data")
-    if isinstance(data, dict):
-        for key in ("train_files", "validation_files", "document_files"):
-            data.pop(key, None)
-    return d

@@ -13,9 +13,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroup
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from backend.filetypes import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, classify, dialog_pattern
 from desktop.chat_adapter import index_summary
 from desktop.data_adapter import DataReport, check_project_data, copy_into
-from desktop.session import DATASET_EXTS, DOCUMENT_EXTS, ROLES, Session
+from desktop.session import ROLES, Session
 from desktop.widgets import Page, muted
 from desktop.workers import Job
 
@@ -24,16 +25,6 @@ DATA_KEYS = ("format", "column_mapping", "system_prompt", "validation_split", "m
              "train_on_prompt", "dedupe")
 MASKED_STYLE = "background:#eceff3;color:#6b7480;"
 TRAINED_STYLE = "background:#dff3e4;color:#10391f;"
-
-
-def classify(path: Path) -> str | None:
-    """``dataset``, ``document`` or ``None`` (unsupported), by extension."""
-    ext = path.suffix.lower()
-    if ext in DATASET_EXTS:
-        return "dataset"
-    if ext in DOCUMENT_EXTS:
-        return "document"
-    return None
 
 
 def _item(text: str, tip: str = "", align_right: bool = False) -> QTableWidgetItem:
@@ -276,7 +267,7 @@ class DataPage(Page):
         if refused:
             self.banner.show_message(
                 "warning", f"Not added: {', '.join(refused)}",
-                "Datasets: " + ", ".join(DATASET_EXTS) + ". Documents: " + ", ".join(DOCUMENT_EXTS) + ".")
+                "Datasets: " + ", ".join(DATASET_SUFFIXES) + ". Documents: " + ", ".join(DOCUMENT_SUFFIXES) + ".")
         elif added:
             self.banner.clear()
         if added:
@@ -285,13 +276,13 @@ class DataPage(Page):
         return added
 
     def _on_add_data_clicked(self) -> None:
-        pattern = " ".join(f"*{e}" for e in DATASET_EXTS)
+        pattern = dialog_pattern(DATASET_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(self, "Add dataset files", "", f"Datasets ({pattern})")
         if files:
             self.add_files([Path(f) for f in files], "dataset")
 
     def _on_add_docs_clicked(self) -> None:
-        pattern = " ".join(f"*{e}" for e in DOCUMENT_EXTS)
+        pattern = dialog_pattern(DOCUMENT_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(self, "Add documents", "", f"Documents ({pattern})")
         if files:
             self.add_files([Path(f) for f in files], "document")

@@ -1,0 +1,119 @@
+"""`tune train --project P --preset K` trains what the GUI would (docs/architecture.md, "The project folder")."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backend.cli import build_parser, main, train_config
+from backend.presets import apply_preset
+from desktop.session import Session
+
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample_project"
+
+
+@pytest.fixture()
+def sample(tmp_path) -> Path:
+    dst = tmp_path / "sample"
+    shutil.copytree(SAMPLE, dst)
+    return dst
+
+
+def _gui_config(root: Path, preset: str | None) -> dict:
+    """What the Train page's Start runs after the user picks ``preset`` on the Configure page."""
+    s = Session()
+    s.open_project(root)
+    if preset:
+        s.set_config(apply_preset(s.config, preset))  # what the Configure page's preset buttons do
+    return s.run_config().to_dict()
+
+
+def _cli_config(*argv: str) -> dict:
+    cfg, _notices = train_config(build_parser().parse_args(["train", *argv]))
+    return cfg.to_dict()
+
+
+def test_gui_and_cli_resolve_the_same_config_for_the_sample_project():
+    gui = _gui_config(SAMPLE, "quick")
+    cli = _cli_config("--project", str(SAMPLE), "--preset", "quick")
+    assert gui == cli
+    assert [Path(f).name for f in cli["data"]["train_files"]] == ["brisa_support.jsonl"]
+    assert cli["training"]["max_steps"] == 30 and cli["output_dir"] == ""
+
+
+@pytest.mark.parametrize("preset", [None, "balanced", "quality"])
+def test_gui_and_cli_agree_with_roles_documents_and_saved_settings(sample, preset):
+    s = Session()
+    s.open_project(sample)
+    s.set_document_training(s.project.documents_dir / "troubleshooting.md", True)
+    extra = s.project.datasets_dir / "held_out.jsonl"
+    shutil.copy(s.project.datasets_dir / "brisa_support.jsonl", extra)
+    s.set_dataset_role(extra, "validation")
+    s.set_config(s.config.with_overrides({"training.learning_rate": 3e-4, "data.system_prompt": "Be brief."}))
+    s.save_project()  # the Train page saves before it starts
+
+    gui = _gui_config(sample, preset)
+    cli = _cli_config("--project", str(sample), *(["--preset", preset] if preset else []))
+    assert gui == cli
+    assert [Path(f).name for f in cli["data"]["validation_files"]] == ["held_out.jsonl"]
+    assert [Path(f).name for f in cli["data"]["document_files"]] == ["troubleshooting.md"]
+    if preset is None:
+        assert cli["training"]["learning_rate"] == 3e-4 and cli["data"]["system_prompt"] == "Be brief."
+
+
+def test_cli_flags_go_over_the_project(sample):
+    cli = _cli_config("--project", str(sample), "--preset", "quick", "--max-steps", "3",
+                      "--set", "method.lora_r=4", "--data", str(sample / "datasets" / "brisa_support.jsonl"))
+    assert cli["training"]["max_steps"] == 3 and cli["method"]["lora_r"] == 4
+    assert cli["data"]["train_files"] == [str(sample / "datasets" / "brisa_support.jsonl")]
+
+
+def test_cli_refuses_a_folder_that_is_not_a_project(tmp_path, capsys):
+    assert main(["train", "--project", str(tmp_path), "--preset", "quick"]) == 2
+    assert "not a Tune Studio project" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: not one of the choices
+        main(["train", "--preset", "fast"])
+    assert exit_info.value.code == 2 and "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_cli_trust_comes_from_flags_not_from_the_project(sample, capsys):
+    raw = json.loads((sample / "project.json").read_text())
+    raw["settings"]["run_config"]["model"] = {"trust_remote_code": True}
+    (sample / "project.json").write_text(json.dumps(raw))
+    args = build_parser().parse_args(["train", "--project", str(sample)])
+    cfg, notices = train_config(args)
+    assert not cfg.model.trust_remote_code
+    assert len(notices) == 1 and "asks for trust_remote_code" in notices[0] and "--trust-remote-code" in notices[0]
+    args = build_parser().parse_args(["train", "--project", str(sample), "--trust-remote-code"])
+    cfg, notices = train_config(args)
+    assert cfg.model.trust_remote_code and notices == []
+
+
+def test_start_warnings_are_the_train_pages(tiny_model_dir):
+    from backend.config import RunConfig
+    from backend.estimate import estimate_run, start_warnings
+    from backend.models import model_info
+    from backend.runtime import detect_device
+
+    cfg = RunConfig().with_overrides({"model.name_or_path": str(tiny_model_dir), "data.max_length": 4096})
+    warnings = start_warnings(cfg)
+    assert any("longer than the model's context" in w for w in warnings)
+    assert warnings == estimate_run(cfg, model_info(str(tiny_model_dir)), detect_device("auto")).warnings
+
+
+def test_cli_trains_the_project(sample, tiny_model_dir, capsys):
+    raw = json.loads((sample / "project.json").read_text())
+    raw["settings"]["run_config"]["model"] = {"allow_pickle_weights": True}
+    (sample / "project.json").write_text(json.dumps(raw))
+    rc = main(["train", "--project", str(sample), "--preset", "quick", "--model", str(tiny_model_dir),
+               "--max-steps", "1", "--set", "data.max_length=64", "--set", "training.eval_steps=0"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "warning: This project asks for allow_pickle_weights" in err
+    (run_config,) = (sample / "runs").glob("*/config.json")
+    saved = json.loads(run_config.read_text())
+    assert [Path(f).name for f in saved["data"]["train_files"]] == ["brisa_support.jsonl"]
+    assert saved["method"]["lora_r"] == 8 and saved["model"]["allow_pickle_weights"] is False
