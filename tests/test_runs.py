@@ -146,3 +146,34 @@ def test_no_run_folder_file_name_outside_the_owner_module():
                 if _UNIQUE_RE.search(code) or _JOINED_RE.search(code):
                     offenders.append(f"{path.relative_to(REPO)}:{no}: {line.strip()}")
     assert not offenders, "run-folder names belong to backend/runs.py:\n" + "\n".join(offenders)
+
+
+def test_full_fine_tune_runs_are_listed_for_chat_and_load(tmp_path, tiny_model_dir, real_tokenizer_dir):
+    # Before, a model/ run showed up in Chat's run list, was auto-selected, and the chat model
+    # refused it.  Now model/ loads as a plain model; the base is a second model, loaded on demand.
+    from conftest import build_tiny_model
+    from langchain_core.messages import HumanMessage
+
+    from backend.rag.chain import ChatSession
+    from backend.rag.chat_model import load_chat_model
+    from backend.rag.settings import GenerationSettings
+
+    run = _fake_run(tmp_path, "full", "completed", method="bitfit", steps=())
+    cfg = RunConfig.from_dict({**json.loads(runs.config_path(run).read_text()),
+                               "model": {"name_or_path": str(tiny_model_dir)}})
+    runs.config_path(run).write_text(cfg.to_json())
+    build_tiny_model(runs.model_dir(run), real_tokenizer_dir, seed=1)  # other weights than the base
+    (row,) = [r for r in runs.list_runs(tmp_path) if r.has_chat_model]
+    assert row.run_dir == run and row.kind == "model"
+
+    chat = load_chat_model(run, settings=GenerationSettings(max_new_tokens=3))
+    assert chat.is_full_model and chat.has_adapter and chat._base_model is None
+    assert set(ChatSession(chat, None).modes) == {"tuned", "base"}
+    tuned = chat.invoke([HumanMessage("Hello")]).content
+    assert chat._base_model is None  # a tuned answer needs no second model
+    base = chat.invoke([HumanMessage("Hello")], adapter=False).content
+    assert chat._base_model is not None and chat.model_for(False) is not chat.model_for(True)
+    assert isinstance(tuned, str) and isinstance(base, str)
+    import torch
+    emb = "model.embed_tokens.weight"
+    assert not torch.equal(chat.model_for(True).state_dict()[emb], chat.model_for(False).state_dict()[emb])
