@@ -20,6 +20,7 @@ from backend.data.encode import Encoded, Rendered, Renderer, TemplateError, segm
 from backend.data.formats import Example, FileExamples, normalise_file
 from backend.data.readers import FileRead, Problem, read_file
 from backend.errors import DataError, TuneError
+from backend.specials import find_specials, neutralise, special_strings
 
 MAX_LISTED = 50  # per kind of row-level warning, in problem lists (counts are always complete)
 
@@ -62,6 +63,8 @@ class Row:
     length: int = 0          # tokens before truncation
     status: str = "kept"     # kept | truncated | overlong | no_loss | duplicate | template_error
     duplicate_of: str | None = None
+    control_strings: list[str] = field(default_factory=list)  # neutralised, see backend/specials.py
+    cut_from_chars: int = 0  # the row's characters before it was cut to a safe bound (0 = not cut)
 
     @property
     def usable(self) -> bool:
@@ -201,6 +204,14 @@ def encode_rows(rows: list[Row], tokenizer, dc: DataConfig, *, keep_offsets: boo
     """Render, tokenise and truncate/drop rows in place (status set per row)."""
     renderer = Renderer(tokenizer, train_on_prompt=dc.train_on_prompt)
     todo = [r for r in rows if r.usable]
+    specials = special_strings(tokenizer)
+    # Tokenising a 50 MB row in full took minutes and GBs of offsets; no token can be shorter
+    # than a character, and real text runs 3-5 characters a token, so this keeps every token
+    # that max_length can hold.
+    char_bound = dc.max_length * CHARS_PER_TOKEN_BOUND
+    for r in todo:
+        r.control_strings = _neutralise_example(r.example, specials)
+        r.cut_from_chars = _bound_example(r.example, char_bound)
     total = len(todo)
     for start in range(0, total, batch_size):
         if should_stop():
@@ -232,6 +243,52 @@ def encode_rows(rows: list[Row], tokenizer, dc: DataConfig, *, keep_offsets: boo
                              f"Tokenising {min(start + batch_size, total)}/{total} rows"))
 
 
+CHARS_PER_TOKEN_BOUND = 16  # characters kept per token of max_length before tokenising a huge row
+
+
+def _example_texts(ex: Example) -> list[tuple[Any, Any]]:
+    """(container, key) pairs of every text field of an example, for in-place rewriting."""
+    out: list[tuple[Any, Any]] = [(m, "content") for m in (ex.messages or []) if isinstance(m.get("content"), str)]
+    out += [(ex, a) for a in ("prompt", "completion", "text") if isinstance(getattr(ex, a), str)]
+    return out
+
+
+def _get(obj: Any, key: str) -> str:
+    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
+
+
+def _put(obj: Any, key: str, value: str) -> None:
+    if isinstance(obj, dict):
+        obj[key] = value
+    else:
+        setattr(obj, key, value)
+
+
+def _neutralise_example(ex: Example, specials: Sequence[str]) -> list[str]:
+    """Neutralise control strings in the example's content; returns those it contained."""
+    found: list[str] = []
+    for obj, key in _example_texts(ex):
+        text = _get(obj, key)
+        hits = find_specials(text, specials)
+        if hits:
+            found += [h for h in hits if h not in found]
+            _put(obj, key, neutralise(text, specials))
+    return found
+
+
+def _bound_example(ex: Example, limit: int) -> int:
+    """Cut each text field to ``limit`` characters; returns the example's length before, if cut."""
+    fields = _example_texts(ex)
+    total = sum(len(_get(o, k)) for o, k in fields)
+    if not any(len(_get(o, k)) > limit for o, k in fields):
+        return 0
+    for obj, key in fields:
+        text = _get(obj, key)
+        if len(text) > limit:
+            _put(obj, key, text[:limit])
+    return total
+
+
 def row_problems(results: list[FileResult], dc: DataConfig) -> None:
     """Turn row statuses into problems (warnings), and flag files left with no usable rows."""
     for res in results:
@@ -255,6 +312,17 @@ def row_problems(results: list[FileResult], dc: DataConfig) -> None:
                 p = Problem(ex.file, ex.line, r.duplicate_of or "the chat template failed",
                             "check the roles and their order (some templates require user/assistant turns "
                             "to alternate)", "error", ex.unit)
+            if p is not None and r.cut_from_chars:
+                p.message += (f" (the row has {r.cut_from_chars:,} characters; only the first "
+                              f"{dc.max_length * CHARS_PER_TOKEN_BOUND:,} per field were tokenised)")
+            if r.control_strings and r.usable:
+                listed["control"] += 1
+                if listed["control"] <= MAX_LISTED:
+                    res.problems.append(Problem(
+                        ex.file, ex.line, f"contains the model's control string {r.control_strings[0]!r}"
+                        + (f" (and {len(r.control_strings) - 1} more)" if len(r.control_strings) > 1 else "")
+                        + ": trained as plain text, not as a control token",
+                        "remove it from the row if it was not meant to be there", "warning", ex.unit))
             if p is not None:
                 listed[r.status] += 1
                 if listed[r.status] <= MAX_LISTED or p.severity == "error":
