@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from backend import methods
 from backend.errors import ConfigError
 
 DEFAULT_MODEL = "default"
 
-Method = Literal["lora", "dora", "rslora", "ia3", "prompt_tuning", "prefix_tuning",
-                 "bitfit", "full"]
+Method = Literal[methods.NAMES]  # type: ignore[valid-type]  # the registry is the one list
 DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"]
 
 
@@ -67,6 +67,10 @@ class DataConfig:
     document_chunk_size: int = _f(2000, "Characters per training chunk cut from document_files.", min=100, max=100_000, label="Document chunk size")
     document_chunk_overlap: int = _f(0, "Characters shared by neighbouring document chunks (must be below the chunk size).", min=0, max=50_000, label="Document chunk overlap")
     packing: bool = _f(True, "Padding-free packing: concatenate rows in a batch without pad tokens (position ids keep them apart). Same maths, less wasted compute.", label="Packing")
+    raft: bool = _f(False, "Train the model to answer from your documents (retrieval-augmented fine-tuning): each question-answer row is shown with the passages the chat retrieves for it, in the chat's own prompt format, plus distractor passages and sometimes without the right passage, so the model learns to find and copy answers from context. Needs the project's document index.", label="Train the model to answer from your documents")
+    raft_distractors: int = _f(1, "RAFT: unrelated passages added to each row's retrieved ones.", min=0, max=20, label="Distractor passages")
+    raft_p_without_gold: float = _f(0.2, "RAFT: share of rows shown without the passage that holds the answer (they learn to recall it).", min=0.0, max=1.0, label="Rows without the right passage")
+    raft_project: str = _f("", "RAFT: the project folder whose document index is searched; empty = the project that holds the training files.", label="Documents project")
 
 
 @dataclass
@@ -348,10 +352,15 @@ def validate(cfg: RunConfig) -> None:
         else:
             _check_ranges(sec, f"{name}.")
     m, t, mdl, data = cfg.method, cfg.training, cfg.model, cfg.data
-    if m.method in ("lora", "dora", "rslora") and m.lora_alpha < 1:
+    method = methods.METHODS.get(m.method)
+    if method is None:
+        raise ConfigError(f"unknown method '{m.method}'", field="method.method",
+                          hint="choose one of " + ", ".join(methods.NAMES))
+    if method.family == "lora" and m.lora_alpha < 1:
         raise ConfigError("must be at least 1", field="method.lora_alpha")
-    if mdl.load_in_4bit and m.method in ("full", "bitfit", "prompt_tuning", "prefix_tuning", "ia3"):
-        raise ConfigError(f"4-bit loading only works with adapter methods (lora, dora, rslora), not '{m.method}'",
+    if mdl.load_in_4bit and not method.quantized:
+        raise ConfigError(f"4-bit loading only works with adapter methods ({', '.join(methods.names(quantized=True))}), "
+                          f"not '{m.method}'",
                           field="model.load_in_4bit", hint="turn it off or choose method 'lora'")
     if mdl.load_in_4bit and mdl.device in ("cpu", "mps"):
         raise ConfigError("4-bit (QLoRA) needs a CUDA GPU", field="model.load_in_4bit",
@@ -371,7 +380,7 @@ def validate(cfg: RunConfig) -> None:
     if data.packing and mdl.attn_implementation == "eager":
         raise ConfigError("padding-free packing needs sdpa attention", field="data.packing",
                           hint="set model.attn_implementation to 'sdpa' or turn packing off")
-    if m.method in ("prompt_tuning", "prefix_tuning") and data.packing:
+    if not method.packing and data.packing:
         raise ConfigError(f"packing cannot be combined with {m.method} (virtual tokens are prepended per row)",
                           field="data.packing", hint="turn packing off for this method")
 

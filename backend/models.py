@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import events as ev
+from backend import methods
 from backend.errors import ModelError
 from backend.runtime import DeviceInfo, cache_dir, detect_device, set_offline
 
@@ -503,7 +504,7 @@ def trainable_parameters(info: ModelInfo, method: str, r: int, target_modules: l
     shapes = {"q_proj": (h, h), "k_proj": (h, kvd), "v_proj": (h, kvd), "o_proj": (h, h),
               "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
     targets = [t for t in (target_modules or list(shapes)) if t in shapes] or list(shapes)
-    if method in ("lora", "rslora", "dora"):
+    if methods.get(method).family == "lora":
         n = L * sum(r * (a + b) for a, b in (shapes[t] for t in targets))
         if method == "dora":
             n += L * sum(b for _, b in (shapes[t] for t in targets))

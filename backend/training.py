@@ -145,8 +145,9 @@ def apply_method(model, cfg: RunConfig):
 
     m = cfg.method
     kind = m.method
+    family = methods.get(kind).family  # the registry says which branch below builds it
     task = peft.TaskType.CAUSAL_LM
-    if kind in ("lora", "dora", "rslora"):
+    if family == "lora":
         targets: Any = list(m.target_modules) if m.target_modules else "all-linear"
         if isinstance(targets, list):
             names = {n.split(".")[-1] for n, _ in model.named_modules()}
@@ -160,18 +161,15 @@ def apply_method(model, cfg: RunConfig):
                              target_modules=targets, task_type=task, use_dora=kind == "dora",
                              use_rslora=kind == "rslora")
         model = peft.get_peft_model(model, pc)
-    elif kind == "ia3":
+    elif family == "ia3":
         kwargs = {}
         if m.target_modules:
             kwargs = {"target_modules": list(m.target_modules), "feedforward_modules": []}
         model = peft.get_peft_model(model, peft.IA3Config(task_type=task, **kwargs))
-    elif kind == "prompt_tuning":
-        model = peft.get_peft_model(model, peft.PromptTuningConfig(
-            task_type=task, num_virtual_tokens=m.num_virtual_tokens))
-    elif kind == "prefix_tuning":
-        model = peft.get_peft_model(model, peft.PrefixTuningConfig(
-            task_type=task, num_virtual_tokens=m.num_virtual_tokens))
-    elif kind == "bitfit":
+    elif family == "prompt":
+        config_cls = peft.PrefixTuningConfig if kind == "prefix_tuning" else peft.PromptTuningConfig
+        model = peft.get_peft_model(model, config_cls(task_type=task, num_virtual_tokens=m.num_virtual_tokens))
+    elif family == "bitfit":
         n_bias = 0
         for name, p in model.named_parameters():
             p.requires_grad = name.endswith(".bias")
@@ -179,7 +177,7 @@ def apply_method(model, cfg: RunConfig):
         if n_bias == 0:
             raise ConfigError("BitFit trains only bias terms, and this model has none",
                               field="method.method", hint="choose 'lora' (or 'ia3' for a similarly tiny adapter)")
-    elif kind == "full":
+    elif family == "full":
         for p in model.parameters():
             p.requires_grad = True
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

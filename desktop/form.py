@@ -18,6 +18,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
                                QLineEdit, QSpinBox, QWidget)
 
+from backend import methods
 from backend.config import RunConfig, field_choices, iter_fields
 from backend.errors import ConfigError
 
@@ -30,10 +31,7 @@ SECTION_TITLES = {"": "Run", "method": "Method", "training": "Training", "data":
                   "model": "Model and hardware"}
 
 # Fields that only matter for some methods.
-_LORA = ("lora", "dora", "rslora")
-ONLY_FOR_METHODS = {"method.lora_r": _LORA, "method.lora_alpha": _LORA, "method.lora_dropout": _LORA,
-                    "method.target_modules": _LORA + ("ia3",),
-                    "method.num_virtual_tokens": ("prompt_tuning", "prefix_tuning")}
+ONLY_FOR_METHODS = methods.fields_for()
 
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)?([eE][+-]?\d*)?$")
 
