@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backend.errors import TuneError
+from backend import events as ev
+from backend.errors import TuneError, from_os_error
 from backend.presets import PRESET_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,10 +34,10 @@ def _print_event(rec: dict, as_json: bool) -> None:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, one console line per event
         return
     if as_json:
-        print(json.dumps(rec, default=str), flush=True)
+        print(ev.encode(rec), flush=True)
         return
     t = rec.get("type")
-    if t == "train":
+    if t == ev.TRAIN:
         parts = [f"step {rec['step']}/{rec.get('max_steps')}", f"loss {rec['loss']:.4f}" if rec.get("loss") is not None else ""]
         if rec.get("learning_rate") is not None:
             parts.append(f"lr {rec['learning_rate']:.2e}")
@@ -47,18 +48,18 @@ def _print_event(rec: dict, as_json: bool) -> None:
         if rec.get("eta_s") is not None:
             parts.append(f"eta {_fmt_s(rec['eta_s'])}")
         print("  ".join(p for p in parts if p), flush=True)
-    elif t == "eval":
+    elif t == ev.EVAL:
         print(f"eval  step {rec['step']}  loss {rec['eval_loss']:.4f}  ppl {rec.get('perplexity')}", flush=True)
-    elif t == "checkpoint":
+    elif t == ev.CHECKPOINT:
         print(f"checkpoint  step {rec['step']}  {rec['path']}", flush=True)
-    elif t in ("log", "oom_retry"):
+    elif t in (ev.LOG, ev.OOM_RETRY):
         print(rec.get("message", ""), flush=True)
-    elif t == "progress":
+    elif t == ev.PROGRESS:
         if rec.get("message"):
             print(rec["message"], flush=True)
-    elif t == "started":
+    elif t == ev.STARTED:
         print(f"run folder: {rec['run_dir']}", flush=True)
-    elif t == "finished":
+    elif t == ev.FINISHED:
         msg = f"{rec['status']}"
         if rec.get("adapter_dir"):
             msg += f": {rec['adapter_dir']}"
@@ -166,7 +167,7 @@ def _print_warning(message: str, as_json: bool) -> None:
     if as_json:
         from backend import events as ev
 
-        print(json.dumps(ev.log(message, level="warning"), default=str), flush=True)
+        print(ev.encode(ev.log(message, level="warning")), flush=True)
     else:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -302,3 +303,41 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`tune ... --json | head`): no traceback, and none at exit either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:
+        # a full or read-only disk, no permission: a message, and the traceback only in the log
+        folder = next((getattr(args, a) for a in ("project", "output", "run_dir", "run", "out")
+                       if isinstance(getattr(args, a, None), str)), None)
+        problem = from_os_error(e, resume_hint=_resume_hint(args), folder=folder)
+        print(f"error: {problem}{_logged(e)}", file=sys.stderr)
+        return problem.exit_code
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":
+            raise
+        print(f"error: a weights file (.safetensors) is damaged or cut off ({e}) — re-export or re-train it; "
+              f"a copy interrupted mid-way is the usual cause{_logged(e)}", file=sys.stderr)
+        return 2
+
+
+def _resume_hint(args) -> str:
+    """What to run again after fixing the disk, for the commands that write a run."""
+    if getattr(args, "func", None) is cmd_resume:
+        return "then `tune resume` the run again"
+    if getattr(args, "func", None) is cmd_train:
+        return "then run the command again, or `tune resume` the run if it had started"
+    return "then run the command again"
+
+
+def _logged(e: BaseException) -> str:
+    """Write the traceback to the user's log file; returns where, for the message."""
+    import traceback
+
+    from backend.runtime import data_dir
+
+    try:
+        log = data_dir() / "logs" / "tune.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(e)) + "\n")
+        return f" (details in {log})"
+    except OSError:
+        return ""

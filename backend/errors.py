@@ -8,6 +8,7 @@ is only ever written to the log.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -91,3 +92,60 @@ class RunError(TuneError):
 
 class TrainingError(TuneError):
     """Training cannot go on (e.g. out of memory at micro-batch 1)."""
+
+
+class EnvironmentProblem(TuneError):
+    """The machine refused an operation: a read-only or full disk, no permission, a damaged file."""
+
+
+def from_os_error(e: OSError, *, doing: str = "", resume_hint: str = "",
+                  folder: str | Path | None = None) -> EnvironmentProblem:
+    """A person's message for an ``OSError`` (disk full, read-only, no permission, missing file).
+
+    Parameters
+    ----------
+    e
+        The error the operating system raised.
+    doing
+        What was being done, e.g. ``"writing the index"`` (optional).
+    resume_hint
+        What to run once fixed, e.g. ``"then `tune resume RUN`"``.
+    folder
+        The folder being written, named when the error carries no file name (a full disk).
+
+    Returns
+    -------
+    EnvironmentProblem
+        Carries the path and what to do; raise it ``from e`` so the traceback stays in the log.
+    """
+    import errno as _errno
+
+    path = _real_target(e.filename) if e.filename else (str(folder) if folder else None)
+    where = f" {doing}" if doing else ""
+    then = f", {resume_hint}" if resume_hint else ""
+    code = e.errno
+    if code in (_errno.ENOSPC, getattr(_errno, "EDQUOT", -1)):
+        holder = path or "the folder being written"
+        msg, hint = f"the disk is full{where}", f"free space on the disk that holds {holder}{then}"
+    elif code == _errno.EROFS:
+        msg, hint = f"the file system is read-only{where}", f"copy the project to a writable folder{then}"
+    elif code in (_errno.EACCES, _errno.EPERM):
+        msg, hint = f"permission denied{where}", f"make the folder writable for your user or choose another one{then}"
+    elif code == _errno.ENOENT:
+        msg, hint = f"no such file or folder{where}", "check the path; it may have been moved or deleted"
+    elif code == _errno.ENOTDIR:
+        msg, hint = f"a file is in the way of a folder{where}", "choose another folder, or move the file away"
+    elif code == _errno.EISDIR:
+        msg, hint = f"a folder is in the way{where}", "give the path of a file, not a folder"
+    else:
+        msg, hint = f"{e.strerror or type(e).__name__}{where}", f"check the file and the disk{then}"
+    return EnvironmentProblem(msg, file=path, hint=hint)
+
+
+def _real_target(name: str | bytes) -> str:
+    """The file a failed atomic write was replacing (``.manifest.json.x1y2.tmp`` -> ``manifest.json``)."""
+    p = Path(os.fsdecode(name))
+    parts = p.name.split(".")
+    if p.name.startswith(".") and p.suffix == ".tmp" and len(parts) >= 4:
+        return str(p.with_name(".".join(parts[1:-2])))
+    return str(p)

@@ -33,6 +33,8 @@ from typing import Any
 
 from bench.common import emit, log, median, percentile, setup_env
 
+from backend import events as ev
+
 PROBE_MS = 5
 
 
@@ -147,7 +149,7 @@ class _ProcessJob:
                 self._timer.stop()
                 self._proc.join(timeout=10)
                 return
-            if e.get("type") == "finished" and e.get("status") == "failed":
+            if e.get("type") == ev.FINISHED and e.get("status") == "failed":
                 self.error = e.get("reason")
             self._on_event(e)
         if not self._proc.is_alive() and self._q.empty():
@@ -213,11 +215,11 @@ def run(model: str = "default", idle_s: float = 5.0, train_s: float = 30.0, rows
         def on_event(e: dict, events=events) -> None:
             events["n"] += 1
             metrics.add(e)
-            if e.get("type") == "train":
+            if e.get("type") == ev.TRAIN:
                 events["train"] += 1
                 if events["first_train"] is None:
                     events["first_train"] = time.perf_counter()
-            if e.get("type") in ("log", "train"):
+            if e.get("type") in (ev.LOG, ev.TRAIN):
                 logv.appendPlainText(json.dumps(e, default=str)[:300])
 
         if mode == "thread":

@@ -110,17 +110,17 @@ class ChatEngine:
         for mode in modes:
             if should_stop():
                 break
-            on_event({"type": "answer_start", "mode": mode})
+            on_event(ev.event(ev.ANSWER_START, mode=mode))
 
             def token(text: str, mode: str = mode) -> None:
-                on_event({"type": "token", "mode": mode, "text": text})
+                on_event(ev.event(ev.TOKEN, mode=mode, text=text))
 
             use = shared if mode.endswith("+rag") else None
             if use is not None:
-                on_event({"type": "sources", "mode": mode, "sources": list(use)})
+                on_event(ev.event(ev.SOURCES, mode=mode, sources=list(use)))
             answer = session.ask(question, mode, sources=use, on_token=token, should_stop=should_stop,
                                  generation=generation)
-            on_event({"type": "answer", "mode": mode, "answer": answer})
+            on_event(ev.event(ev.ANSWER, mode=mode, answer=answer))
             out[mode] = answer
         return out
 

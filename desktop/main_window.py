@@ -24,7 +24,7 @@ from desktop.workers import Job, running_jobs
 log = logging.getLogger(__name__)
 
 # Which earlier pages must be valid before a page can be opened.
-PREREQUISITES = {0: (), 1: (0,), 2: (0, 1), 3: (0, 1, 2), 4: (0, 1, 2, 3), 5: (0, 1)}
+PREREQUISITES = {0: (), 1: (0,), 2: (0, 1), 3: (0, 1, 2), 4: (0, 1, 2, 3), 5: (0, 1), 6: (0, 1)}
 
 
 class _PendingPage(Page):
@@ -74,11 +74,12 @@ class MainWindow(QMainWindow):
         self.model_page = ModelPage(self.session)
         self.configure_page = ConfigurePage(self.session)
         # Data, Train and Chat import pyqtgraph: built by ensure_pages(), right after the first paint.
-        self.data_page = self.train_page = self.chat_page = None
+        self.data_page = self.train_page = self.chat_page = self.evaluate_page = None
         self._pages_ready = False
         self.pages: list[Page] = [
             self.project_page, self.model_page, _PendingPage("Data", "Datasets and documents."),
-            self.configure_page, _PendingPage("Train", "Training runs."), _PendingPage("Chat", "Chat.")]
+            self.configure_page, _PendingPage("Train", "Training runs."), _PendingPage("Chat", "Chat."),
+            _PendingPage("Evaluate", "Score a run on a test set.")]
 
         self.steps = QListWidget()
         self.steps.setObjectName("Steps")
@@ -191,13 +192,15 @@ class MainWindow(QMainWindow):
             return
         from desktop.pages.chat import ChatPage
         from desktop.pages.data import DataPage
+        from desktop.pages.evaluate import EvaluatePage
         from desktop.pages.train import TrainPage
 
         self.data_page = DataPage(self.session)
         self.train_page = TrainPage(self.session)
         self.chat_page = ChatPage(self.session)
+        self.evaluate_page = EvaluatePage(self.session)
         current = self.stack.currentIndex()
-        for index, page in ((2, self.data_page), (4, self.train_page), (5, self.chat_page)):
+        for index, page in ((2, self.data_page), (4, self.train_page), (5, self.chat_page), (6, self.evaluate_page)):
             old = self.pages[index]
             self.stack.insertWidget(index, page)
             self.stack.removeWidget(old)
@@ -300,7 +303,7 @@ class MainWindow(QMainWindow):
 
     def go_to(self, index: int, force: bool = False) -> bool:
         """Show page ``index`` if its prerequisites are met (or ``force``)."""
-        if index in (2, 4, 5):
+        if index in (2, 4, 5, 6):
             self.ensure_pages()
         if not force and not self.reachable(index):
             blocker = next(j for j in PREREQUISITES[index] if self.pages[j].validate() is not None)
@@ -343,7 +346,7 @@ class MainWindow(QMainWindow):
     def _on_step_selected(self, row: int) -> None:
         if row < 0 or row == self.current_index():
             return
-        if row in (2, 4, 5):
+        if row in (2, 4, 5, 6):
             self.ensure_pages()
         if row < self.current_index() or self.reachable(row):
             self._show_page(row)

@@ -18,6 +18,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
+from backend import events as ev
+
 _TRAIN_KEYS = ("loss", "learning_rate", "grad_norm", "tokens_per_s", "memory_mb")
 
 
@@ -105,7 +107,7 @@ class RunMetrics:
     def add(self, e: dict) -> None:
         """Take one event (``train``, ``eval`` or ``checkpoint``; others are ignored)."""
         t = e.get("type")
-        if t == "train" and e.get("step") is not None:
+        if t == ev.TRAIN and e.get("step") is not None:
             step = float(e["step"])
             if self._n and step <= self._data[0, self._n - 1]:
                 self._drop_from(step)  # a resumed run replays steps after its checkpoint
@@ -120,7 +122,7 @@ class RunMetrics:
             self._n += 1
             self.last_train = e
             self.version += 1
-        elif t == "eval" and e.get("step") is not None:
+        elif t == ev.EVAL and e.get("step") is not None:
             step = float(e["step"])
             while self.eval_steps and self.eval_steps[-1] >= step:
                 self.eval_steps.pop()
@@ -129,7 +131,7 @@ class RunMetrics:
             self.eval_loss.append(_num(e.get("eval_loss")))
             self.last_eval = e
             self.version += 1
-        elif t == "checkpoint" and e.get("step") is not None:
+        elif t == ev.CHECKPOINT and e.get("step") is not None:
             self.checkpoints.append(int(e["step"]))
 
     def _drop_from(self, step: float) -> None:

@@ -36,6 +36,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from backend import events as ev
+
 Out = Callable[[str], Any]
 
 STEPS = ("environment", "imports", "qt", "model", "training", "embeddings", "chroma")
@@ -244,8 +246,8 @@ def step_training(ctx: dict) -> str:
         raise StepFailed(f"no adapter written (adapter_dir={result.adapter_dir})")
     if not any(adapter.glob("*.safetensors")):
         raise StepFailed(f"the adapter folder {adapter} has no safetensors weights")
-    losses = [e["loss"] for e in events if e.get("type") == "train" and e.get("loss") is not None]
-    steps = max((e.get("step", 0) for e in events if e.get("type") == "train"), default=0)
+    losses = [e["loss"] for e in events if e.get("type") == ev.TRAIN and e.get("loss") is not None]
+    steps = max((e.get("step", 0) for e in events if e.get("type") == ev.TRAIN), default=0)
     if steps < 3:
         raise StepFailed(f"only {steps} optimizer steps reported, expected 3")
     if losses and not all(math.isfinite(x) for x in losses):

@@ -257,7 +257,7 @@ def test_screenshot_writes_every_page(qtbot, home, tiny_model_dir, tmp_path):
     assert main(["--screenshot", str(out), "--model", str(tiny_model_dir), "--screenshot-timeout", "90"]) == 0
     names = sorted(p.name for p in out.glob("*.png"))
     assert names == ["01-project.png", "02-model.png", "03-data-token-lengths.png", "03-data.png",
-                     "04-configure.png", "05-train.png", "06-chat.png"]
+                     "04-configure.png", "05-train.png", "06-chat.png", "07-evaluate.png"]
     from PySide6.QtGui import QImage
     img = QImage(str(out / "03-data.png"))
     assert img.width() >= 1100 and img.height() >= 700

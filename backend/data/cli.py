@@ -19,6 +19,8 @@ import json
 import sys
 from typing import Any
 
+from backend import events as ev
+
 FORMAT_CHOICES = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 
 _DIM, _GREEN, _RESET = "\x1b[2m", "\x1b[32m", "\x1b[0m"
@@ -178,7 +180,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def _print_progress(rec: dict) -> None:
-    if rec.get("type") == "progress" and rec.get("stage") == "convert" and rec.get("message"):
+    if rec.get("type") == ev.PROGRESS and rec.get("stage") == "convert" and rec.get("message"):
         print(rec["message"], file=sys.stderr, flush=True)
 
 
@@ -263,7 +265,7 @@ def cmd_data_distill(args: argparse.Namespace) -> int:
                             hint="give document files, or add some with `tune docs add PROJECT FILE...`")
 
     def show(rec: dict) -> None:
-        if not args.json and rec.get("type") == "progress" and rec.get("message"):
+        if not args.json and rec.get("type") == ev.PROGRESS and rec.get("message"):
             print(rec["message"], flush=True)
 
     res = distill(files, project.datasets_dir, teacher=args.teacher, questions_per_chunk=args.questions,

@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any
 
+from backend import events as ev
+
 
 def register(subparsers: Any) -> None:
     """Add the ``ingest``, ``ask`` and ``eval`` subcommands to ``tune``'s subparsers."""
@@ -71,7 +73,7 @@ def _progress_printer(enabled: bool):
     def on_event(rec: dict) -> None:
         if not enabled:
             return
-        if rec.get("type") == "progress" and rec.get("message"):
+        if rec.get("type") == ev.PROGRESS and rec.get("message"):
             stage, cur, tot = rec.get("stage", ""), rec.get("current") or 0, rec.get("total") or 0
             if stage in ("embed", "eval") and tot:
                 # one line per ~10% for the long stages, not one per batch
@@ -80,7 +82,7 @@ def _progress_printer(enabled: bool):
                     return
                 shown[stage] = tenth
             print(rec["message"], file=sys.stderr, flush=True)
-        elif rec.get("type") == "log" and rec.get("level") in ("warning", "error"):
+        elif rec.get("type") == ev.LOG and rec.get("level") in ("warning", "error"):
             print(rec.get("message", ""), file=sys.stderr, flush=True)
 
     return on_event

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroup
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
+from backend import events as ev
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
 from desktop.data_adapter import append_feedback
@@ -606,7 +607,7 @@ class ChatPage(Page):
             self.status.setText("Stopping…")
 
     def _on_progress_event(self, e: dict) -> None:
-        if e.get("type") == "progress":
+        if e.get("type") == ev.PROGRESS:
             if e.get("total"):
                 self.progress.setRange(0, int(e["total"]))
                 self.progress.setValue(int(e.get("current") or 0))
@@ -616,20 +617,20 @@ class ChatPage(Page):
     def _on_chat_event(self, e: dict) -> None:
         t = e.get("type")
         ex = self._exchange
-        if t == "progress":
+        if t == ev.PROGRESS:
             self._on_progress_event(e)
         elif ex is None:
             return
-        elif t == "answer_start":
+        elif t == ev.ANSWER_START:
             self.status.setText(f"Answering ({MODE_TITLES.get(e['mode'], e['mode'])})…")
             self.progress.setRange(0, 0)
-        elif t == "sources":
+        elif t == ev.SOURCES:
             ex.answers[e["mode"]].set_sources(e["sources"])
             if e["sources"]:
                 self.show_source(e["sources"][0])
-        elif t == "token":
+        elif t == ev.TOKEN:
             ex.answers[e["mode"]].append(e["text"])
-        elif t == "answer":
+        elif t == ev.ANSWER:
             ex.answers[e["mode"]].finish(e["answer"])
 
     def _on_job_errored(self, error: BaseException) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroup
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from backend import events as ev
 from backend.filetypes import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, classify, dialog_pattern
 from desktop.chat_adapter import index_summary
 from desktop.data_adapter import DataReport, check_project_data, copy_into
@@ -348,7 +349,7 @@ class DataPage(Page):
         self._job.start()
 
     def _on_job_event(self, e: dict) -> None:
-        if e.get("type") == "progress":
+        if e.get("type") == ev.PROGRESS:
             if e.get("total"):
                 self.progress.setRange(0, int(e["total"]))
                 self.progress.setValue(int(e.get("current") or 0))

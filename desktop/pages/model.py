@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QFileDialog, QFormLayout
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
                                QRadioButton, QVBoxLayout, QWidget)
 
+from backend import events as ev
 from backend.config import ModelConfig, field_info
 from desktop.session import Session
 from desktop.style import mono_font
@@ -260,7 +261,7 @@ class ModelPage(Page):
         self._job.start()
 
     def _on_job_event(self, e: dict) -> None:
-        if e.get("type") == "progress":
+        if e.get("type") == ev.PROGRESS:
             total = e.get("total") or 0
             if total:
                 self.progress.setRange(0, int(total))

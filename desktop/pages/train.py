@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGroupBox
                                QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from backend import events as ev
 from backend import runs as run_folder
 from backend.errors import TuneError
 from backend.estimate import estimate_run
@@ -293,32 +294,32 @@ class TrainPage(Page):
     def _on_job_event(self, e: dict) -> None:
         t = e.get("type")
         self.metrics.add(e)
-        if t == "started":
+        if t == ev.STARTED:
             self._run_dir = Path(e["run_dir"])
             self._log(f"Run folder: {self._run_dir}")
             self.refresh_history()
-        elif t == "progress":
+        elif t == ev.PROGRESS:
             if e.get("message"):
                 self.status_label.setText(e["message"])
                 if e.get("stage") not in ("tokenize", "data"):
                     self._log(e["message"])
-        elif t == "log":
+        elif t == ev.LOG:
             level = e.get("level", "info")
             self._log(e.get("message", ""), "#c0392b" if level in ("error", "warning") else None)
-        elif t == "train":
+        elif t == ev.TRAIN:
             self._on_train_record(e)
-        elif t == "eval":
+        elif t == ev.EVAL:
             ppl = e.get("perplexity")
             self.stat["eval"].setText(f"{fmt_number(e.get('eval_loss'))}  ({fmt_number(ppl, 3)})")
             self._log(f"eval at step {e.get('step')}: loss {fmt_number(e.get('eval_loss'))}, "
                       f"perplexity {fmt_number(ppl, 4)}", "#d35400")
-        elif t == "checkpoint":
+        elif t == ev.CHECKPOINT:
             self._log(f"checkpoint saved at step {e.get('step')}")
-        elif t == "oom_retry":
+        elif t == ev.OOM_RETRY:
             self._log(e.get("message", "out of memory: retrying with a smaller micro-batch"), "#c0392b")
             self.banner.show_message("warning", "Out of memory: continuing with a smaller micro-batch",
                                      e.get("message", ""))
-        elif t == "finished":
+        elif t == ev.FINISHED:
             self._final_status = e.get("status")
             reason = e.get("reason") or ""
             self._log(f"finished: {e.get('status')}" + (f" — {reason}" if reason else ""),
@@ -499,7 +500,7 @@ class TrainPage(Page):
         self._update_run_detail()
 
     def _on_export_event(self, e: dict) -> None:
-        if e.get("type") == "progress" and e.get("message"):
+        if e.get("type") == ev.PROGRESS and e.get("message"):
             self.status_label.setText(e["message"])
 
     def _on_export_returned(self, out: Path) -> None:

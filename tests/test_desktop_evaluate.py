@@ -1,0 +1,216 @@
+"""The Evaluate page on a tiny random-weight model (pytest-qt, offscreen).
+
+Real parts throughout: a copy of the sample project, its documents indexed with
+the bundled MiniLM embedder, a run folder with a real PEFT LoRA adapter on the
+session's tiny Llama, the backend's evalset readers and ``evaluate``; only the
+model's weights are random (see docs/architecture.md, "Evaluation").
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("qapp")
+
+JOB_TIMEOUT = 240_000
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "sample_project"
+
+
+def _make_run(project_root: Path, name: str, tiny_model_dir: Path, seed: int) -> Path:
+    """A finished run folder like training writes: config, status, metrics and a LoRA adapter with random weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from backend.config import RunConfig
+    from backend.runs import write_status
+
+    run = project_root / "runs" / name
+    run.mkdir(parents=True)
+    cfg = RunConfig.from_dict({"name": name, "model": {"name_or_path": str(tiny_model_dir)},
+                               "data": {"train_files": [str(project_root / "datasets" / "brisa_support.jsonl")],
+                                        "validation_split": 0.1, "max_length": 128}})
+    (run / "config.json").write_text(cfg.to_json())
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    # init_lora_weights=False: random A and B, so tuned and base really answer differently
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=16, init_lora_weights=False,
+                                                 target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(run / "adapter")
+    (run / "metrics.jsonl").write_text(json.dumps({"type": "eval", "time": 0, "step": 4, "eval_loss": 9.5}) + "\n")
+    write_status(run, "completed")
+    return run
+
+
+@pytest.fixture()
+def project(tmp_path, tiny_model_dir):
+    """A copy of the sample project with two finished tiny runs."""
+    root = tmp_path / "brisa"
+    shutil.copytree(SAMPLE, root, ignore=shutil.ignore_patterns("runs", "index"))
+    runs = [_make_run(root, "run-a", tiny_model_dir, 0), _make_run(root, "run-b", tiny_model_dir, 1)]
+    return root, runs
+
+
+@pytest.fixture()
+def page(qtbot, project):
+    from desktop.pages.evaluate import EvaluatePage
+    from desktop.session import Session
+    from desktop.workers import stop_all_jobs
+
+    session = Session()
+    session.open_project(project[0])
+    p = EvaluatePage(session)
+    qtbot.addWidget(p)
+    # an explicit minimum size: the layout then never resizes the top-level window's limits
+    # (the offscreen platform warns on each such change)
+    p.setMinimumSize(1300, 820)
+    p.show()
+    p.on_enter()
+    yield p
+    stop_all_jobs(timeout_ms=60_000)
+
+
+def _wait(qtbot, page):
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=JOB_TIMEOUT)
+    assert not page.banner.isVisible() or page.banner.kind != "error", page.banner.text()
+
+
+def test_bad_questions_file_names_the_line(page, tmp_path):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text('{"question": "What does E4 mean?", "answer": "Wi-Fi password rejected"}\n'
+                   '{"question": "no reference here"}\n', encoding="utf-8")
+    assert page.add_file(bad) == 0
+    assert page.banner.isVisible() and page.banner.kind == "error"
+    assert "mine.jsonl:2" in page.banner.text()
+    assert page.review_table.rowCount() == 0
+
+
+def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_path):
+    root, (run_a, run_b) = project
+    assert page.selected_run() in (run_a, run_b)
+    page.select(run_a)
+    assert page.selected_run() == run_a
+
+    # -- a test set from a file (CSV) and from the run's validation rows
+    qfile = tmp_path / "my questions.csv"
+    qfile.write_text("question,answer,keywords,source\n"
+                     "What does error E4 mean?,The Wi-Fi password was rejected.,Wi-Fi;password,troubleshooting.md\n"
+                     "How long is the warranty?,3 years,,warranty-and-returns.md\n", encoding="utf-8")
+    assert page.add_file(qfile) == 2
+    assert page.name_edit.text() == "my-questions"
+    page.validation_limit.setValue(2)
+    assert page.start_from_validation()
+    _wait(qtbot, page)
+    t = page.review_table
+    assert t.rowCount() == 4
+    assert [t.item(r, 4).text() for r in range(4)] == ["questions file"] * 2 + ["validation split"] * 2
+    assert "brisa_support.jsonl:" in t.item(2, 3).text()
+    # review: reject one row, edit another (editing accepts it)
+    page.set_review_state([3], "rejected")
+    t.item(1, 2).setText("Three years.")
+    assert page.draft_rows[1].row.answer == "Three years." and page.draft_rows[1].edited
+    assert "3 accepted, 1 rejected" in page.review_count.text()
+    # user text is shown literally in the passage panel
+    t.selectRow(2)
+    assert page.passage_view.toPlainText().startswith("From the run's validation split.")
+
+    assert page.save_testset("bad name!") is None and "not a usable evalset name" in page.banner.text()
+    path = page.save_testset("mini")
+    assert path == root / "evalsets" / "mini.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(rows) == 3
+    assert rows[1]["answer"] == "Three years." and rows[1]["lineage"]["edited"] is True
+    assert rows[2]["kind"] == "validation" and rows[2]["lineage"]["from"] == "validation"
+    assert page.selected_evalset() == "mini"
+    assert "not been evaluated" in page.empty_label.text()
+
+    # -- evaluate run-a in the four modes
+    page.max_tokens.setValue(8)
+    with qtbot.waitSignal(page.evaluationFinished, timeout=JOB_TIMEOUT) as blocker:
+        assert page.start_evaluation()
+        assert page.is_busy() and page.stop_button.isEnabled()
+    assert blocker.args == ["completed"], page.banner.text()
+    _wait(qtbot, page)
+    rep = page.report
+    assert rep is not None and (run_a / "eval" / "mini.json").exists()
+    assert page.tabs.currentIndex() == 0 and page.score_content.isVisible()
+    for mode in ("tuned+rag", "tuned", "base+rag", "base"):
+        cell = page.scorecard.cell_text("accuracy", mode)
+        assert "%" in cell and "(" in cell and "–" in cell, cell    # "50 % (0–100)"
+    assert page.scorecard.cell_text("retrieval_hit_rate", "tuned") == "–"     # no retrieval without documents
+    assert "(" in page.scorecard.cell_text("retrieval_hit_rate", "tuned+rag")
+    assert page.bars.bar_count() >= 12
+    assert "Validation loss" in page.loss_note.text()
+    assert "not run" in page.forgetting_note.text()
+
+    # -- per-question table and its filters
+    qt = page.question_table
+    assert qt.rowCount() == 3
+    assert {qt.state(r, m) for r in range(3) for m in ("base", "tuned")} <= {"right", "wrong", "abstained"}
+    from desktop.eval_adapter import filter_questions
+    for key, _label in (("still_wrong", ""), ("improved", ""), ("regressed", ""), ("rag_fixed", ""), ("all", "")):
+        page.set_filter(key)
+        assert qt.visible_rows() == filter_questions(rep["questions"], key), key
+        assert page.filter_buttons[key].text().endswith(f"({len(qt.visible_rows())})")
+    assert qt.visible_rows() == [0, 1, 2]
+    # a question whose correctness we know: recompute "still wrong" from the cells themselves
+    page.set_filter("still_wrong")
+    for r in qt.visible_rows():
+        assert all(qt.state(r, m) != "right" for m in ("tuned+rag", "tuned", "base+rag", "base"))
+
+    # -- four answers side by side, sources, "Correct it"
+    page.set_filter("all")
+    qt.selectRow(0)
+    assert set(page.cards) == {"tuned+rag", "tuned", "base+rag", "base"}
+    assert page.detail_question.text() == "What does error E4 mean?"
+    assert page.detail_question.textFormat().name == "PlainText"
+    card = page.cards["tuned+rag"]
+    assert card.sources  # the passages retrieved for the question
+    card.sourceClicked.emit(card.sources[0])
+    assert page.source_view.toPlainText().strip()
+    wrong = next((c for c in page.cards.values() if c.feedback_button.isEnabled()), None)
+    if wrong is not None:
+        wrong.feedback_button.click()
+        wrong.editor.setPlainText("E4 means the Wi-Fi password was rejected.")
+        wrong.save_button.click()
+        fb = root / "datasets" / "feedback.jsonl"
+        last = json.loads(fb.read_text().splitlines()[-1])
+        assert last["messages"][0]["content"] == "What does error E4 mean?"
+        assert last["messages"][1]["content"] == "E4 means the Wi-Fi password was rejected."
+
+    # -- the saved result reopens without evaluating again
+    page.show_report(None)
+    assert page.report is None
+    page.select(run_b, "mini")
+    assert page.report is None and "not been evaluated" in page.empty_label.text()
+    page.select(run_a, "mini")
+    assert page.report is not None and page.report_source == "saved"
+    assert page.question_table.rowCount() == 3
+
+    # -- compare: run-b has no result yet, then it has
+    page.check_runs([run_a, run_b])
+    assert page.compare()
+    _wait(qtbot, page)
+    ct = page.compare_table
+    assert ct.columnCount() == 2 and ct.horizontalHeaderItem(1).text() == "run-b"
+    assert "%" in ct.item(0, 0).text() and ct.item(0, 1).text() == "not evaluated"
+    assert "run-b" in page.compare_note.text()
+    page.select(run_b, "mini")
+    with qtbot.waitSignal(page.evaluationFinished, timeout=JOB_TIMEOUT):
+        page.start_evaluation()
+    _wait(qtbot, page)
+    assert page.compare()
+    _wait(qtbot, page)
+    assert "%" in page.compare_table.item(0, 1).text()
+
+    # -- the report: one offline HTML file
+    out = tmp_path / "report.html"
+    assert page.export_report(out)
+    _wait(qtbot, page)
+    text = out.read_text(encoding="utf-8")
+    assert "What does error E4 mean?" in text
+    assert "http://" not in text and "https://" not in text
