@@ -1,48 +1,314 @@
-"""The event vocabulary shared by the engine, the CLI, the GUI and ``metrics.jsonl``.
+"""The one event vocabulary: engine, data, indexing, chat and eval; CLI, GUI, bench and ``metrics.jsonl``.
 
-An event is a flat, JSON-serialisable ``dict`` with at least ``type`` and
-``time`` (Unix seconds).  Types:
+Every event is a typed record (a dataclass below, with a ``TYPE`` literal)
+and travels as a flat, JSON-serialisable ``dict`` with ``type`` and ``time``
+(Unix seconds) plus that record's fields — so ``on_event`` callbacks keep
+receiving dicts and ``rec["loss"]`` keeps working.  One JSON encoding for
+all of them: :func:`encode` (one line) and :func:`decode`; both check the
+record against its type, and an unknown type or field raises
+:class:`EventError` (docs/architecture.md, "Events").
 
-``progress``   ``{stage, current, total, message}`` — any long job (loading, tokenising, embedding)
-``train``      ``{step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen, eta_s, elapsed_s, memory_mb}``
-``eval``       ``{step, eval_loss, perplexity}``
-``checkpoint`` ``{step, path}``
+=============  ==============================================================================
+``progress``   ``{stage, current, total, message}`` — any long job (loading, tokenising, embedding, eval)
 ``log``        ``{level, message}``
+``train``      ``{step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen, eta_s, elapsed_s, memory_mb}``
+``eval``       ``{step, epoch, eval_loss, perplexity}``
+``checkpoint`` ``{step, path}``
 ``oom_retry``  ``{step, batch_size, gradient_accumulation, message}``
-``finished``   ``{status: completed|failed|cancelled, reason, run_dir, adapter_dir, ...}``
+``started``    ``{run_dir, resumed_from, config}``
+``finished``   ``{status: completed|failed|cancelled, reason, run_dir, adapter_dir, metrics, error}``
+``answer_start`` ``{mode}`` — the chat starts answering in a mode
+``token``      ``{mode, text}`` — a streamed piece of an answer
+``sources``    ``{mode, sources}`` — the passages an answer used
+``answer``     ``{mode, answer}`` — the finished answer (an ``Answer.to_dict()``)
+=============  ==============================================================================
 
-Long jobs take ``on_event(event)`` and ``should_stop() -> bool``.
+Long jobs take ``on_event(event)`` and ``should_stop() -> bool``.  Adding a
+type: a dataclass below with ``TYPE`` and its fields, decorated ``@_register``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
-EVENT_TYPES = ("progress", "train", "eval", "checkpoint", "log", "oom_retry", "started", "finished")
+# -- the type names (compare ``rec["type"]`` with these, not with string literals) ----------------
+PROGRESS = "progress"
+LOG = "log"
+TRAIN = "train"
+EVAL = "eval"
+CHECKPOINT = "checkpoint"
+OOM_RETRY = "oom_retry"
+STARTED = "started"
+FINISHED = "finished"
+ANSWER_START = "answer_start"
+TOKEN = "token"
+SOURCES = "sources"
+ANSWER = "answer"
+
+STEP_TYPES = (TRAIN, EVAL, CHECKPOINT)
+"""Records tied to a training step (a resume replays the steps after its checkpoint)."""
 
 OnEvent = Callable[[dict], None]
 ShouldStop = Callable[[], bool]
 
 
+class EventError(ValueError):
+    """A record that is not in the vocabulary: an unknown type, an unknown or missing field."""
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+@dataclass
+class Event:
+    """Base of every event record: its ``TYPE`` and when it happened."""
+
+    TYPE: ClassVar[str] = ""
+    time: float = field(default_factory=_now, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: ``{"type": TYPE, "time": ..., **fields}`` (shallow: values as given)."""
+        return {"type": self.TYPE, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+
+    def to_json(self) -> str:
+        """One JSON line (see :func:`encode`)."""
+        return encode(self)
+
+
+EVENT_CLASSES: dict[str, type[Event]] = {}
+
+
+def _register(cls: type[Event]) -> type[Event]:
+    EVENT_CLASSES[cls.TYPE] = cls
+    return cls
+
+
+@_register
+@dataclass
+class Progress(Event):
+    """Any long job moved on: ``current`` of ``total`` (``None``: unknown) in ``stage``."""
+
+    TYPE: ClassVar[str] = PROGRESS
+    stage: str
+    current: float
+    total: float | None = None
+    message: str = ""
+
+
+@_register
+@dataclass
+class Log(Event):
+    """A line for people (``level``: info, warning, error)."""
+
+    TYPE: ClassVar[str] = LOG
+    message: str
+    level: str = "info"
+
+
+@_register
+@dataclass
+class Train(Event):
+    """One logged optimizer step."""
+
+    TYPE: ClassVar[str] = TRAIN
+    step: int
+    max_steps: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    tokens_per_s: float | None = None
+    tokens_seen: int | None = None
+    eta_s: float | None = None
+    elapsed_s: float | None = None
+    memory_mb: float | None = None
+
+
+@_register
+@dataclass
+class Eval(Event):
+    """The validation loss at a step."""
+
+    TYPE: ClassVar[str] = EVAL
+    step: int
+    eval_loss: float | None = None
+    perplexity: float | None = None
+    epoch: float | None = None
+
+
+@_register
+@dataclass
+class Checkpoint(Event):
+    """A checkpoint was written (complete: its marker is in)."""
+
+    TYPE: ClassVar[str] = CHECKPOINT
+    step: int
+    path: str = ""
+
+
+@_register
+@dataclass
+class OomRetry(Event):
+    """Out of memory: continuing with a smaller micro-batch and the same effective batch."""
+
+    TYPE: ClassVar[str] = OOM_RETRY
+    step: int
+    batch_size: int
+    gradient_accumulation: int
+    message: str = ""
+
+
+@_register
+@dataclass
+class Started(Event):
+    """A run started (or resumed from ``resumed_from``)."""
+
+    TYPE: ClassVar[str] = STARTED
+    run_dir: str
+    resumed_from: str | None = None
+    config: dict | None = None
+
+
+@_register
+@dataclass
+class Finished(Event):
+    """A run ended: ``status`` completed, failed or cancelled."""
+
+    TYPE: ClassVar[str] = FINISHED
+    status: str
+    reason: str = ""
+    run_dir: str | None = None
+    adapter_dir: str | None = None
+    metrics: dict | None = None
+    error: dict | None = None
+
+
+@_register
+@dataclass
+class AnswerStart(Event):
+    """The chat starts answering in ``mode``."""
+
+    TYPE: ClassVar[str] = ANSWER_START
+    mode: str
+
+
+@_register
+@dataclass
+class Token(Event):
+    """A streamed piece of the answer in ``mode``."""
+
+    TYPE: ClassVar[str] = TOKEN
+    mode: str
+    text: str
+
+
+@_register
+@dataclass
+class Sources(Event):
+    """The passages the answer in ``mode`` uses."""
+
+    TYPE: ClassVar[str] = SOURCES
+    mode: str
+    sources: list
+
+
+@_register
+@dataclass
+class Answer(Event):
+    """The finished answer in ``mode`` (the chain's ``Answer`` object, or its dict)."""
+
+    TYPE: ClassVar[str] = ANSWER
+    mode: str
+    answer: Any
+
+
+EVENT_TYPES = tuple(EVENT_CLASSES)
+
+
+def event_class(type: str) -> type[Event]:
+    """The record class of ``type``; raises :class:`EventError` for an unknown type."""
+    try:
+        return EVENT_CLASSES[type]
+    except KeyError:
+        raise EventError(f"unknown event type {type!r} (known: {', '.join(EVENT_TYPES)})") from None
+
+
+def make(type: str, **fields: Any) -> Event:
+    """A typed record of ``type``; raises :class:`EventError` for an unknown type or field."""
+    cls = event_class(type)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - names)
+    if unknown:
+        raise EventError(f"{type} events have no field(s) {', '.join(unknown)}")
+    try:
+        return cls(**fields)
+    except TypeError as e:  # a required field is missing
+        raise EventError(f"{type} event: {e}") from None
+
+
+def from_dict(rec: dict[str, Any]) -> Event:
+    """The typed record of a wire dict; raises :class:`EventError` when it is not in the vocabulary."""
+    if not isinstance(rec, dict) or "type" not in rec:
+        raise EventError(f"not an event record: {str(rec)[:120]}")
+    fields = {k: v for k, v in rec.items() if k != "type"}
+    return make(rec["type"], **fields)
+
+
 def event(type: str, **fields: Any) -> dict:
-    """Make an event record of ``type`` with the current time."""
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type!r}")
-    return {"type": type, "time": round(time.time(), 3), **fields}
+    """An event of ``type`` with the current time, as its wire dict (checked against the vocabulary)."""
+    return make(type, **fields).to_dict()
 
 
-def progress(stage: str, current: int, total: int | None, message: str = "") -> dict:
+def progress(stage: str, current: float, total: float | None, message: str = "") -> dict:
     """A ``progress`` event."""
-    return event("progress", stage=stage, current=current, total=total, message=message)
+    return Progress(stage=stage, current=current, total=total, message=message).to_dict()
 
 
 def log(message: str, level: str = "info") -> dict:
     """A ``log`` event."""
-    return event("log", level=level, message=message)
+    return Log(message=message, level=level).to_dict()
+
+
+def encode(rec: dict | Event) -> str:
+    """The one JSON encoding of an event (one line, no newline), after checking it.
+
+    Used for ``metrics.jsonl``, ``--json`` output and anything that sends events
+    between processes.  Values JSON cannot hold (paths, objects) become strings.
+    """
+    if isinstance(rec, Event):
+        rec = rec.to_dict()
+    else:
+        from_dict(rec)
+    return json.dumps(rec, default=_default)
+
+
+def _default(o: Any) -> Any:
+    to_dict = getattr(o, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return str(o)
+
+
+def decode(line: str | bytes) -> dict:
+    """An event dict from one line of :func:`encode`.
+
+    Raises
+    ------
+    EventError
+        When the record is not in the vocabulary (unknown type or field).
+    ValueError
+        When the line is not JSON (``json.JSONDecodeError``).
+    """
+    rec = json.loads(line)
+    from_dict(rec)
+    return rec
 
 
 def no_event(_: dict) -> None:
@@ -81,7 +347,7 @@ class MetricsLog:
 
     def write(self, record: dict) -> None:
         """Append ``record`` as one line and flush it to disk."""
-        self._fh.write(json.dumps(record, default=str) + "\n")
+        self._fh.write(encode(record) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
@@ -96,11 +362,11 @@ class MetricsLog:
         self.close()
         keep, dropped = [], 0
         for rec in read_events(self.path):
-            if rec.get("type") in ("train", "eval", "checkpoint") and (rec.get("step") or 0) > step:
+            if rec.get("type") in STEP_TYPES and (rec.get("step") or 0) > step:
                 dropped += 1
             else:
                 keep.append(rec)
-        atomic_write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in keep))
+        atomic_write_text(self.path, "".join(encode(r) + "\n" for r in keep))
         self._fh = open(self.path, "a", encoding="utf-8")
         return dropped
 
@@ -117,7 +383,13 @@ class MetricsLog:
 
 
 def read_events(path: str | Path) -> list[dict]:
-    """All complete records of a ``metrics.jsonl`` (a torn last line is skipped)."""
+    """All complete records of a ``metrics.jsonl`` (a torn last line is skipped).
+
+    Raises
+    ------
+    EventError
+        For a record outside the vocabulary.
+    """
     out = []
     path = Path(path)
     if not path.exists():
@@ -128,7 +400,7 @@ def read_events(path: str | Path) -> list[dict]:
             if not line:
                 continue
             try:
-                out.append(json.loads(line))
+                out.append(decode(line))
             except json.JSONDecodeError:
                 continue
     return out

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from backend import events as ev
 from backend import methods
 from backend.errors import RunError
 from backend.fsutil import atomic_write_json, read_json
@@ -304,7 +305,8 @@ def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]
     """Complete ``metrics.jsonl`` records after byte ``offset``, and the offset to read from next.
 
     For tailing a run that is being written: a torn last line (no newline yet)
-    is left for the next call.  Undecodable lines are skipped.
+    is left for the next call.  Lines that are not JSON are skipped; a record
+    outside the event vocabulary raises :class:`backend.events.EventError`.
     """
     path = metrics_path(run_dir)
     try:
@@ -320,11 +322,9 @@ def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]
         if not line:
             continue
         try:
-            rec = json.loads(line)
-        except ValueError:
+            out.append(ev.decode(line))
+        except json.JSONDecodeError:
             continue
-        if isinstance(rec, dict):
-            out.append(rec)
     return out, offset + end
 
 

@@ -240,7 +240,7 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             logs = dict(logs or {})
             now = time.time()
             if "eval_loss" in logs:
-                rec = ev.event("eval", step=state.global_step, epoch=round(state.epoch or 0, 4),
+                rec = ev.event(ev.EVAL, step=state.global_step, epoch=round(state.epoch or 0, 4),
                                eval_loss=logs["eval_loss"],
                                perplexity=_ppl(logs["eval_loss"]))
                 self.last_eval = rec
@@ -256,7 +256,7 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             elapsed = now - self.t0
             remaining = max(state.max_steps - state.global_step, 0)
             eta = elapsed / done * remaining if done > 0 else None
-            rec = ev.event("train", step=state.global_step, max_steps=state.max_steps,
+            rec = ev.event(ev.TRAIN, step=state.global_step, max_steps=state.max_steps,
                            epoch=round(state.epoch or 0, 4), loss=logs.get("loss"),
                            learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
                            tokens_per_s=round(tps, 1) if tps is not None else None,
@@ -270,7 +270,7 @@ def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             _barrier()  # every rank has written its part (rng state, shards) before the marker
             if is_main_process() and ck.is_dir():
                 runs.mark_checkpoint_complete(ck, state.global_step)
-            emit(ev.event("checkpoint", step=state.global_step, path=str(ck)))
+            emit(ev.event(ev.CHECKPOINT, step=state.global_step, path=str(ck)))
 
     return EventCallback()
 
@@ -371,7 +371,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
     def emit(rec: dict) -> None:
         if metrics is not None:
             metrics.write(rec)
-        if rec.get("type") == "log":
+        if rec.get("type") == ev.LOG:
             log.info(rec.get("message"))
         try:
             on_event(rec)
@@ -383,7 +383,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             # steps after the checkpoint (or all, without one) are replayed: keep each once
             metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
         write_status(run_dir, "running", started=time.time())
-        emit(ev.event("started", run_dir=str(run_dir), resumed_from=str(checkpoint) if checkpoint else None,
+        emit(ev.event(ev.STARTED, run_dir=str(run_dir), resumed_from=str(checkpoint) if checkpoint else None,
                       config=cfg.to_dict()))
         if checkpoint is not None:
             emit(ev.log(f"Resuming from {checkpoint.name}"))
@@ -391,7 +391,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
     except TuneError as e:
         log.error("run failed: %s", e)
         write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
-        emit(ev.event("finished", status="failed", reason=str(e), run_dir=str(run_dir), adapter_dir=None,
+        emit(ev.event(ev.FINISHED, status="failed", reason=str(e), run_dir=str(run_dir), adapter_dir=None,
                       error=e.to_dict()))
         raise
     except BaseException as e:
@@ -400,7 +400,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
         write_status(run_dir, status, reason=reason)
-        emit(ev.event("finished", status=status, reason=reason, run_dir=str(run_dir), adapter_dir=None))
+        emit(ev.event(ev.FINISHED, status=status, reason=reason, run_dir=str(run_dir), adapter_dir=None))
         raise
     finally:
         if handler:
@@ -410,7 +410,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
     write_status(run_dir, result.status, reason=result.reason,
                  adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
                  finished=time.time(), metrics=result.metrics)
-    emit(ev.event("finished", status=result.status, reason=result.reason, run_dir=str(run_dir),
+    emit(ev.event(ev.FINISHED, status=result.status, reason=result.reason, run_dir=str(run_dir),
                   adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
                   metrics=result.metrics))
     if metrics is not None:
@@ -458,7 +458,7 @@ def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pa
             checkpoint = latest_checkpoint(run_dir)
             if metrics is not None:
                 metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
-            emit(ev.event("oom_retry", step=_step_of(checkpoint) if checkpoint else 0,
+            emit(ev.event(ev.OOM_RETRY, step=_step_of(checkpoint) if checkpoint else 0,
                           batch_size=bs // 2, gradient_accumulation=ga * 2,
                           message=f"Out of memory: micro-batch {bs} -> {bs // 2}, gradient accumulation "
                                   f"{ga} -> {ga * 2} (same effective batch); continuing from "
