@@ -172,6 +172,46 @@ def _print_warning(message: str, as_json: bool) -> None:
         print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _best_eval_loss(run_dir: Path) -> float | None:
+    from backend import runs
+
+    losses = [r["eval_loss"] for r in runs.read_metrics(run_dir)[0]
+              if r.get("type") == ev.EVAL and isinstance(r.get("eval_loss"), (int, float))]
+    return min(losses) if losses else None
+
+
+def cmd_runs(args) -> int:
+    from backend import runs
+    from backend.workspace import Project
+
+    project = Project.open(args.project)
+    rows = []
+    for r in runs.list_runs(project.root):
+        best = _best_eval_loss(r.run_dir)
+        rows.append({"run_dir": str(r.run_dir), "id": r.run_dir.name, "name": r.name, "status": r.status,
+                     "interrupted": r.interrupted, "resumable": r.resumable, "method": r.method,
+                     "step": r.step, "max_steps": r.max_steps, "train_loss": r.train_loss,
+                     "best_eval_loss": best if best is not None else r.eval_loss, "created": r.when,
+                     "reason": r.reason})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"no runs yet in {project.runs_dir}")
+        return 0
+    table = [("RUN", "STATUS", "METHOD", "STEP", "RESUMABLE", "BEST EVAL LOSS", "STARTED")]
+    for row in rows:
+        status = "interrupted" if row["interrupted"] else row["status"]
+        step = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "-")
+        best = f"{row['best_eval_loss']:.4f}" if row["best_eval_loss"] is not None else "-"
+        table.append((row["id"], status, row["method"], step, "yes" if row["resumable"] else "no", best,
+                      row["created"]))
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
 def cmd_resume(args) -> int:
     from backend.config import parse_set
     from backend.training import resume
@@ -245,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=float)
     t.add_argument("--json", action="store_true", help="print events as JSON lines")
     t.set_defaults(func=cmd_train)
+
+    rl = sub.add_parser("runs", help="list a project's runs: status, resumable, best eval loss")
+    rl.add_argument("project", help="project folder")
+    rl.add_argument("--json", action="store_true", help="print the list as JSON")
+    rl.set_defaults(func=cmd_runs)
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir")

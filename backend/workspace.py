@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from backend.errors import ConfigError, RunError, TuneError
-from backend.filetypes import is_dataset_file, is_document_file
 from backend import runs
+from backend.errors import ConfigError, TuneError
+from backend.filetypes import is_dataset_file, is_document_file
 from backend.fsutil import atomic_write_json, read_json
 
 if TYPE_CHECKING:  # pragma: no cover

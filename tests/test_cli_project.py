@@ -117,3 +117,12 @@ def test_cli_trains_the_project(sample, tiny_model_dir, capsys):
     saved = json.loads(run_config.read_text())
     assert [Path(f).name for f in saved["data"]["train_files"]] == ["brisa_support.jsonl"]
     assert saved["method"]["lora_r"] == 8 and saved["model"]["allow_pickle_weights"] is False
+
+    # tune runs lists it: status, resumable, best eval loss
+    assert main(["runs", str(sample), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["status"] == "completed" and row["resumable"] is False and row["method"] == "lora"
+    assert isinstance(row["best_eval_loss"], float) and row["run_dir"] == str(run_config.parent)
+    assert main(["runs", str(sample)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["RUN", "STATUS", "METHOD"] and "completed" in lines[1]

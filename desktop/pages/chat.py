@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from desktop.session import Session
 from desktop.style import mono_font
 from desktop.widgets import Page, muted
 from desktop.workers import Job
+
+log = logging.getLogger(__name__)
 
 MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
                "base+rag": "Base model · with documents", "base": "Base model · no documents"}
@@ -486,14 +489,13 @@ class ChatPage(Page):
         docs = s.document_files()
         if not docs:
             return False
-        summary = index_summary(s.project.root)
-        indexed = summary.get("sources", {})
-        for p in docs:
-            key = p.resolve().relative_to(s.project.root.resolve()).as_posix()
-            rec = indexed.get(key)
-            if rec is None or p.stat().st_mtime > float(rec.get("indexed_at", 0)):
-                return True
-        return False
+        from backend.rag.freshness import stale_documents  # by content, as `tune ingest` decides
+
+        try:
+            return bool(stale_documents(s.project, docs))
+        except Exception:  # a broken index record must not break the page, nor start update after update
+            log.warning("could not compare the documents with the index", exc_info=True)
+            return False
 
     def _refresh_index_label(self) -> None:
         s = self.session
