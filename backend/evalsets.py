@@ -271,7 +271,8 @@ def write_evalset(path: str | Path, rows: Iterable[EvalRow]) -> Path:
 
 
 def _root(project: "Project | str | Path") -> Path:
-    return Path(getattr(project, "root", project)).expanduser()
+    # a Path has a .root too ("/"): only a Project's is the folder
+    return Path(project if isinstance(project, (str, Path)) else project.root).expanduser()
 
 
 def list_evalsets(project: "Project | str | Path") -> list[str]:
@@ -443,7 +444,7 @@ def project_document_files(project: "Project | str | Path") -> list[str]:
     from backend.documents import project_documents
     from backend.workspace import Project
 
-    proj = project if hasattr(project, "root") else Project.open(project)
+    proj = Project.open(project) if isinstance(project, (str, Path)) else project
     try:
         files = project_documents(proj)
     except (TuneError, OSError, ValueError):
@@ -559,10 +560,21 @@ def _training_files(project_or_run: "Project | str | Path") -> list[Path]:
 
 
 def training_questions(project_or_run: "Project | str | Path") -> list[tuple[str, str, int]]:
-    """``(question, file name, line)`` of every training row (last user turn or prompt)."""
+    """``(question, file name, line)`` of every training row (last user turn or prompt).
+
+    For a run, the rows of its validation split are left out: they were never trained on.
+    """
     from backend.data.formats import normalise_file
     from backend.data.readers import read_file
 
+    root = _root(project_or_run)
+    held_out: set[tuple[str, int]] = set()
+    if (root / "config.json").exists() and not (root / "project.json").exists():
+        # a run trained on its files minus its validation split: held-out rows are not training rows
+        try:
+            held_out = {(str(ex.file), ex.line) for ex in validation_examples(root)}
+        except (TuneError, OSError):
+            held_out = set()
     out = []
     for f in _training_files(project_or_run):
         try:
@@ -571,9 +583,13 @@ def training_questions(project_or_run: "Project | str | Path") -> list[tuple[str
             continue
         for ex in normalise_file(fr.rows, str(f)).examples:
             qa = _qa_from_example(ex)
-            if qa:
+            if qa and (str(ex.file), ex.line) not in held_out:
                 out.append((qa[0], f.name, ex.line))
     return out
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"\d+", text)
 
 
 def training_overlap(rows: Sequence[EvalRow], project_or_run: "Project | str | Path",
@@ -588,7 +604,8 @@ def training_overlap(rows: Sequence[EvalRow], project_or_run: "Project | str | P
         A project (its training datasets) or a run folder (the files it trained on).
     threshold
         Similarity (difflib ratio of the normalised questions) from which a
-        question counts as a near duplicate.
+        question counts as a near duplicate; questions with different numbers
+        in them never do.
 
     Returns
     -------
@@ -608,7 +625,10 @@ def training_overlap(rows: Sequence[EvalRow], project_or_run: "Project | str | P
             continue
         best, best_t = 0.0, None
         sm = difflib.SequenceMatcher(b=nq, autojunk=False)
+        digits = _numbers(nq)
         for t in train:
+            if _numbers(t[0]) != digits:  # "error E4" and "error E5" are different questions
+                continue
             sm.set_seq1(t[0])
             if sm.real_quick_ratio() < threshold or sm.quick_ratio() < threshold:
                 continue
