@@ -339,6 +339,17 @@ def add_documents(project: "Project", files: Sequence[str | Path], *, chunk_size
     -------
     AddResult
     """
+    from backend.lock import ProjectLock
+
+    # read-modify-write of the manifest: a second writer would lose this one's entries
+    with ProjectLock(project.root, "adding documents", wait=60,
+                     on_wait=lambda m: on_event(ev.log(m))):
+        return _add_documents(project, files, chunk_size, chunk_overlap, on_event, should_stop)
+
+
+def _add_documents(project: "Project", files: Sequence[str | Path], chunk_size: int, chunk_overlap: int,
+                   on_event: ev.OnEvent, should_stop: ev.ShouldStop) -> AddResult:
+    """:func:`add_documents` under the project lock."""
     manifest = read_manifest(project)
     entries: dict[str, dict] = manifest["documents"]
     result = AddResult()

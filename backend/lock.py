@@ -9,6 +9,7 @@ second writer's message names them.  See docs/architecture.md, "Trust".
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -114,7 +115,14 @@ class ProjectLock:
                 held[1] += 1
                 return self
         self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fh = open(self.path, "a+", encoding="utf-8")
+        except OSError as e:
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                # nobody can write this project, so there is nothing to serialise; the write
+                # itself then fails with the message that names the real file
+                return self
+            raise
         deadline = time.monotonic() + self.wait
         told = False
         while not self._take(key, fh, me):

@@ -92,3 +92,24 @@ def _catch(fn):
     except ProjectBusy as e:
         return e
     return AssertionError("the second thread got the lock")
+
+
+def test_two_concurrent_document_imports_keep_both(tmp_path):
+    """Two `tune docs add` at once on one project: the manifest keeps both files (was: last writer won)."""
+    from backend.documents import read_manifest
+    from backend.workspace import Project
+
+    proj = Project.create(tmp_path / "p")
+    procs = []
+    for i in range(2):
+        docs = []
+        for j in range(6):
+            d = tmp_path / f"doc-{i}-{j}.md"
+            d.write_text(f"# Doc {i} {j}\n\n" + "Some sentence about the thermostat. " * 200)
+            docs.append(str(d))
+        procs.append(subprocess.Popen([sys.executable, "-m", "backend", "docs", "add", str(proj.root), *docs],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert len(read_manifest(proj)["documents"]) == 12
