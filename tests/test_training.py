@@ -49,6 +49,10 @@ def test_lora_run_writes_run_folder_and_events(tiny_model_dir, chat_jsonl, tmp_p
     assert rec["tokens_seen"] > 0 and rec["memory_mb"] > 0
     assert [r for r in seen if r["type"] == "eval"], "no eval records"
     assert all("perplexity" in r for r in seen if r["type"] == "eval")
+    # eval_steps divides the run: the final evaluation is the last step's, not a second pass
+    assert steps(run, "eval") == [2, 4]
+    assert not [r for r in seen if r["type"] == "progress" and r["stage"] == "evaluate"]
+    assert res.metrics["eval_loss"] == [r for r in seen if r["type"] == "eval"][-1]["eval_loss"]
     assert [r["step"] for r in seen if r["type"] == "checkpoint"] == [2, 4]
     assert seen[-1]["type"] == "finished" and seen[-1]["status"] == "completed"
     # every event also on disk, in order
@@ -59,6 +63,13 @@ def test_lora_run_writes_run_folder_and_events(tiny_model_dir, chat_jsonl, tmp_p
     m = AutoPeftModelForCausalLM.from_pretrained(str(run / "adapter"))
     out = m.generate(input_ids=torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False)
     assert out.shape[1] == 6
+
+
+def test_final_evaluation_when_the_last_step_was_not_evaluated(tiny_model_dir, chat_jsonl, tmp_path):
+    res = train(tiny_cfg(tiny_model_dir, chat_jsonl, tmp_path / "run", **{"training.max_steps": 3}))
+    assert steps(tmp_path / "run", "eval") == [2, 3]  # step 2 by eval_steps, step 3 by the final evaluation
+    evals = [r for r in read_events(tmp_path / "run" / "metrics.jsonl") if r["type"] == "eval"]
+    assert res.metrics["eval_loss"] == evals[-1]["eval_loss"]
 
 
 def test_stop_then_resume_keeps_metrics_continuous(tiny_model_dir, chat_jsonl, tmp_path):

@@ -1,20 +1,14 @@
-"""The fine-tuning engine: HF Trainer + PEFT, one run folder per run.
+"""train() and resume(): one run from config to final adapter, through the HF Trainer.
 
-``train(cfg)`` and ``resume(run_dir)`` are plain functions: they report through
-``on_event`` (see :mod:`backend.events`) and stop when ``should_stop()`` turns
-true.  The GUI runs them in a worker thread, the CLI in the foreground.
-
-The run folder's layout and rules belong to :mod:`backend.runs`
-(docs/architecture.md, "The run folder").
+The pieces it uses live next to it: :mod:`.ranks` (who writes), :mod:`.method`
+(PEFT wrapping), :mod:`.callbacks` (events, stop, pause), :mod:`.oom`
+(out-of-memory recovery).  The run folder belongs to :mod:`backend.runs`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -28,12 +22,13 @@ from backend import methods, runs
 from backend.config import RunConfig
 from backend.errors import ConfigError, RunError, TrainingError, TuneError
 from backend.fsutil import atomic_write_json
-from backend.runs import latest_checkpoint, read_status
+from backend.training.callbacks import make_callback, ppl
+from backend.training.method import apply_method
+from backend.training.oom import free_memory, train_with_oom_retry
+from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
 from backend.workspace import new_run_dir
 
-log = logging.getLogger(__name__)
-
-__all__ = ["RunResult", "train", "resume", "apply_method", "latest_checkpoint", "read_status", "write_status"]
+log = logging.getLogger("backend.training")
 
 
 @dataclass
@@ -51,62 +46,6 @@ class RunResult:
         return {"run_dir": str(self.run_dir), "status": self.status,
                 "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
                 "reason": self.reason, "metrics": self.metrics}
-
-
-# ---------------------------------------------------------------------------
-# run folder helpers
-
-def is_main_process() -> bool:
-    """True on rank 0 (or when not distributed): only it writes run files."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def world_size() -> int:
-    """How many processes train this run (set by ``torchrun`` / ``accelerate launch``; 1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _barrier() -> None:
-    """Wait for every process (no-op when not distributed)."""
-    import torch.distributed as dist
-    if world_size() > 1 and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _on_any_rank(flag: bool, device) -> bool:
-    """``flag`` OR-ed over all processes, so every rank stops at the same step (else the others hang)."""
-    import torch.distributed as dist
-    if world_size() <= 1 or not (dist.is_available() and dist.is_initialized()):
-        return flag
-    import torch
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-@contextlib.contextmanager
-def _local_main_first(device_kind: str):
-    """Run the block on local rank 0 first, then on the other processes of the node.
-
-    Under ``torchrun`` this starts the process group early (the same accelerate
-    ``PartialState`` the Trainer uses, which reuses it) so that one process per
-    node converts a GGUF / default model into the cache while the others wait.
-    """
-    if world_size() <= 1:
-        yield
-        return
-    from datetime import timedelta
-
-    from accelerate import PartialState
-    state = PartialState(cpu=device_kind == "cpu", timeout=timedelta(seconds=1800))
-    with state.local_main_process_first():
-        yield
-
-
-def write_status(run_dir: Path, status: str, **extra: Any) -> None:
-    """Atomically replace ``status.json`` (rank 0 only; see :func:`backend.runs.write_status`)."""
-    if is_main_process():
-        runs.write_status(run_dir, status, **extra)
 
 
 class _RunLogHandler(logging.Handler):
@@ -128,157 +67,6 @@ class _RunLogHandler(logging.Handler):
         self._fh.close()
         super().close()
 
-
-# ---------------------------------------------------------------------------
-# model + method
-
-def apply_method(model, cfg: RunConfig):
-    """Wrap ``model`` for the configured method; return ``(model, trainable, total)``.
-
-    Raises
-    ------
-    ConfigError
-        When the method cannot apply to this model (e.g. BitFit on a model without biases,
-        target modules that do not exist).
-    """
-    import peft
-
-    m = cfg.method
-    kind = m.method
-    family = methods.get(kind).family  # the registry says which branch below builds it
-    task = peft.TaskType.CAUSAL_LM
-    if family == "lora":
-        targets: Any = list(m.target_modules) if m.target_modules else "all-linear"
-        if isinstance(targets, list):
-            names = {n.split(".")[-1] for n, _ in model.named_modules()}
-            missing = [t for t in targets if t not in names]
-            if missing:
-                raise ConfigError(f"target modules {missing} not found in the base model",
-                                  field="method.target_modules",
-                                  hint="leave it empty for all linear layers, or pick from: "
-                                       + ", ".join(sorted(n for n in names if n.endswith("proj"))))
-        pc = peft.LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
-                             target_modules=targets, task_type=task, use_dora=kind == "dora",
-                             use_rslora=kind == "rslora")
-        model = peft.get_peft_model(model, pc)
-    elif family == "ia3":
-        kwargs = {}
-        if m.target_modules:
-            kwargs = {"target_modules": list(m.target_modules), "feedforward_modules": []}
-        model = peft.get_peft_model(model, peft.IA3Config(task_type=task, **kwargs))
-    elif family == "prompt":
-        config_cls = peft.PrefixTuningConfig if kind == "prefix_tuning" else peft.PromptTuningConfig
-        model = peft.get_peft_model(model, config_cls(task_type=task, num_virtual_tokens=m.num_virtual_tokens))
-    elif family == "bitfit":
-        n_bias = 0
-        for name, p in model.named_parameters():
-            p.requires_grad = name.endswith(".bias")
-            n_bias += p.numel() if p.requires_grad else 0
-        if n_bias == 0:
-            raise ConfigError("BitFit trains only bias terms, and this model has none",
-                              field="method.method", hint="choose 'lora' (or 'ia3' for a similarly tiny adapter)")
-    elif family == "full":
-        for p in model.parameters():
-            p.requires_grad = True
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return model, trainable, total
-
-
-# ---------------------------------------------------------------------------
-# the Trainer callback that speaks our event vocabulary
-
-def _make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
-                   should_pause: Callable[[], bool] | None, run_dir: Path, device_kind: str,
-                   start_step: int):
-    from transformers import TrainerCallback
-
-    class EventCallback(TrainerCallback):
-        """One flat record per log step; stop/pause flags; checkpoint markers."""
-
-        def __init__(self):
-            self.t0 = time.time()
-            self.last_t = self.t0
-            self.last_tokens = None
-            self.start_step = start_step
-            self.cancelled = False
-            self.last_eval: dict | None = None
-            self.last_train: dict | None = None
-
-        def _memory_mb(self) -> float:
-            if device_kind == "cuda":
-                import torch
-                return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            import psutil
-            return round(psutil.Process().memory_info().rss / 2**20, 1)
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.t0 = self.last_t = time.time()
-            self.last_tokens = state.num_input_tokens_seen
-            self.start_step = state.global_step
-
-        def on_step_end(self, args, state, control, **kw):
-            if should_pause is not None:
-                paused_at = None
-                while should_pause() and not should_stop():
-                    if paused_at is None:
-                        paused_at = time.time()
-                        emit(ev.log(f"Paused at step {state.global_step}"))
-                    time.sleep(0.1)
-                if paused_at is not None:
-                    gap = time.time() - paused_at
-                    self.t0 += gap  # ETA and tokens/s ignore the pause
-                    self.last_t += gap
-                    emit(ev.log(f"Resumed at step {state.global_step}"))
-            if _on_any_rank(should_stop(), args.device):
-                self.cancelled = True
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = dict(logs or {})
-            now = time.time()
-            if "eval_loss" in logs:
-                rec = ev.event(ev.EVAL, step=state.global_step, epoch=round(state.epoch or 0, 4),
-                               eval_loss=logs["eval_loss"],
-                               perplexity=_ppl(logs["eval_loss"]))
-                self.last_eval = rec
-                emit(rec)
-                return
-            if "loss" not in logs:
-                return
-            tokens = state.num_input_tokens_seen
-            dt = max(now - self.last_t, 1e-9)
-            tps = (tokens - self.last_tokens) / dt if self.last_tokens is not None else None
-            self.last_t, self.last_tokens = now, tokens
-            done = state.global_step - self.start_step
-            elapsed = now - self.t0
-            remaining = max(state.max_steps - state.global_step, 0)
-            eta = elapsed / done * remaining if done > 0 else None
-            rec = ev.event(ev.TRAIN, step=state.global_step, max_steps=state.max_steps,
-                           epoch=round(state.epoch or 0, 4), loss=logs.get("loss"),
-                           learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                           tokens_per_s=round(tps, 1) if tps is not None else None,
-                           tokens_seen=int(tokens), eta_s=round(eta, 1) if eta is not None else None,
-                           elapsed_s=round(elapsed, 2), memory_mb=self._memory_mb())
-            self.last_train = rec
-            emit(rec)
-
-        def on_save(self, args, state, control, **kw):
-            ck = runs.checkpoint_dir(run_dir, state.global_step)
-            _barrier()  # every rank has written its part (rng state, shards) before the marker
-            if is_main_process() and ck.is_dir():
-                runs.mark_checkpoint_complete(ck, state.global_step)
-            emit(ev.event(ev.CHECKPOINT, step=state.global_step, path=str(ck)))
-
-    return EventCallback()
-
-
-def _ppl(loss: float | None) -> float | None:
-    if loss is None or not math.isfinite(loss):
-        return None
-    return round(math.exp(min(loss, 50.0)), 4)
 
 
 # ---------------------------------------------------------------------------
@@ -355,7 +143,7 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
     if runs.is_finished(run_dir):
         raise RunError("this run has already completed", file=run_dir,
                        hint="start a new run to train further")
-    ck = latest_checkpoint(run_dir)
+    ck = runs.latest_checkpoint(run_dir)
     return _execute(run_dir, cfg, ck, on_event, should_stop, should_pause, resuming=True)
 
 
@@ -387,7 +175,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
                       config=cfg.to_dict()))
         if checkpoint is not None:
             emit(ev.log(f"Resuming from {checkpoint.name}"))
-        result = _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
+        result = train_with_oom_retry(_train_once, run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
     except TuneError as e:
         log.error("run failed: %s", e)
         write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
@@ -418,51 +206,10 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
     return result
 
 
-def _is_oom(e: BaseException) -> bool:
-    import torch
-    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
-
-
-def _free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:
-        pass
-
 
 def _step_of(checkpoint: Path) -> int:
     return runs.checkpoint_step(checkpoint)
 
-
-def _train_with_oom_retry(run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics) -> RunResult:
-    while True:
-        try:
-            return _train_once(run_dir, cfg, checkpoint, emit, should_stop, should_pause)
-        except Exception as e:
-            if not _is_oom(e) or not cfg.training.oom_retry or world_size() > 1:
-                raise  # (distributed: one rank cannot restart alone; the launcher stops the job)
-            _free_memory()
-            bs, ga = cfg.training.batch_size, cfg.training.gradient_accumulation
-            if bs <= 1:
-                raise TrainingError(
-                    "out of memory even at micro-batch 1", field="training.batch_size",
-                    hint="lower data.max_length, turn on training.gradient_checkpointing, use 4-bit (QLoRA) "
-                         "or a smaller base model") from None
-            cfg = cfg.with_overrides({"training.batch_size": bs // 2,
-                                      "training.gradient_accumulation": ga * 2})
-            if is_main_process():
-                atomic_write_json(runs.config_path(run_dir), cfg.to_dict())
-            checkpoint = latest_checkpoint(run_dir)
-            if metrics is not None:
-                metrics.trim_after(_step_of(checkpoint) if checkpoint else 0)
-            emit(ev.event(ev.OOM_RETRY, step=_step_of(checkpoint) if checkpoint else 0,
-                          batch_size=bs // 2, gradient_accumulation=ga * 2,
-                          message=f"Out of memory: micro-batch {bs} -> {bs // 2}, gradient accumulation "
-                                  f"{ga} -> {ga * 2} (same effective batch); continuing from "
-                                  f"{checkpoint.name if checkpoint else 'the start'}"))
 
 
 def build_collator(cfg: RunConfig, tokenizer):
@@ -543,7 +290,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # load_model moves to the current GPU
     emit(ev.log(f"Device: {device.describe()}"))
     emit(ev.progress("load_model", 0, 3, "Resolving the base model…"))
-    with _local_main_first(device.kind):
+    with local_main_first(device.kind):
         model_path = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
@@ -578,7 +325,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     if cfg.training.group_by_length:
         train_ds = train_ds.add_column("length", [len(r["input_ids"]) for r in prepared.train])
     args = training_arguments(cfg, run_dir, device, eval_ds is not None)
-    callback = _make_callback(emit, should_stop, should_pause, run_dir, device.kind,
+    callback = make_callback(emit, should_stop, should_pause, run_dir, device.kind,
                               _step_of(checkpoint) if checkpoint else 0)
     callbacks = [callback]
     if args.load_best_model_at_end:
@@ -618,10 +365,15 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         emit(ev.log(f"Stopped at step {trainer.state.global_step}; checkpoint saved, resume any time"))
         return RunResult(run_dir, "cancelled", None, "stopped by the user", summary)
     if eval_ds is not None:
-        emit(ev.progress("evaluate", 0, 1, "Final evaluation…"))
-        em = trainer.evaluate()
-        summary["eval_loss"] = em.get("eval_loss")
-        summary["perplexity"] = _ppl(em.get("eval_loss"))
+        last = callback.last_eval
+        if last is not None and last["step"] == trainer.state.global_step and not args.load_best_model_at_end:
+            # the last step was just evaluated (eval_steps divides the run): the same weights, the same loss
+            eval_loss = last["eval_loss"]
+        else:
+            emit(ev.progress("evaluate", 0, 1, "Final evaluation…"))
+            eval_loss = trainer.evaluate().get("eval_loss")
+        summary["eval_loss"] = eval_loss
+        summary["perplexity"] = ppl(eval_loss)
     fastpath.unfuse_lora(model)
     if fast:
         fastpath.disable(model)  # saved files name stock sdpa
@@ -630,7 +382,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         with open(runs.log_path(run_dir), "a", encoding="utf-8") as fh:
             fh.write(f"completed: {json.dumps(summary, default=str)}\n")
     del trainer, model
-    _free_memory()
+    free_memory()
     return RunResult(run_dir, "completed", adapter_dir, "", summary)
 
 
@@ -652,7 +404,7 @@ def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: s
         trainer.save_model(str(tmp))
     elif main:
         model.save_pretrained(tmp, safe_serialization=True)
-    _barrier()  # all writes into tmp are done before rank 0 renames it
+    barrier()  # all writes into tmp are done before rank 0 renames it
     if not main:
         return None
     (tmp / "training_args.bin").unlink(missing_ok=True)  # written by Trainer.save_model; pickle, not needed
@@ -664,3 +416,4 @@ def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: s
         shutil.rmtree(final)
     os.replace(tmp, final)
     return final
+
