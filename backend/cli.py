@@ -1,33 +1,36 @@
 """The ``tune`` command line: the second consumer of the backend functions.
 
-Subcommands: train, resume, export, doctor, new (this module); data check,
+Subcommands: train, resume, runs, export, doctor, new (this module); data check,
 docs add (backend.data.cli); ingest, ask, eval (backend.rag.cli);
-export-run (backend.distributed).  Heavy libraries are imported inside the
-handlers so ``tune --help`` is instant.
+export-run (backend.launch_export).  Heavy libraries are imported inside the
+handlers so ``tune --help`` is instant.  The extension modules are imported
+here, plainly: one that fails to import fails ``tune`` with its own error
+instead of silently losing its commands (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend import events as ev
+from backend import launch_export
+from backend.cliutil import StopFlag, quiet_libraries
+from backend.data import cli as data_cli
 from backend.errors import TuneError, from_os_error
 from backend.presets import PRESET_KEYS
+from backend.rag import cli as rag_cli
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
 
 # Feature modules that add their own subcommands with register(subparsers).
-EXTENSIONS = ("backend.data.cli", "backend.rag.cli", "backend.distributed")
+EXTENSIONS = (data_cli, rag_cli, launch_export)
 
 
 def _print_event(rec: dict, as_json: bool) -> None:
@@ -73,41 +76,6 @@ def _fmt_s(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-class _StopFlag:
-    """Ctrl-C once: stop after the current step with a checkpoint.  Twice: abort."""
-
-    def __init__(self):
-        self.event = threading.Event()
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum, frame):
-            if self.event.is_set():
-                raise KeyboardInterrupt
-            print("\nStopping after this step (a checkpoint will be saved); Ctrl-C again to abort.",
-                  file=sys.stderr, flush=True)
-            self.event.set()
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-    def __call__(self) -> bool:
-        return self.event.is_set()
-
-
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 def train_config(args) -> tuple["RunConfig", list[str]]:
     """The configuration ``tune train`` runs, and notices to print before it starts.
 
@@ -150,14 +118,14 @@ def cmd_train(args) -> int:
     from backend.training import train
 
     cfg, notices = train_config(args)
-    _quiet_libraries()
+    quiet_libraries()
     on_event = lambda r: _print_event(r, args.json)  # noqa: E731
     for message in notices:
         _print_warning(message, args.json)
     if int(os.environ.get("RANK", "0")) == 0:  # the same warnings the Train page shows before a start
         for message in start_warnings(cfg, on_event=on_event):
             _print_warning(message, args.json)
-    stop = _StopFlag()
+    stop = StopFlag()
     stop.install()
     result = train(cfg, project_dir=args.project, on_event=on_event, should_stop=stop)
     return 0 if result.status == "completed" else 3
@@ -216,8 +184,8 @@ def cmd_resume(args) -> int:
     from backend.config import parse_set
     from backend.training import resume
 
-    _quiet_libraries()
-    stop = _StopFlag()
+    quiet_libraries()
+    stop = StopFlag()
     stop.install()
     result = resume(args.run_dir, on_event=lambda r: _print_event(r, args.json), should_stop=stop,
                     overrides=parse_set(args.set or []))
@@ -227,7 +195,7 @@ def cmd_resume(args) -> int:
 def cmd_export(args) -> int:
     from backend.export import export_merged
 
-    _quiet_libraries()
+    quiet_libraries()
     if not args.merged:
         print("nothing to export: give --merged OUT", file=sys.stderr)
         return 2
@@ -257,7 +225,7 @@ def cmd_doctor(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full ``tune`` parser (extensions included when importable)."""
+    """The full ``tune`` parser, the extension modules' subcommands included."""
     from backend import __version__
 
     p = argparse.ArgumentParser(prog="tune", description="Tune Studio: fine-tune language models offline.")
@@ -312,12 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-convert", action="store_true", help="do not convert the default model if not cached")
     d.set_defaults(func=cmd_doctor)
 
-    for mod in EXTENSIONS:
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        m.register(sub)
+    for module in EXTENSIONS:
+        module.register(sub)
     return p
 
 

@@ -1,4 +1,4 @@
-"""Beyond one machine: export a run as a self-contained folder for a cluster.
+"""Launch folders: export a run as a self-contained folder to train it on a cluster.
 
 The same ``tune train`` runs under ``torchrun`` and ``accelerate launch``
 (DDP, FSDP) through the Trainer's own accelerate integration; rank 0 alone
@@ -324,21 +324,11 @@ def accelerate_config(kind: str, gpus: int, nodes: int) -> dict[str, Any]:
     return cfg
 
 
-def _yaml(obj: dict[str, Any], indent: int = 0) -> str:
-    """A small YAML writer for flat/nested dicts of scalars (what accelerate configs hold)."""
-    lines = []
-    for k, v in obj.items():
-        pad = " " * indent
-        if isinstance(v, dict):
-            lines.append(f"{pad}{k}:")
-            lines.append(_yaml(v, indent + 2))
-        elif isinstance(v, bool):
-            lines.append(f"{pad}{k}: {'true' if v else 'false'}")
-        elif isinstance(v, (int, float)):
-            lines.append(f"{pad}{k}: {v}")
-        else:
-            lines.append(f"{pad}{k}: {json.dumps(str(v))}")
-    return "\n".join(lines)
+def _yaml(obj: dict[str, Any]) -> str:
+    """``obj`` as block YAML in its own key order (PyYAML; accelerate reads it with the same library)."""
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False).rstrip("\n")
 
 
 def _fill(template: str, **values: Any) -> str:

@@ -188,7 +188,7 @@ def mixed_sources(tmp_path) -> dict:
 @pytest.mark.parametrize("validation", ["split", "files"])
 def test_exported_dataset_prepares_to_the_same_rows(validation, tiny_model_dir, tmp_path, monkeypatch):
     from backend.data import prepare
-    from backend.distributed import export_run
+    from backend.launch_export import export_run
     from backend.models import load_tokenizer
 
     over = mixed_sources(tmp_path)
@@ -267,7 +267,7 @@ def test_export_run_cli_writes_a_complete_folder(tiny_model_dir, chat_jsonl, tmp
 
 @pytest.mark.slow
 def test_exported_torchrun_script_trains(tiny_model_dir, chat_jsonl, tmp_path):
-    from backend.distributed import export_run
+    from backend.launch_export import export_run
 
     cfg = cfg_for(tiny_model_dir, chat_jsonl, tmp_path / "run", name="tiny", **{"training.batch_size": 2})
     out = export_run(cfg, tmp_path / "export", gpus=1, copy_model=True).out

@@ -45,3 +45,14 @@ def test_cli_output_to_a_closed_pipe_is_quiet(tmp_path):
         os.close(w)
     assert res.returncode == 141 and "Traceback" not in res.stderr, res.stderr
     assert (tmp_path / "p" / "project.json").is_file()
+
+
+def test_a_cli_extension_that_fails_to_import_fails_tune_loudly():
+    """Its commands must not vanish from `tune --help` without a word (docs/architecture.md: Layers)."""
+    code = ("import sys; sys.modules['backend.rag.cli'] = None\n"  # makes `import backend.rag.cli` fail
+            "from backend.cli import main\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode != 0 and "backend.rag.cli" in res.stderr, res.stderr[-2000:]
+    from backend.cli import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {"train", "runs", "data", "docs", "ingest", "ask", "export-run"} <= set(commands)

@@ -92,20 +92,16 @@ def _quiet(args: Any) -> None:
     """Keep library progress bars and logs out of the output (the main CLI's setting; -v keeps them)."""
     if getattr(args, "verbose", False):
         return
-    try:
-        from backend.cli import _quiet_libraries
-    except ImportError:
-        return
-    _quiet_libraries()
+    from backend.cliutil import quiet_libraries
+
+    quiet_libraries()
 
 
 def _stop_flag():
-    """Ctrl-C stops at the next batch or token (the main CLI's flag when available)."""
-    try:
-        from backend.cli import _StopFlag
-    except ImportError:
-        return lambda: False
-    flag = _StopFlag()
+    """Ctrl-C stops at the next batch or token (twice: abort)."""
+    from backend.cliutil import StopFlag
+
+    flag = StopFlag("Stopping after this batch (what is finished is kept); Ctrl-C again to abort.")
     flag.install()
     return flag
 

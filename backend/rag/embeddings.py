@@ -22,10 +22,10 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
-
+from typing import Any
 
 from backend.errors import ModelError
+from backend.rag.batching import length_batches  # noqa: F401  (also imported from here by index.py)
 from backend.rag.settings import EMBEDDING_BACKENDS
 
 log = logging.getLogger(__name__)
@@ -160,16 +160,6 @@ def resolve_embedding_model(path: str | Path | None = None) -> Path:
         raise ModelError("not a sentence-transformers model folder (no config.json / modules.json)", file=p,
                          hint="choose the folder that holds modules.json and the model weights")
     return p
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, rows: Iterable[int] | None = None) -> list[list[int]]:
-    """``rows`` (default: all) sorted longest first and cut into batches of ``batch_size``.
-
-    Texts of similar length share a batch, so little of it is padding.
-    """
-    order = sorted(range(len(lengths)) if rows is None else rows, key=lambda i: -lengths[i])
-    bs = max(1, int(batch_size))
-    return [order[s:s + bs] for s in range(0, len(order), bs)]
 
 
 _CLASS: Any = None

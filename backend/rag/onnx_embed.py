@@ -300,7 +300,7 @@ class OnnxEncoder:
 
     def plan(self, texts: Sequence[str], batch_size: int) -> tuple[dict[str, list[list[int]]], list[list[int]]]:
         """Tokenise once and cut the rows, longest first, into batches of ``batch_size``."""
-        from backend.rag.embeddings import length_batches
+        from backend.rag.batching import length_batches
 
         toks = self.tokenize(texts)
         return toks, length_batches([len(ids) for ids in toks["input_ids"]], batch_size)
