@@ -175,6 +175,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
                       config=cfg.to_dict()))
         if checkpoint is not None:
             emit(ev.log(f"Resuming from {checkpoint.name}"))
+        elif resuming:  # runs.is_resumable said no: nothing complete to continue from
+            emit(ev.log("No complete checkpoint to resume from: training again from step 0", level="warning"))
         result = train_with_oom_retry(_train_once, run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
     except TuneError as e:
         log.error("run failed: %s", e)
@@ -336,11 +338,14 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     # row instead of a dense block mask, lm_head + loss only where there is a target (chunked,
     # never the whole tokens x vocab logits), cheaper LoRA dropout masks on CPU.
     from backend import fastpath
-    fastpath.fuse_lora(model)
+    lora_kernels = methods.get(cfg.method.method).fastpath  # the registry: fused LoRA linears apply
+    if lora_kernels:
+        fastpath.fuse_lora(model)
     loss_func = None
     fast = cfg.data.packing and cfg.model.attn_implementation == "sdpa" and fastpath.enable(model)
     if fast:
-        fastpath.fast_lora_dropout(model)
+        if lora_kernels:
+            fastpath.fast_lora_dropout(model)
         collator = fastpath.FastPackingCollator()
         loss_func = fastpath.enable_fused_ce(model)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
