@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend import events as ev
-from backend.data.readers import decode_text, read_bytes
 from backend.errors import DocumentError
 from backend.filetypes import DOCUMENT_SUFFIXES
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
+from backend.textio import decode_text, read_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.documents import Document
