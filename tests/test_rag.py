@@ -321,36 +321,6 @@ def test_run_errors(tmp_path, tuned_run, real_tokenizer_dir):
 # evaluation and CLI
 
 
-def test_evaluate_writes_json_and_markdown(tmp_path, chat, project, tuned_run, embedder):
-    from backend.rag.evaluate import evaluate, is_correct, read_questions, token_f1
-
-    qfile = tmp_path / "questions.jsonl"
-    qfile.write_text("\n".join(json.dumps(r) for r in [
-        {"question": "Where does the Orvanne river rise?", "answer": "Kestrel hills", "source": "rivers.txt"},
-        {"question": "When did Mount Teskar last erupt?", "keywords": ["1921"], "source": "volcanoes.md"},
-    ]) + "\n", encoding="utf-8")
-    events = []
-    rep = evaluate(project, qfile, tuned_run, out_dir=tmp_path / "out", chat_model=chat, embeddings=embedder,
-                   on_event=events.append)
-    data = json.loads((tmp_path / "out" / "eval.json").read_text())
-    md = (tmp_path / "out" / "eval.md").read_text()
-    assert set(data["modes"]) == {"tuned+rag", "tuned", "base+rag", "base"}
-    assert data["modes"]["tuned+rag"]["retrieval_hit_rate"] == 1.0 and data["modes"]["tuned"]["retrieval_hit_rate"] is None
-    assert all(m["answered"] == 2 for m in data["modes"].values())
-    for mode in ("tuned+rag", "tuned", "base+rag", "base"):
-        assert f"| {mode} |" in md
-    loss = data["loss"]
-    assert loss["rows"] == 2 and loss["before"]["loss"] != loss["after"]["loss"]
-    assert loss["trainer_eval_loss"] == 9.5 and "before tuning" in md
-    assert rep.markdown_path.endswith("eval.md")
-    assert any(e["type"] == "progress" and e["stage"] == "eval" for e in events)
-    # the metrics themselves
-    q = read_questions(qfile)[1]
-    assert is_correct("It erupted in 1921.", q) and not is_correct("It erupted long ago.", q)
-    assert token_f1("the Kestrel Hills!", "Kestrel hills") == 1.0
-    assert 0 < token_f1("in the Kestrel range", "Kestrel hills") < 1
-
-
 def test_questions_file_errors_name_the_line(tmp_path):
     from backend.errors import DataError
     from backend.rag.evaluate import read_questions
@@ -386,7 +356,8 @@ def test_cli_ingest_ask_eval(tmp_path, tuned_run, capsys):
     q = tmp_path / "q.jsonl"
     q.write_text(json.dumps({"question": "What do bakers fold?", "answer": "dough", "source": "bread.txt"}) + "\n")
     text = run("eval", proj, q, "--run", tuned_run, "--out", tmp_path / "ev", "--no-loss", "--max-new-tokens", "4")
-    assert "| base+rag |" in text and (tmp_path / "ev" / "eval.json").exists()
+    # the report is named after the questions file (tests/test_evaluate.py covers its content)
+    assert "| base+rag |" in text and (tmp_path / "ev" / "q.json").exists()
     with pytest.raises(RunError, match="run folder not found"):
         run("ask", proj, "x", "--run", tmp_path / "nope", "--json")
 

@@ -1,4 +1,4 @@
-"""``tune ingest``, ``tune ask`` and ``tune eval``: the RetrievalQA commands.
+"""``tune ingest``, ``ask``, ``eval``, ``report`` and ``distill-questions``: the RetrievalQA commands.
 
 Registered into the ``tune`` parser by :mod:`backend.cli`.  Heavy libraries are
 imported inside the handlers, so ``tune --help`` stays instant.  User errors
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from backend import events as ev
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``ingest``, ``ask`` and ``eval`` subcommands to ``tune``'s subparsers."""
+    """Add ``ingest``, ``ask``, ``eval``, ``report`` and ``distill-questions`` to ``tune``'s subparsers."""
     from backend.rag.settings import EMBEDDING_BACKENDS  # light: dataclasses only
 
     i = subparsers.add_parser("ingest", help="index documents for questions (incremental)",
@@ -52,18 +53,53 @@ def register(subparsers: Any) -> None:
     a.add_argument("--json", action="store_true", help="print answer, mode and sources as JSON")
     a.set_defaults(func=cmd_ask)
 
-    e = subparsers.add_parser("eval", help="evaluate a run in the four chat modes over a questions file",
-                              description="Each line of QUESTIONS.jsonl: {\"question\", \"answer\" or \"keywords\", "
-                                          "optional \"source\"}. Writes eval.json and eval.md.")
+    e = subparsers.add_parser("eval", help="evaluate a run in the four chat modes over an evalset",
+                              description="Answer every question as base and tuned, with and without the documents "
+                                          "(one model load), score it with 95%% intervals and write "
+                                          "RUN_DIR/eval/<evalset>.json and .md. Evalset rows: {\"question\", "
+                                          "\"answer\" and/or \"keywords\", optional \"source\", \"answerable\"}.")
     e.add_argument("project", help="project folder (its index is used)")
-    e.add_argument("questions", metavar="QUESTIONS.jsonl")
+    e.add_argument("questions", nargs="?", metavar="FILE|NAME",
+                   help="a questions file (.jsonl/.csv) or the name of one of the project's evalsets")
+    e.add_argument("--evalset", metavar="NAME", help="an evalset of the project (PROJECT/evalsets/NAME.jsonl)")
     e.add_argument("--run", metavar="RUN_DIR", required=True, help="run folder to evaluate")
+    e.add_argument("--from-validation", action="store_true", dest="from_validation",
+                   help="add the run's validation rows (never trained on) as questions")
+    e.add_argument("--limit", type=int, default=50, help="validation rows to use with --from-validation (default 50)")
+    e.add_argument("--forgetting", action="store_true",
+                   help="also score a general-knowledge probe as base and tuned (flags forgetting)")
+    e.add_argument("--modes", help=f"comma-separated subset of {','.join(('tuned+rag', 'tuned', 'base+rag', 'base'))}")
+    e.add_argument("--name", help="report name (default: the evalset's name)")
     e.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/eval)")
     e.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
     e.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="longest answer in tokens (default 256)")
     e.add_argument("--no-loss", action="store_true", dest="no_loss", help="skip the validation loss before/after")
-    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
     e.set_defaults(func=cmd_eval)
+
+    r = subparsers.add_parser("report", help="write a run's self-contained offline HTML report",
+                              description="Configuration, data files (sha256, rows), environment, training curves, "
+                                          "scorecards and per-question tables, exports: one HTML file that loads "
+                                          "nothing from the network.")
+    r.add_argument("run", metavar="RUN_DIR", help="run folder")
+    r.add_argument("--evalset", metavar="NAME", action="append",
+                   help="evaluation to include (repeatable; default: all of the run's)")
+    r.add_argument("-o", "--out", metavar="FILE", help="HTML file to write (default RUN_DIR/report.html)")
+    r.set_defaults(func=cmd_report)
+
+    dq = subparsers.add_parser("distill-questions", help="draft test questions from the documents with a teacher model",
+                               description="A local teacher model writes question/reference-answer pairs from the "
+                                           "project's documents, saved as a reviewable evalset "
+                                           "(PROJECT/evalsets/NAME.jsonl, every row status \"draft\"). Review it "
+                                           "(set status accepted/rejected, edit answers) before trusting it.")
+    dq.add_argument("project", help="project folder")
+    dq.add_argument("-n", type=int, default=20, help="questions to draft (default 20)")
+    dq.add_argument("--teacher", metavar="PATH", help="a local model folder or .gguf (default: the bundled model)")
+    dq.add_argument("--name", help="evalset name (default drafted-<date>)")
+    dq.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", default=160,
+                    help="longest teacher answer in tokens (default 160)")
+    dq.add_argument("--json", action="store_true", help="print the drafted rows as JSON")
+    dq.set_defaults(func=cmd_distill_questions)
 
 
 def _progress_printer(enabled: bool):
@@ -184,21 +220,83 @@ def cmd_ask(args: Any) -> int:
 
 
 def cmd_eval(args: Any) -> int:
-    """``tune eval PROJECT QUESTIONS.jsonl --run RUN_DIR [--out DIR]``."""
+    """``tune eval PROJECT (FILE|NAME | --evalset NAME) --run RUN_DIR [--from-validation] [--forgetting] [--json]``."""
     _quiet(args)
+    from backend.errors import DataError
+    from backend.evalsets import from_validation, read_evalset, resolve_evalset
+    from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
     from backend.rag.settings import GenerationSettings, RetrievalSettings
     from backend.workspace import Project
 
     project = Project.open(args.project)
+    if args.questions and args.evalset:
+        raise DataError("give the evalset either as FILE|NAME or with --evalset, not both", field="evalset")
+    chosen = args.questions or args.evalset
+    if not chosen and not args.from_validation:
+        raise DataError("no questions to evaluate", field="evalset",
+                        hint="give a questions file, --evalset NAME (PROJECT/evalsets/NAME.jsonl) or --from-validation")
+    modes = tuple(m.strip() for m in args.modes.split(",")) if args.modes else MODES
+    printer = _progress_printer(not args.json)
+    evalset: Any = chosen
+    name = args.name
+    if args.from_validation:
+        rows = read_evalset(resolve_evalset(project, chosen)) if chosen else []
+        rows += from_validation(args.run, limit=args.limit, on_event=printer)
+        name = name or ((Path(str(chosen)).stem + "-validation") if chosen else "validation")
+        evalset = rows
     gen = GenerationSettings(temperature=0.0, **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
-    rep = evaluate(project, args.questions, args.run, out_dir=args.out,
+    rep = evaluate(project, evalset, args.run, name=name, modes=modes, forgetting=args.forgetting, out_dir=args.out,
                    retrieval=RetrievalSettings(k=args.k) if args.k else None, generation=gen,
-                   with_loss=not args.no_loss, on_event=_progress_printer(not args.json), should_stop=_stop_flag())
+                   with_loss=not args.no_loss, on_event=printer, should_stop=_stop_flag())
     if args.json:
-        print(json.dumps({"modes": rep.modes, "loss": rep.loss, "json": rep.json_path,
-                          "markdown": rep.markdown_path, "cancelled": rep.cancelled}, indent=2))
+        d = rep.to_dict()
+        d.update(json=rep.json_path, markdown=rep.markdown_path)
+        print(json.dumps(d, indent=2, ensure_ascii=False))
     else:
         print(rep.markdown())
         print(f"written: {rep.json_path}, {rep.markdown_path}")
     return 3 if rep.cancelled else 0
+
+
+def cmd_report(args: Any) -> int:
+    """``tune report RUN_DIR [--evalset NAME] [-o report.html]``."""
+    from backend.report import write_report
+
+    out = write_report(args.run, args.out, args.evalset)
+    print(f"written: {out}")
+    return 0
+
+
+def cmd_distill_questions(args: Any) -> int:
+    """``tune distill-questions PROJECT [-n 20] [--teacher PATH] [--name NAME]``: a reviewable evalset."""
+    _quiet(args)
+    import time
+
+    from backend.errors import DataError
+    from backend.evalsets import check_name, draft_from_documents, evalset_path, training_overlap, write_evalset
+    from backend.workspace import Project
+
+    project = Project.open(args.project)
+    name = check_name(args.name or time.strftime("drafted-%Y%m%d-%H%M%S"))
+    path = evalset_path(project, name)
+    if path.exists():
+        raise DataError("an evalset of this name exists; drafting never overwrites one", file=path, field="name",
+                        hint="choose another --name")
+    rows = draft_from_documents(project, n=args.n, teacher=args.teacher, max_new_tokens=args.max_new_tokens,
+                                on_event=_progress_printer(not args.json), should_stop=_stop_flag())
+    if not rows:
+        print("stopped before any question was drafted; nothing written", file=sys.stderr)
+        return 3
+    write_evalset(path, rows)
+    overlap = training_overlap(rows, project)
+    if args.json:
+        print(json.dumps({"path": str(path), "rows": [r.to_dict() for r in rows], "overlap": overlap},
+                         indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r.id}  {r.question}\n      → {r.answer}  [{r.source} #{r.lineage.get('chunk')}]")
+    for o in overlap:
+        print(f"note: {o['id']} is also a training question ({o['file']}:{o['line']})", file=sys.stderr)
+    print(f"\n{len(rows)} draft questions written to {path}; review them (status accepted/rejected) before use.")
+    return 0
