@@ -1,4 +1,4 @@
-"""The one list of file extensions Tune Studio reads (see docs/architecture.md, "Project folder").
+"""The one list of file extensions Tune Studio reads (see docs/architecture.md, "The project folder").
 
 Datasets are files of training rows (``backend.data.readers``); documents are
 files the RAG index and "train on documents" chunk (``backend.documents``).

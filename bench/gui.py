@@ -11,8 +11,8 @@ the app's own live-plot widget on screen (``desktop.plots.QtRunMetrics`` at its
               plots and the log, exactly the path the Train page uses
               (``stall_p99_ms`` / ``stall_max_ms``);
 ``process``   the same run in a child process (spawn, ``nice`` 5), events through a
-              queue drained by a 20 Hz timer: the DESIGN option of hosting the job
-              in a child process, measured for comparison.
+              queue drained by a 20 Hz timer: a job hosted in a child process
+              (docs/architecture.md, "Training in a child process"), measured for comparison.
 
 Then the plot update cost: the plots hold 100,000 points, one point is added and
 the widget refreshed and repainted; median and max over repeats (and the median
@@ -113,8 +113,8 @@ def _child_train(cfg_dict: dict, queue, stop, nice: int) -> None:
 class _ProcessJob:
     """The same controls as ``desktop.workers.Job`` over a child process (spawn) and a queue.
 
-    A 20 Hz ``QTimer`` on the GUI thread drains the queue.  A prototype for the
-    DESIGN option "the worker may host a training job in a child process".
+    A 20 Hz ``QTimer`` on the GUI thread drains the queue.  A prototype of hosting
+    a training job in a child process (docs/architecture.md, "Training in a child process").
     """
 
     def __init__(self, cfg_dict: dict, on_event, nice: int = 5):

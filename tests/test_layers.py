@@ -1,4 +1,4 @@
-"""The backend never imports Qt, pyqtgraph or desktop (DESIGN.md: layers)."""
+"""The backend never imports Qt, pyqtgraph or desktop; every module sits in its layer (docs/architecture.md, "Layers")."""
 
 import subprocess
 import sys
