@@ -211,7 +211,8 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
     DataError
         Unreadable file, invalid JSON, a row without a question or without an
         expected answer / keywords, a duplicate id (naming ``file:line``), or
-        no rows at all.
+        no rows at all.  The error names the first bad row; its ``problems``
+        attribute lists every bad row (each a :class:`DataError`).
     """
     p = Path(path).expanduser()
     try:
@@ -221,6 +222,7 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
     except OSError as e:
         raise DataError(f"cannot read the questions file ({e.strerror or e})", file=p, hint="check the path") from None
     out: list[EvalRow] = []
+    problems: list[DataError] = []
     if p.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "question" not in [f.strip() for f in reader.fieldnames]:
@@ -233,7 +235,10 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
             rec = {(k or "").strip(): (v or "").strip() for k, v in rec.items() if k}
             if not any(rec.values()):
                 continue
-            out.append(_row_from_dict(rec, p, n, csv_keywords=True))
+            try:
+                out.append(_row_from_dict(rec, p, n, csv_keywords=True))
+            except DataError as e:
+                problems.append(e)
     else:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -241,18 +246,30 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"not valid JSON: {e.msg}", file=p, line=n,
-                                hint="write one JSON object per line") from None
-            out.append(_row_from_dict(row, p, n))
-    if not out:
-        raise DataError("the questions file has no questions", file=p,
-                        hint='write one {"question": "...", "answer": "..."} object per line')
+                problems.append(DataError(f"not valid JSON: {e.msg}", file=p, line=n,
+                                          hint="write one JSON object per line"))
+                continue
+            try:
+                out.append(_row_from_dict(row, p, n))
+            except DataError as e:
+                problems.append(e)
     seen: dict[str, int] = {}
     for r in out:
         if r.id in seen:
-            raise DataError(f"id {r.id!r} is used twice (first on line {seen[r.id]})", file=p, line=r.line,
-                            field="id", hint="give every question its own id")
-        seen[r.id] = r.line
+            problems.append(DataError(f"id {r.id!r} is used twice (first on line {seen[r.id]})", file=p,
+                                      line=r.line, field="id", hint="give every question its own id"))
+        seen.setdefault(r.id, r.line)
+    if problems:
+        problems.sort(key=lambda e: e.line or 0)
+        first = problems[0]
+        more = len(problems) - 1
+        err = DataError(first.message + (f" ({more} more bad row{'s' if more > 1 else ''} in the file)" if more else ""),
+                        file=first.file, line=first.line, field=first.field, hint=first.hint)
+        err.problems = problems  # every bad row, for the GUI's list
+        raise err
+    if not out:
+        raise DataError("the questions file has no questions", file=p,
+                        hint='write one {"question": "...", "answer": "..."} object per line')
     return out
 
 

@@ -120,6 +120,11 @@ def test_evalset_files_read_write_and_name_bad_rows(tmp_path):
         f.write_text('{"id": "q1", "question": "ok?", "answer": "yes"}\n' + line + "\n", encoding="utf-8")
         with pytest.raises(DataError, match=msg):
             read_evalset(f)
+    f.write_text('{"question": "ok?", "answer": "yes"}\n{"answer": 1}\n{"question": "no expectation"}\n',
+                 encoding="utf-8")
+    with pytest.raises(DataError, match=r"q.jsonl:2: \[question\] no 'question' \(1 more bad row in the file\)") as ei:
+        read_evalset(f)
+    assert [(e.line, e.field) for e in ei.value.problems] == [(2, "question"), (3, "answer")]
     c = tmp_path / "q.csv"
     c.write_text("question,answer,keywords,source,answerable\nWhen?,,1921;eruption,volcanoes.md,\n"
                  "\"Multi\nline?\",yes,,,true\nUnknown?,,,,maybe\n", encoding="utf-8")

@@ -57,23 +57,21 @@ read_questions = read_evalset
 
 try:  # the one abstention test, shared with the chat (backend/rag/chain.py)
     from backend.rag.chain import is_abstention
-except ImportError:  # pragma: no cover - until chain.py has it
+except ImportError:  # until chain.py has it: the same idea, fewer phrasings
     _ABSTAIN = ("don't say", "do not say", "doesn't say", "does not say", "don't know", "do not know",
                 "not in the documents", "not in your documents", "no information", "not mentioned",
                 "cannot answer", "can't answer", "not provided", "does not mention", "doesn't mention",
-                "not stated", "no mention")
+                "not stated")
 
     def is_abstention(text: str) -> bool:
         """Whether an answer declines to answer ("Your documents don't say.")."""
-        t = " ".join(text.casefold().replace("’", "'").split())
+        t = " ".join((text or "").casefold().replace("’", "'").split())
         return any(p in t for p in _ABSTAIN)
 
 
 def _eval_path(run_dir: str | Path, name: str, suffix: str = ".json") -> Path:
-    try:
-        from backend.runs import eval_path
-    except ImportError:  # pragma: no cover - before backend/runs.py
-        return Path(run_dir) / "eval" / f"{name}{suffix}"
+    from backend.runs import eval_path
+
     return eval_path(run_dir, name, suffix)
 
 
