@@ -126,3 +126,21 @@ def test_cli_trains_the_project(sample, tiny_model_dir, capsys):
     assert main(["runs", str(sample)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["RUN", "STATUS", "METHOD"] and "completed" in lines[1]
+
+
+def test_the_window_says_what_the_project_asked_for(qtbot, sample, tmp_path, monkeypatch):
+    """issue 20: the GUI drops the trust flags too, and says how to allow them."""
+    from desktop.appstate import AppSettings
+    from desktop.main_window import MainWindow
+
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    raw = json.loads((sample / "project.json").read_text())
+    raw["settings"]["run_config"]["model"] = {"trust_remote_code": True}
+    (sample / "project.json").write_text(json.dumps(raw))
+    w = MainWindow(Session(), AppSettings())
+    qtbot.addWidget(w)
+    assert w.open_project(sample, resolve=False)
+    assert not w.session.config.model.trust_remote_code and not w.session.run_config().model.trust_remote_code
+    assert not w.notice.isHidden() and "Trust remote code" in w.notice.text() and "Model page" in w.notice.text()
+    w.session.save_project()
+    assert "trust_remote_code" not in json.loads((sample / "project.json").read_text())["settings"]["run_config"]["model"]
