@@ -193,15 +193,43 @@ def cmd_resume(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from backend.export import export_merged
+    from backend.export import export_run
+    from backend.gguf_export import K_QUANTS_NOTE, check_quant
+    from backend.parity import recheck
 
     quiet_libraries()
-    if not args.merged:
-        print("nothing to export: give --merged OUT", file=sys.stderr)
+    targets = [(k, getattr(args, k)) for k in ("adapter", "merged", "gguf", "ollama") if getattr(args, k)]
+    if not targets and not args.check:
+        print("nothing to export: give --gguf OUT.gguf, --ollama DIR, --merged DIR or --adapter DIR "
+              "(or --check to compare the recorded exports again)", file=sys.stderr)
         return 2
-    out = export_merged(args.run_dir, args.merged, on_event=lambda r: _print_event(r, False))
-    print(f"merged model written to {out}")
-    return 0
+    if args.quant:
+        check_quant(args.quant)  # a K-quant or a typo fails before any work
+    stop = StopFlag()
+    stop.install()
+    show = lambda r: _print_event(r, args.json)  # noqa: E731
+    worst = 0
+    for kind, out in targets:
+        rec = export_run(args.run_dir, kind, out, quant=args.quant or "q8_0", check=not args.no_check,
+                         evalset=args.evalset, questions=args.questions, on_event=show, should_stop=stop)
+        if rec is None:
+            print("export stopped; nothing was written", file=sys.stderr)
+            return 3
+        print(f"{kind} written to {rec.path} ({rec.size_bytes / 2**20:.1f} MiB, sha256 {(rec.sha256 or '')[:12]})")
+        if rec.parity:
+            print(f"parity: {rec.parity['summary']}")
+            worst = max(worst, 0 if rec.parity.get("ok") else 1)
+    if (args.gguf or args.ollama) and (args.quant or "").startswith(("q4", "q5")):
+        print(K_QUANTS_NOTE)  # those asking for 4/5 bits may want llama.cpp's K-quants
+    if args.check and not targets:
+        results = recheck(args.run_dir, evalset=args.evalset, limit=args.questions, on_event=show, should_stop=stop)
+        if not results:
+            print("no recorded exports to check", file=sys.stderr)
+            return 2
+        for r in results:
+            print(f"{r.export}: {r.summary()}")
+            worst = max(worst, 0 if r.ok else 1)
+    return 0 if not args.strict else worst
 
 
 def cmd_new(args) -> int:
@@ -265,9 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_resume)
 
-    e = sub.add_parser("export", help="export a run's adapter merged into the base model")
+    e = sub.add_parser("export", help="export a run: adapter, merged model, GGUF or Ollama folder (+ parity check)",
+                       description="Export a run and compare the export with the in-app model (parity check). "
+                                   "K-quants (Q4_K_M, ...) are not available: gguf-py cannot write them; "
+                                   "quantize an f16 export with llama.cpp's llama-quantize for those.")
     e.add_argument("run_dir")
-    e.add_argument("--merged", metavar="OUT", help="folder for the merged safetensors model")
+    e.add_argument("--gguf", metavar="OUT.gguf", help="one GGUF file (llama.cpp, LM Studio, Ollama)")
+    e.add_argument("--quant", metavar="TYPE",
+                   help="GGUF quantization: f16, bf16, q8_0 (default), q5_1, q5_0, q4_1, q4_0, f32")
+    e.add_argument("--ollama", metavar="DIR", help="folder with the GGUF, a Modelfile and a README")
+    e.add_argument("--merged", metavar="DIR", help="folder for the merged safetensors model")
+    e.add_argument("--adapter", metavar="DIR", help="copy of the PEFT adapter folder")
+    e.add_argument("--check", action="store_true",
+                   help="alone: run the parity check again on the run's recorded exports")
+    e.add_argument("--no-check", action="store_true", dest="no_check", help="skip the parity check after exporting")
+    e.add_argument("--evalset", help="questions for the parity check: an evalset name or file "
+                                     "(default: the project's first evalset, else the validation rows)")
+    e.add_argument("--questions", type=int, default=20, help="questions compared (default 20)")
+    e.add_argument("--strict", action="store_true", help="exit 1 when the parity check finds a difference")
+    e.add_argument("--json", action="store_true", help="print events as JSON lines")
     e.set_defaults(func=cmd_export)
 
     n = sub.add_parser("new", help="create a project folder")

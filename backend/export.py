@@ -1,17 +1,33 @@
-"""Export a run: the adapter merged into its base model, as a plain HF folder."""
+"""Export a run: adapter folder, merged safetensors, GGUF (quantized) or an Ollama folder.
+
+Every export is written under a temporary name and renamed at the end (a
+killed export never leaves something that looks complete), recorded in
+``<run>/exports/<name>/export.json`` (path, sha256, size, quantization, time)
+and, unless asked not to, followed by the parity check of
+:mod:`backend.parity`, stored beside it as ``parity.json``.  See
+``docs/architecture.md``, "Export".
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from backend import events as ev
 from backend import methods, runs
 from backend.config import RunConfig
-from backend.errors import RunError
+from backend.errors import RunError, TuneError
 from backend.fsutil import atomic_write_json
 from backend.workspace import require_run_dir
+
+
+class ExportError(TuneError):
+    """A model cannot be exported in the format asked for (architecture, tokenizer, quantization)."""
 
 
 def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent = ev.no_event,
@@ -70,3 +86,315 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
     os.replace(tmp, out)
     on_event(ev.progress("export", 3, 3, f"Exported to {out}"))
     return out
+
+
+# ---------------------------------------------------------------------------
+# every export kind, recorded in the run folder
+
+ExportKind = Literal["adapter", "merged", "gguf", "ollama"]
+EXPORT_KINDS: tuple[str, ...] = ("adapter", "merged", "gguf", "ollama")
+EXPORT_RECORD = "export.json"
+PARITY_RECORD = "parity.json"
+
+
+@dataclass
+class ExportRecord:
+    """One export of a run: what was written where, and how it compares with the in-app model."""
+
+    name: str
+    kind: str
+    path: str
+    quant: str | None = None
+    size_bytes: int = 0
+    sha256: str | None = None       # of the file (GGUF), or of the main weights file in a folder
+    seconds: float = 0.0
+    created: float = 0.0
+    run_dir: str = ""
+    parity: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable."""
+        return asdict(self)
+
+
+def export_name(out: str | Path) -> str:
+    """The record name of an export: its file or folder name without ``.gguf``, made file-safe."""
+    stem = Path(out).name
+    if stem.lower().endswith(".gguf"):
+        stem = stem[:-5]
+    return re.sub(r"[^\w.-]+", "-", stem).strip(".-") or "export"
+
+
+def record_dir(run_dir: str | Path, name: str) -> Path:
+    """``<run>/exports/<name>/``: where an export's ``export.json`` and ``parity.json`` live."""
+    return runs.exports_dir(run_dir) / name
+
+
+def list_exports(run_dir: str | Path) -> list[ExportRecord]:
+    """The run's recorded exports, newest first, each with its parity result when checked."""
+    from backend.fsutil import read_json
+
+    out = []
+    d = runs.exports_dir(run_dir)
+    for sub in sorted(d.iterdir()) if d.is_dir() else ():
+        rec = read_json(sub / EXPORT_RECORD)
+        if not isinstance(rec, dict):
+            continue
+        known = {f for f in ExportRecord.__dataclass_fields__}
+        r = ExportRecord(**{k: v for k, v in rec.items() if k in known})
+        par = read_json(sub / PARITY_RECORD)
+        if isinstance(par, dict):
+            r.parity = par
+        out.append(r)
+    return sorted(out, key=lambda r: -r.created)
+
+
+def _weights_file(path: Path) -> Path | None:
+    if path.is_file():
+        return path
+    for pat in ("*.gguf", "model.safetensors", "adapter_model.safetensors", "*.safetensors"):
+        found = sorted(path.glob(pat))
+        if found:
+            return found[0]
+    return None
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _check_target(out: Path, *, folder: bool) -> None:
+    if folder and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError("the export folder is not empty", file=out, hint="choose a new or empty folder")
+    if not folder and out.is_dir():
+        raise ExportError("a folder is in the way of the GGUF file", file=out, hint="choose a file name ending in .gguf")
+
+
+def export_adapter(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent = ev.no_event) -> Path:
+    """Copy the run's PEFT adapter folder (loads with ``PeftModel.from_pretrained(base, out)``).
+
+    Raises
+    ------
+    RunError
+        The run has no adapter (not finished, or a full fine-tune).
+    """
+    run_dir = require_run_dir(run_dir)
+    out = Path(out).expanduser().resolve()
+    _check_target(out, folder=True)
+    adapter = runs.adapter_dir(run_dir)
+    if not (adapter / "adapter_config.json").is_file():
+        raise RunError("this run has no adapter to export", file=adapter,
+                       hint="finish the run first; a full fine-tune exports as a merged folder")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(adapter, tmp)
+    if out.exists():
+        out.rmdir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    on_event(ev.progress("export", 1, 1, f"Adapter copied to {out}"))
+    return out
+
+
+def _merged_tmp(run_dir: Path, out: Path, on_event: ev.OnEvent) -> Path:
+    """The run merged into a temporary folder beside ``out`` (the caller removes it)."""
+    tmp = out.parent / f".{out.name}.merged-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    return export_merged(run_dir, tmp, on_event=on_event)
+
+
+def export_gguf(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", on_event: ev.OnEvent = ev.no_event,
+                should_stop: ev.ShouldStop = ev.never_stop) -> Path | None:
+    """Merge the run and write it as one GGUF file (see :mod:`backend.gguf_export`).
+
+    Returns
+    -------
+    Path or None
+        The file; ``None`` when stopped (nothing is left at ``out``).
+    """
+    from backend.gguf_export import check_quant, write_gguf
+
+    run_dir = require_run_dir(run_dir)
+    out = Path(out).expanduser().resolve()
+    quant = check_quant(quant)
+    _check_target(out, folder=False)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merged = _merged_tmp(run_dir, out, on_event)
+    try:
+        if should_stop():
+            return None
+        res = write_gguf(merged, out, quant=quant, name=f"{run_dir.name} ({quant})", on_event=on_event,
+                         should_stop=should_stop)
+    finally:
+        shutil.rmtree(merged, ignore_errors=True)
+    return Path(res.path) if res is not None else None
+
+
+def export_ollama(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", model_name: str | None = None,
+                  generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
+                  should_stop: ev.ShouldStop = ev.never_stop) -> Path | None:
+    """An Ollama folder: the merged GGUF, a ``Modelfile`` and a README.
+
+    The Modelfile's ``TEMPLATE`` reproduces the model's chat template (checked
+    by the parity check), its ``PARAMETER``s are the Chat page's generation
+    settings, ``SYSTEM`` the no-retrieval system prompt, and ``FROM`` the merged
+    weights (no ``ADAPTER`` line).
+
+    Parameters
+    ----------
+    generation
+        A :class:`backend.rag.settings.GenerationSettings` (defaults when ``None``).
+    system_prompt
+        Defaults to the chat's system prompt without retrieval.
+
+    Returns
+    -------
+    Path or None
+        The folder; ``None`` when stopped.
+    """
+    from backend.gguf_export import check_quant, temp_path_for, write_gguf
+    from backend.models import load_tokenizer
+    from backend.ollama import chat_template_parts, go_template, modelfile_text, stop_strings
+    from backend.rag.settings import GenerationSettings, RetrievalSettings
+
+    run_dir = require_run_dir(run_dir)
+    out = Path(out).expanduser().resolve()
+    quant = check_quant(quant)
+    _check_target(out, folder=True)
+    gen = generation or GenerationSettings()
+    system = system_prompt if system_prompt is not None else RetrievalSettings().no_rag_system_prompt
+    name = model_name or re.sub(r"[^a-z0-9._-]+", "-", run_dir.name.lower()).strip("-.") or "tuned"
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        merged = _merged_tmp(run_dir, tmp / "merged", on_event)
+        try:
+            tok = load_tokenizer(str(merged))
+            parts = chat_template_parts(tok)
+            gguf_name = f"{name}-{quant}.gguf"
+            res = write_gguf(merged, tmp / gguf_name, quant=quant, name=name, on_event=on_event,
+                             should_stop=should_stop)
+            if res is None:
+                return None
+            add_bos = bool(tok.bos_token_id is not None and tok("a")["input_ids"][:1] == [tok.bos_token_id])
+            cfg = RunConfig.load(runs.config_path(run_dir))
+            template = go_template(parts, drop_start=add_bos)
+            text = modelfile_text(gguf_name, template, system=system, temperature=gen.temperature, top_p=gen.top_p,
+                                  repeat_penalty=gen.repetition_penalty, num_predict=gen.max_new_tokens,
+                                  stop=stop_strings(parts, tok.eos_token), num_ctx=max(2048, cfg.data.max_length))
+        finally:
+            shutil.rmtree(merged, ignore_errors=True)
+            shutil.rmtree(tmp / "merged", ignore_errors=True)
+        (tmp / "Modelfile").write_text(text, encoding="utf-8")
+        (tmp / "README.md").write_text(_ollama_readme(name, gguf_name, quant, run_dir), encoding="utf-8")
+        temp_path_for(tmp / gguf_name).unlink(missing_ok=True)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    on_event(ev.progress("export", 1, 1, f"Ollama folder written to {out}"))
+    return out
+
+
+def _ollama_readme(name: str, gguf_name: str, quant: str, run_dir: Path) -> str:
+    return f"""# {name}
+
+Exported by Tune Studio from the run `{run_dir.name}`: the base model with the
+fine-tuning merged into its weights, as GGUF ({quant}).
+
+## Ollama
+
+    ollama create {name} -f Modelfile
+    ollama run {name}
+
+The Modelfile's TEMPLATE writes the same prompt as the model's chat template,
+its PARAMETERs are the Chat page's generation settings (temperature, top_p,
+repeat penalty, answer length, stop texts), and SYSTEM is the chat's system
+prompt without document retrieval.
+
+## llama.cpp
+
+    llama-cli -m {gguf_name} -cnv
+    llama-server -m {gguf_name}
+
+llama.cpp reads the chat template from the GGUF file itself.
+
+## LM Studio
+
+Import `{gguf_name}` (My Models -> Import).
+"""
+
+
+def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = "q8_0", check: bool = True,
+               evalset: str | Path | None = None, questions: int = 20, max_new_tokens: int | None = None,
+               generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
+               should_stop: ev.ShouldStop = ev.never_stop) -> ExportRecord | None:
+    """Export a run as ``kind``, record it, and run the parity check.
+
+    Parameters
+    ----------
+    kind
+        ``adapter`` (PEFT folder), ``merged`` (safetensors folder), ``gguf``
+        (one file) or ``ollama`` (folder with GGUF + Modelfile).
+    quant
+        GGUF quantization for ``gguf`` / ``ollama`` (``f16``, ``bf16``, ``q8_0``,
+        ``q5_0``, ``q5_1``, ``q4_0``, ``q4_1``, ``f32``).
+    check
+        Run :func:`backend.parity.check_export` afterwards (the default).
+    evalset, questions
+        Questions for the parity check: an evalset name or file (default: the
+        project's first evalset, else the run's validation rows), at most
+        ``questions`` of them.
+    max_new_tokens
+        Length of the greedy answers compared (default: ``backend.parity.MAX_NEW_TOKENS``).
+
+    Returns
+    -------
+    ExportRecord or None
+        ``None`` when stopped.
+
+    Raises
+    ------
+    ExportError, RunError
+        Unknown kind, unsupported model, or an occupied target.
+    """
+    from backend.fsutil import sha256_file
+
+    if kind not in EXPORT_KINDS:
+        raise ExportError(f"unknown export kind '{kind}'", field="kind", hint=f"use one of {', '.join(EXPORT_KINDS)}")
+    run_dir = require_run_dir(run_dir)
+    t0 = time.monotonic()
+    if kind == "adapter":
+        path = export_adapter(run_dir, out, on_event=on_event)
+    elif kind == "merged":
+        path = export_merged(run_dir, out, on_event=on_event)
+    elif kind == "gguf":
+        path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop)
+    else:
+        path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
+                             on_event=on_event, should_stop=should_stop)
+    if path is None:
+        return None
+    weights = _weights_file(path)
+    rec = ExportRecord(name=export_name(path), kind=kind, path=str(path),
+                       quant=quant if kind in ("gguf", "ollama") else None, size_bytes=_size(path),
+                       sha256=sha256_file(weights) if weights else None, seconds=round(time.monotonic() - t0, 2),
+                       created=round(time.time(), 3), run_dir=str(run_dir))
+    d = record_dir(run_dir, rec.name)
+    d.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(d / EXPORT_RECORD, {k: v for k, v in rec.to_dict().items() if k != "parity"})
+    (d / PARITY_RECORD).unlink(missing_ok=True)  # a result of an earlier export under this name
+    on_event(ev.log(f"Exported {kind} to {path} ({rec.size_bytes / 2**20:.1f} MiB) in {rec.seconds:.1f} s"))
+    if check and not should_stop():
+        from backend.parity import MAX_NEW_TOKENS, check_export
+
+        res = check_export(run_dir, rec, evalset=evalset, limit=questions, generation=generation,
+                           max_new_tokens=max_new_tokens or MAX_NEW_TOKENS,
+                           system_prompt=system_prompt, on_event=on_event, should_stop=should_stop)
+        rec.parity = res.to_dict() if res is not None else None
+    return rec
