@@ -217,33 +217,43 @@ def chat_lengths(n: int, seed: int, lo: int = 20, hi: int = 1000, median_len: fl
     return [int(min(hi, max(lo, rng.lognormvariate(mu, sigma)))) for _ in range(n)]
 
 
-def make_rows(tokenizer, n: int, *, seed: int = 0, max_length: int = 1024, lo: int = 20, hi: int = 1000,
-              median_len: float = 170.0) -> list[dict]:
-    """``n`` tokenized chat rows ``{input_ids, labels}`` (loss on the assistant answer only).
+def chat_records(n: int, *, seed: int = 0, lo: int = 20, hi: int = 1000, median_len: float = 170.0) -> list[dict]:
+    """``n`` chat rows ``{"messages": [user, assistant]}`` as a dataset file holds them.
 
-    Rendered through the model's own chat template; target lengths are log-normal
-    in ``[lo, hi]`` tokens; the prompt takes 15–60 % of a row.
+    Target lengths are log-normal in ``[lo, hi]`` tokens (~1.3 tokens per word,
+    ~25 for the template); the prompt takes 15–60 % of a row.
     """
     rng = random.Random(seed + 1)
-    rows = []
+    out = []
     for target in chat_lengths(n, seed, lo, hi, median_len):
         prompt_share = rng.uniform(0.15, 0.6)
-        # ~1.3 tokens per word for this vocabulary; the template adds ~25 tokens.
         body = max(target - 25, 4)
         pw = max(2, int(body * prompt_share / 1.3))
         aw = max(2, int(body * (1 - prompt_share) / 1.3))
         topic = rng.choice(_TOPICS)
         user = f"{rng.choice(['Explain', 'Describe', 'Summarise', 'Write about'])} {topic}. " + _text(rng, pw)
         answer = f"About {topic}: " + _text(rng, aw)
-        msgs = [{"role": "user", "content": user}]
-        prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": answer}], tokenize=False)
-        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
-        n_prompt = min(len(p_ids), len(ids) - 1)
-        labels = [-100] * n_prompt + ids[n_prompt:]
-        rows.append({"input_ids": ids, "labels": labels})
-    return rows
+        out.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]})
+    return out
+
+
+def tokenize_chat(tokenizer, record: dict, max_length: int) -> dict:
+    """One chat row as ``{input_ids, labels}`` through the model's chat template (loss on the answer only),
+    the way a plain HF fine-tuning script does it."""
+    msgs = record["messages"]
+    prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(msgs, tokenize=False)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(full, add_special_tokens=False)["input_ids"][:max_length]
+    n_prompt = min(len(p_ids), len(ids) - 1)
+    return {"input_ids": ids, "labels": [-100] * n_prompt + ids[n_prompt:]}
+
+
+def make_rows(tokenizer, n: int, *, seed: int = 0, max_length: int = 1024, lo: int = 20, hi: int = 1000,
+              median_len: float = 170.0) -> list[dict]:
+    """``n`` tokenized chat rows ``{input_ids, labels}`` (:func:`chat_records` through :func:`tokenize_chat`)."""
+    return [tokenize_chat(tokenizer, r, max_length)
+            for r in chat_records(n, seed=seed, lo=lo, hi=hi, median_len=median_len)]
 
 
 def row_stats(rows: list[dict]) -> dict:

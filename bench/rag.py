@@ -18,6 +18,15 @@ ran.  ``retrieval_agreement`` is the share of questions whose top-4 passages
 the faster path may not change what is retrieved.  The machine is shared, so
 the two ingests alternate over ``--repeats`` rounds (default 3) and the
 medians are compared; process CPU seconds are recorded too.
+
+``ingest_roofline_fraction`` says how close ingest comes to what this CPU's
+matrix units can do: the float32 GEMM rate is measured in the same run with
+``torch.matmul`` on the embedder's own layer shapes (tokens x 384 -> 1536,
+1536 -> 384, 384 -> 1152, 384 -> 384 for MiniLM), on as many cores as the
+embedder uses; the roofline time is the chunks' real tokens x the encoder's
+GEMM FLOPs per token (attention scores and softmax not counted: the bound is
+generous to us) ÷ that rate; the fraction is roofline time ÷ measured ingest
+time (1.0 = ingest runs as fast as its matrix products alone could).
 """
 
 from __future__ import annotations
@@ -69,6 +78,53 @@ def _baseline_ingest(docs, folder: Path, model_dir: str, emb=None):
     return vs, time.perf_counter() - t, time.process_time() - c, emb
 
 
+def encoder_shapes(emb) -> dict:
+    """Hidden size, feed-forward size and layer count of the embedder (MiniLM-L6's when unknown)."""
+    try:
+        cfg = emb._client[0].auto_model.config
+        return {"hidden": int(cfg.hidden_size), "intermediate": int(cfg.intermediate_size),
+                "layers": int(cfg.num_hidden_layers)}
+    except Exception:  # noqa: BLE001 - a backend without a torch model: the bundled model's shapes
+        return {"hidden": 384, "intermediate": 1536, "layers": 6}
+
+
+def gemm_shapes(hidden: int, intermediate: int) -> list[tuple[int, int]]:
+    """(in, out) of one encoder layer's matrix products: fused QKV, attention output, FFN up, FFN down."""
+    return [(hidden, 3 * hidden), (hidden, hidden), (hidden, intermediate), (intermediate, hidden)]
+
+
+def flops_per_token(shapes: dict) -> float:
+    """GEMM FLOPs one token costs in the whole encoder (2 x in x out per product)."""
+    return 2.0 * shapes["layers"] * sum(i * o for i, o in gemm_shapes(shapes["hidden"], shapes["intermediate"]))
+
+
+def measure_gemm(shapes: dict, tokens: int = 4096, repeats: int = 5) -> dict:
+    """float32 ``torch.matmul`` rate (FLOP/s) on one layer's shapes: the sum of the median time of each."""
+    import torch
+
+    torch.manual_seed(0)
+    total_t, total_f = 0.0, 0.0
+    for i, o in gemm_shapes(shapes["hidden"], shapes["intermediate"]):
+        x, w = torch.randn(tokens, i), torch.randn(i, o)
+        out = torch.empty(tokens, o)
+        torch.matmul(x, w, out=out)  # warm-up
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.matmul(x, w, out=out)
+            times.append(time.perf_counter() - t)
+        total_t += median(times)
+        total_f += 2.0 * tokens * i * o
+    return {"flops_per_s": total_f / total_t, "tokens": tokens, "threads": torch.get_num_threads()}
+
+
+def count_tokens(emb, texts: list[str]) -> int:
+    """Real tokens the embedder sees (its tokenizer, truncated at its max sequence length)."""
+    client = emb._client
+    enc = client.tokenizer(texts, truncation=True, max_length=int(client.max_seq_length or 512))
+    return sum(len(ids) for ids in enc["input_ids"])
+
+
 def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
     """Measure; return the ``rag`` block."""
     setup_env()
@@ -91,6 +147,8 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
                            "embedder_backend_detail": ours_emb.describe_backend(),
                            "ours_batch_size": int(ours_emb.encode_kwargs.get("batch_size", 0)),
                            "repeats": max(1, repeats)}
+    shapes = encoder_shapes(ours_emb)
+    gemm = [measure_gemm(shapes)]
     base_s, ours_s, reingest_s, base_cpu, ours_cpu = [], [], [], [], []
     tmp = Path(tempfile.mkdtemp(prefix="bench-rag-"))
     ours_project = None
@@ -122,7 +180,15 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
                 reingest_s.append(time.perf_counter() - t)
                 out["reingest_chunks_embedded"] = rep2.chunks_embedded
                 ours_project = project
+    gemm.append(measure_gemm(shapes))  # again after the ingests; the faster is the roofline
     b, o, re_ = median(base_s), median(ours_s), median(reingest_s)
+    tokens = count_tokens(ours_emb, [d.page_content for d in docs])
+    rate = max(g["flops_per_s"] for g in gemm)
+    roofline_s = tokens * flops_per_token(shapes) / rate
+    out.update({"tokens": tokens, "encoder": shapes, "gemm_gflops_per_s": [round(g["flops_per_s"] / 1e9, 2) for g in gemm],
+                "gemm_threads": gemm[0]["threads"], "roofline_s": round(roofline_s, 3),
+                "ingest_roofline_fraction": ratio(roofline_s, o, 4),
+                "ours_tokens_per_s": round(tokens / o, 1)})
     out.update({
         "baseline_chunks_per_s": round(len(docs) / b, 2), "ours_chunks_per_s": round(len(docs) / o, 2),
         "baseline_s": [round(x, 2) for x in base_s], "ours_s": [round(x, 2) for x in ours_s],

@@ -15,9 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-REQUIRED = ["train_cpu.speedup_vs_seed_recipe", "train_cpu.speedup_vs_hf_tuned", "train_cpu.loss_parity",
-            "train_cpu.padding_efficiency", "gui.stall_p99_ms", "gui.stall_max_ms", "startup_s",
-            "rag.ingest_speedup", "rag.reingest_fraction", "rag.query_p95_ms"]
+REQUIRED = ["train_cpu.speedup_vs_hf_tuned", "train_cpu.speedup_spread", "train_cpu.paired_fwd_bwd_speedup",
+            "train_cpu.speedup_vs_seed_recipe", "first_model.seconds", "first_model.estimate_ratio",
+            "gui.stall_p99_ms", "gui.stall_max_ms", "startup_interactive_s", "rag.ingest_speedup",
+            "rag.ingest_roofline_fraction", "rag.reingest_fraction", "chat.first_token_s",
+            "chat.first_token_speedup_vs_seed", "ask_cold_s"]
+TOP_LEVEL = {"startup_interactive_s": "startup", "ask_cold_s": "chat"}
 
 
 def _get(d, dotted):
@@ -289,13 +292,55 @@ def test_fused_lora_dropout_uses_the_mask_in_both_passes():
 
 
 def test_results_markdown_and_targets():
-    from bench.__main__ import _met, markdown
+    from bench.__main__ import INFO, TARGETS, _met, markdown
 
     assert _met(1.004, ("within", 0.01, "")) and not _met(1.02, ("within", 0.01, ""))
     assert _met(3.2, (">=", 3.0, "")) and _met(None, (">=", 3.0, "")) is None
-    md = markdown({"machine": {"cpu_model": "x"}, "train_cpu": {"skipped": "no model"}, "startup_s": 1.0,
-                   "startup": {}, "gui": {"stall_p99_ms": 3.0, "stall_max_ms": 20.0}})
-    assert "| `startup_s` | 1 |" in md and "skipped: no model" in md
+    assert _met(1.2, ("between", (0.67, 1.5), "")) and not _met(1.6, ("between", (0.67, 1.5), ""))
+    for key in ("train_cpu.speedup_vs_hf_tuned", "first_model.estimate_ratio", "gui.stall_p99_ms",
+                "gui.stall_max_ms", "startup_interactive_s", "rag.ingest_roofline_fraction"):
+        assert key in TARGETS and TARGETS[key][3], key  # the issue's goals, each saying what it measures
+    assert all(what for _, what in INFO)
+    md = markdown({"machine": {"cpu_model": "x"}, "train_cpu": {"skipped": "no model"},
+                   "startup_interactive_s": 2.5, "startup": {},
+                   "gui": {"stall_p99_ms": 3.0, "stall_max_ms": 20.0}, "chat": {"skipped": "no chain"},
+                   "first_model": {"seconds": 100.0, "estimate_s": 50.0, "estimate_ratio": 2.0}})
+    row = next(line for line in md.splitlines() if line.startswith("| `startup_interactive_s`"))
+    assert "| 2.5 | < 2 s | **no** |" in row  # a missed target stays a miss
+    assert "| 3 | < 16 ms | yes |" in md and "skipped: no model" in md
+    assert "| 2 | 0.67–1.5 | **no** |" in md and "Start → adapter ready" in md
+    assert "- `chat`: no chain" in md
+
+
+def test_train_schedule_alternates_and_summary_takes_medians():
+    from bench.train_cpu import pair_ratios, schedule, summarise
+
+    order = schedule(warmup=1, repeats=4)
+    assert order[:2] == [("hf_tuned", "warmup0"), ("ours", "warmup0")]  # the same warm-up for both
+    timed = order[2:]
+    assert [c for c, _ in timed] == ["hf_tuned", "ours", "ours", "hf_tuned", "hf_tuned", "ours", "ours", "hf_tuned"]
+    assert {t for _, t in timed} == {"pair0", "pair1", "pair2", "pair3"}
+
+    def r(whole, steps):
+        return {"whole_s": whole, "steps_s": steps, "first_step_s": 1.0, "peak_rss_mb": 100.0, "mean_loss": 2.0}
+
+    runs = {"hf_tuned": {"warmup0": r(1.0, 1.0), "pair0": r(12.0, 6.0), "pair1": r(10.0, 5.0), "pair2": r(30.0, 9.0)},
+            "ours": {"warmup0": r(100.0, 100.0), "pair0": r(10.0, 4.0), "pair1": r(10.0, 5.0), "pair2": r(10.0, 6.0)},
+            "seed_recipe": {"once": r(40.0, 20.0)}}
+    assert pair_ratios(runs, "whole_s") == [1.2, 1.0, 3.0]  # warm-ups never count
+    s = summarise(runs)
+    assert s["speedup_vs_hf_tuned"] == 1.2 and s["speedup_spread"] == [1.0, 3.0]  # the median, not the best
+    assert s["speedup_steps_vs_hf_tuned"] == 1.5
+    assert s["ours"]["whole_s"] == 10.0 and s["hf_tuned"]["whole_s"] == 12.0
+    assert s["speedup_vs_seed_recipe"] == 4.0  # seeds' steps time ÷ ours (median 5.0)
+
+
+def test_rag_roofline_counts_the_encoder_gemms():
+    from bench.rag import flops_per_token, gemm_shapes
+
+    minilm = {"hidden": 384, "intermediate": 1536, "layers": 6}
+    assert gemm_shapes(384, 1536) == [(384, 1152), (384, 384), (384, 1536), (1536, 384)]
+    assert flops_per_token(minilm) == 2 * 6 * (384 * 1152 + 384 * 384 + 2 * 384 * 1536)
 
 
 # ---------------------------------------------------------------------------
@@ -315,11 +360,11 @@ def test_python_m_bench_quick(tiny_model_dir, tmp_path):
         b = res.get(block, {})
         assert not str(b.get("skipped", "")).startswith("failed"), f"{block}: {b.get('skipped')}"
     for key in REQUIRED:
-        block = res.get(key.split(".")[0]) if "." in key else res.get("startup")
-        if isinstance(block, dict) and "skipped" in block:
+        block = res.get(key.split(".")[0]) if "." in key else res.get(TOP_LEVEL[key])
+        if isinstance(block, dict) and "skipped" in block and not str(block["skipped"]).startswith("failed"):
             continue  # subsystem not there yet: recorded, not faked
         assert _get(res, key) is not None, key
     assert res["machine"]["cpu_cores"] >= 1 and res["machine"]["torch_version"]
     tc = res["train_cpu"]
-    assert tc["contenders"]["ours"]["exact_check"]["rel_diff"] < 1e-4
-    assert tc["contenders"]["ours"]["padding_efficiency"] == 1.0
+    assert tc["exact_check"]["rel_diff"] < 1e-4
+    assert len(tc["speedup_vs_hf_tuned_pairs"]) >= 1 and tc["ours"]["runs"] >= 1
