@@ -10,7 +10,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from desktop.eval_adapter import (BAR_METRICS, METRICS, MODE_COLORS, MODE_SHORT, MODES, STATE_ABSTAINED,
                                   STATE_MISSING, STATE_RIGHT, STATE_WRONG, cell_state, fmt_interval, fmt_value)
@@ -48,11 +49,11 @@ class QtScorecard(QTableWidget):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.verticalHeader().setDefaultSectionSize(34)
-        self.verticalHeader().setMinimumWidth(190)
+        self.verticalHeader().setDefaultSectionSize(40)
+        self.verticalHeader().setMinimumWidth(170)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFixedHeight(self.horizontalHeader().sizeHint().height() + 34 * len(METRICS) + 2 * self.frameWidth())
+        self.setFixedHeight(self.horizontalHeader().sizeHint().height() + 40 * len(METRICS) + 2 * self.frameWidth())
         self.setAlternatingRowColors(True)
         self.clear_card()
 
@@ -86,15 +87,16 @@ class QtScorecard(QTableWidget):
         return self.item(r, MODES.index(mode)).text()
 
 
-class QtScoreBars(pg.PlotWidget):
-    """Grouped bars: one group per metric, one bar per mode, with 95% interval whiskers."""
+class QtScoreBars(QWidget):
+    """Grouped bars: one group per metric, one bar per mode, with 95% interval whiskers; legend below."""
 
     def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent, background="w")
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        p = self.getPlotItem()
+        super().__init__(parent)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        p = self.plot.getPlotItem()
         p.setTitle("<span style='color:#1f2a37;font-size:10pt'><b>Per mode, with 95% intervals</b></span>")
         p.showGrid(y=True, alpha=0.25)
         for ax in ("left", "bottom"):
@@ -102,25 +104,32 @@ class QtScoreBars(pg.PlotWidget):
             axis.setTextPen("#3a4450")
             axis.setPen("#9aa3af")
         p.getAxis("left").setLabel("score (1 = best)", color="#3a4450")
-        self.legend = p.addLegend(offset=(10, 5), labelTextColor="#1f2a37", brush=pg.mkBrush(255, 255, 255, 220),
-                                  colCount=4)
+        # the legend is a Qt label under the plot: inside it would cover bars that reach 1.0
+        self.legend = QLabel("&nbsp;&nbsp;&nbsp;".join(
+            f"<span style='color:{MODE_COLORS[m]};font-size:13pt'>■</span>&nbsp;{MODE_SHORT[m]}" for m in MODES))
+        self.legend.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.legend.setStyleSheet("QLabel { background: #ffffff; color: #1f2a37; padding: 2px; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.legend)
         self._items: list = []
         self.bars: dict[str, pg.BarGraphItem] = {}
-        self.setMinimumHeight(240)
+        self.setMinimumHeight(260)
 
     def clear_bars(self) -> None:
         """Remove every bar."""
-        p = self.getPlotItem()
+        p = self.plot.getPlotItem()
         for it in self._items:
             p.removeItem(it)
         self._items.clear()
         self.bars.clear()
-        self.legend.clear()
 
     def show_scorecard(self, scorecard: dict) -> None:
         """Draw the bar metrics of a report's ``scorecard`` (metrics no mode measured are left out)."""
         self.clear_bars()
-        p = self.getPlotItem()
+        p = self.plot.getPlotItem()
         keys = [k for k in BAR_METRICS
                 if any(((scorecard.get(m) or {}).get(k) or {}).get("value") is not None for m in MODES)]
         width = 0.8 / len(MODES)
@@ -138,19 +147,19 @@ class QtScoreBars(pg.PlotWidget):
                 hi.append(float(e["high"]) - v if e.get("high") is not None else 0.0)
             if not xs:
                 continue
-            bar = pg.BarGraphItem(x=xs, height=ys, width=width * 0.92, brush=MODE_COLORS[mode], pen=pg.mkPen("w"),
-                                  name=MODE_SHORT[mode])
+            bar = pg.BarGraphItem(x=xs, height=ys, width=width * 0.92, brush=MODE_COLORS[mode], pen=pg.mkPen("w"))
             p.addItem(bar)
-            self.legend.addItem(bar, MODE_SHORT[mode])
             err = pg.ErrorBarItem(x=np.array(xs), y=np.array(ys), top=np.array(hi), bottom=np.array(lo),
                                   beam=width * 0.35, pen=pg.mkPen("#1f2a37", width=1.2))
             p.addItem(err)
             self._items += [bar, err]
             self.bars[mode] = bar
-        labels = {k: label for k, label, _kind, _h in METRICS}
+        labels = {"accuracy": "Accuracy", "f1": "Token F1", "similarity": "Similarity",
+                  "retrieval_hit_rate": "Retrieval hits"}
         p.getAxis("bottom").setTicks([[(i, labels[k]) for i, k in enumerate(keys)]])
+        p.getAxis("left").setTicks([[(v / 5, f"{v / 5:.1f}") for v in range(6)]])
         p.setXRange(-0.6, max(len(keys), 1) - 0.4, padding=0)
-        p.setYRange(0, 1.18, padding=0)  # headroom for the legend above the bars
+        p.setYRange(0, 1.04, padding=0)
 
     def bar_count(self) -> int:
         """Bars drawn (for tests)."""

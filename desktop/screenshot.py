@@ -33,6 +33,20 @@ def wait_idle(window, timeout_s: float) -> bool:
     return False
 
 
+def _fill_scorecard(window, page, timeout_s: float) -> None:
+    """The Evaluate page with a scorecard: the saved result of the run and test set shown, else evaluated now.
+
+    An evaluation still running at ``timeout_s`` is stopped; what it answered by
+    then is kept (and shown, marked partial).
+    """
+    page.tabs.setCurrentIndex(0)
+    if page.report is not None or page.selected_run() is None or not page.selected_evalset():
+        return
+    if page.start_evaluation() and not wait_idle(window, timeout_s):
+        page.stop()
+        wait_idle(window, 120)
+
+
 def render_pages(window, out_dir: Path, *, timeout_s: float = 240.0, ask: str | None = None) -> int:
     """Show each page, let it settle, save ``NN-title.png``; returns the exit code (0 = every page written).
 
@@ -58,6 +72,8 @@ def render_pages(window, out_dir: Path, *, timeout_s: float = 240.0, ask: str | 
             wait_idle(window, timeout_s)
             if page.is_busy():  # an index update came first; the question follows it
                 wait_idle(window, timeout_s)
+        if page is window.evaluate_page:
+            _fill_scorecard(window, page, timeout_s)
         _pump(0.3)
         path = out_dir / f"{i + 1:02d}-{page.title.lower()}.png"
         if window.grab().save(str(path)):
@@ -70,6 +86,14 @@ def render_pages(window, out_dir: Path, *, timeout_s: float = 240.0, ask: str | 
             if window.grab().save(str(extra)):
                 extras.append(extra)
             tabs.setCurrentIndex(0)
+        if page is window.evaluate_page and page.report is not None:  # the answers behind the figures
+            page.tabs.setCurrentIndex(1)
+            page.question_table.selectRow(0)
+            _pump(0.3)
+            extra = out_dir / f"{i + 1:02d}-{page.title.lower()}-questions.png"
+            if window.grab().save(str(extra)):
+                extras.append(extra)
+            page.tabs.setCurrentIndex(0)
     for p in written + extras:
         print(p)
     window.close()

@@ -116,7 +116,8 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     assert "3 accepted, 1 rejected" in page.review_count.text()
     # user text is shown literally in the passage panel
     t.selectRow(2)
-    assert page.passage_view.toPlainText().startswith("From the run's validation split.")
+    assert page.passage_view.toPlainText().startswith("A held-out row of the run's validation split")
+    assert page.row_question.text() == page.draft_rows[2].row.question
 
     assert page.save_testset("bad name!") is None and "not a usable evalset name" in page.banner.text()
     path = page.save_testset("mini")
@@ -214,3 +215,61 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     text = out.read_text(encoding="utf-8")
     assert "What does error E4 mean?" in text
     assert "http://" not in text and "https://" not in text
+
+
+def _first_sentence_teacher(prompts: list[str]) -> list[str]:
+    """A rule-based teacher for the draft path: asks about each passage's first sentence, answers with it."""
+    import re
+
+    out = []
+    for p in prompts:
+        text = p.split('"""')[1].strip() if p.count('"""') >= 2 else p
+        words = re.findall(r"[A-Za-z0-9°.-]+", text)
+        sentence = re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0]
+        out.append(f"Question: What does the passage that starts with '{' '.join(words[:6])}' say first?\n"
+                   f"Answer: {sentence}")
+    return out
+
+
+def test_drafted_questions_are_reviewed_and_overlap_is_flagged(qtbot, page, project, tiny_model_dir):
+    from backend.evalsets import draft_from_documents
+
+    root, _runs = project
+    # the teacher's drafts wait for review, each beside its source passage
+    rows = draft_from_documents(page.session.project, n=3, generate_fn=_first_sentence_teacher)
+    assert page.add_rows(rows, "documents") == 3
+    t = page.review_table
+    assert [t.item(r, 0).text() for r in range(3)] == ["? to review"] * 3
+    assert "3 to review" in page.review_count.text()
+    t.selectRow(0)
+    assert page.passage_view.toPlainText() == rows[0].lineage["passage"]
+    assert page.passage_title.text().startswith("Source: ") and "chunk" in page.passage_title.text()
+    assert rows[0].lineage["document"].endswith(t.item(0, 3).text().split(",")[0])
+    # user text is never markup: a question with tags shows literally
+    page.draft_rows[1].row.question = "<b>Is this bold?</b>"
+    t.selectRow(1)
+    assert page.row_question.text() == "<b>Is this bold?</b>"
+    assert page.row_question.textFormat().name == "PlainText"
+    page.set_review_state([0], "accepted")
+    page.set_review_state([1], "rejected")
+    assert page.save_testset("drafted") is not None
+    saved = [json.loads(x) for x in (root / "evalsets" / "drafted.jsonl").read_text().splitlines()]
+    assert len(saved) == 1  # row 2 was never reviewed, row 1 rejected
+    assert saved[0]["status"] == "accepted" and saved[0]["kind"] == "distilled"
+    assert {"document", "chunk", "teacher", "passage"} <= set(saved[0]["lineage"])
+
+    # a test question that is also a training row is said so, in words
+    page.clear_review()
+    q = root / "q.jsonl"
+    q.write_text(json.dumps({"question": "How much does the Brisa T3 cost?", "answer": "USD 179"}) + "\n",
+                 encoding="utf-8")
+    assert page.add_file(q) == 1
+    assert t.item(0, 5).text() == "also a training row (brisa_support.jsonl:1)"
+    assert not page.overlap_note.isHidden() and "1 question here is also a training row" in page.overlap_note.text()
+
+    # drafting in the app runs as a job; a teacher that writes no usable pair is said so
+    page.teacher_edit.setText(str(tiny_model_dir))
+    page.draft_count.setValue(1)
+    assert page.start_draft()
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=JOB_TIMEOUT)
+    assert page.banner.kind == "error" and "no usable question/answer pairs" in page.banner.text()

@@ -18,11 +18,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
-                               QWidget)
+                               QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QVBoxLayout, QWidget)
 
+from backend import events as ev
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
                                   cell_state, filter_counts, filter_questions, fmt_interval,
@@ -37,6 +38,8 @@ from desktop.workers import Job
 
 REVIEW_STATES = {"accepted": ("#dff3e4", "#1c4d2b", "✓ accepted"), "rejected": ("#fbe3e1", "#6b1d15", "✕ rejected"),
                  "review": ("#fdf0d5", "#5c3f06", "? to review")}
+STATE_EDGE = {"right": "#2e8b4a", "wrong": "#c0392b", "abstained": "#c98a12", "missing": "#d5dae1"}
+CARD_CELLS = {"tuned+rag": (0, 0), "base+rag": (0, 1), "tuned": (1, 0), "base": (1, 1)}
 ORIGINS = {"file": "questions file", "validation": "validation split", "documents": "documents"}
 
 
@@ -97,11 +100,11 @@ class EvaluatePage(Page):
 
         # -- top bar: run, test set, evaluate -------------------------------------------------
         self.run_combo = QComboBox()
-        self.run_combo.setMinimumWidth(260)
+        self.run_combo.setMinimumWidth(240)
         self.run_combo.setToolTip("The finished training run whose adapter is the tuned model")
         self.run_combo.currentIndexChanged.connect(self._on_selection_changed)
         self.evalset_combo = QComboBox()
-        self.evalset_combo.setMinimumWidth(180)
+        self.evalset_combo.setMinimumWidth(160)
         self.evalset_combo.setToolTip("A test set saved in the project's evalsets/ folder (build one on the "
                                       "Test set tab)")
         self.evalset_combo.currentIndexChanged.connect(self._on_selection_changed)
@@ -127,27 +130,33 @@ class EvaluatePage(Page):
         self.export_button.clicked.connect(self._on_export_clicked)
         top = QHBoxLayout()
         top.addWidget(QLabel("Run:"))
-        top.addWidget(self.run_combo, 2)
-        top.addSpacing(8)
+        top.addWidget(self.run_combo, 3)
+        top.addSpacing(10)
         top.addWidget(QLabel("Test set:"))
-        top.addWidget(self.evalset_combo, 1)
-        top.addSpacing(8)
-        top.addWidget(QLabel("Answers up to"))
-        top.addWidget(self.max_tokens)
-        top.addSpacing(8)
-        top.addWidget(self.forgetting_check)
-        top.addStretch(0)
+        top.addWidget(self.evalset_combo, 2)
+        top.addSpacing(10)
         top.addWidget(self.evaluate_button)
         top.addWidget(self.stop_button)
         top.addWidget(self.export_button)
         self.body.addLayout(top)
+        opts = QHBoxLayout()
+        opts.addWidget(QLabel("Answers up to"))
+        opts.addWidget(self.max_tokens)
+        opts.addSpacing(12)
+        opts.addWidget(self.forgetting_check)
+        opts.addSpacing(16)
+        self.body.addLayout(opts)
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(8)
         self.progress.setTextVisible(False)
         self.progress.hide()
         self.status = muted("")
+        self.status.setWordWrap(False)
+        self.status.setTextFormat(Qt.TextFormat.PlainText)
+        self.status.setMinimumWidth(50)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        opts.addWidget(self.status, 1)
         self.body.addWidget(self.progress)
-        self.body.addWidget(self.status)
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_scorecard_tab(), "Scorecard")
@@ -181,14 +190,15 @@ class EvaluatePage(Page):
         left.addStretch(1)
         lw = QWidget()
         lw.setLayout(left)
-        lw.setMinimumWidth(600)
+        lw.setMinimumWidth(640)
         self.score_content = QSplitter(Qt.Orientation.Horizontal)
         self.score_content.addWidget(lw)
         self.score_content.addWidget(self.bars)
-        self.score_content.setStretchFactor(0, 5)
-        self.score_content.setStretchFactor(1, 4)
+        self.score_content.setStretchFactor(0, 3)
+        self.score_content.setStretchFactor(1, 2)
         self.score_content.setChildrenCollapsible(False)
-        self.bars.setMinimumWidth(360)
+        self.score_content.setSizes([660, 440])
+        self.bars.setMinimumWidth(340)
         lay.addWidget(self.summary_label)
         lay.addWidget(self.empty_label)
         lay.addWidget(self.score_content, 1)
@@ -234,9 +244,12 @@ class EvaluatePage(Page):
         self.detail_expected = _plain_label("")
         self.detail_expected.setObjectName("Muted")
         self.cards_box = QWidget()
-        self.cards_layout = QHBoxLayout(self.cards_box)
+        # 2 x 2: with documents on top, without below; tuned left, base right (compare along a row)
+        self.cards_layout = QGridLayout(self.cards_box)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)
         self.cards_layout.setSpacing(8)
+        self.cards_layout.setColumnStretch(0, 1)
+        self.cards_layout.setColumnStretch(1, 1)
         self.cards: dict[str, QtAnswer] = {}
         cards_scroll = QScrollArea()
         cards_scroll.setWidgetResizable(True)
@@ -251,13 +264,15 @@ class EvaluatePage(Page):
         sl = QVBoxLayout(src_box)
         sl.addWidget(self.source_title)
         sl.addWidget(self.source_view, 1)
-        src_box.setMinimumWidth(260)
+        src_box.setMinimumWidth(240)
+        cards_scroll.setMinimumWidth(560)
         answers_split = QSplitter(Qt.Orientation.Horizontal)
         answers_split.addWidget(cards_scroll)
         answers_split.addWidget(src_box)
-        answers_split.setStretchFactor(0, 4)
+        answers_split.setStretchFactor(0, 3)
         answers_split.setStretchFactor(1, 1)
         answers_split.setChildrenCollapsible(False)
+        answers_split.setSizes([800, 280])
         dl.addWidget(self.detail_question)
         dl.addWidget(self.detail_expected)
         dl.addWidget(answers_split, 1)
@@ -265,9 +280,10 @@ class EvaluatePage(Page):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.question_table)
         split.addWidget(detail)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
+        split.setSizes([200, 400])
         lay.addWidget(split, 1)
         return w
 
@@ -326,27 +342,33 @@ class EvaluatePage(Page):
         h = self.review_table.horizontalHeader()
         h.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         h.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for c, width in ((0, 96), (3, 150), (4, 120), (5, 170)):
+        for c, width in ((0, 92), (3, 140), (4, 110), (5, 120)):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
             self.review_table.setColumnWidth(c, width)
         self.review_table.itemChanged.connect(self._on_review_item_changed)
         self.review_table.itemSelectionChanged.connect(self._on_review_selection_changed)
 
-        passage_box = QGroupBox("Source passage")
-        self.passage_title = _plain_label("Select a row.")
+        passage_box = QGroupBox("Selected row")
+        self.row_question = _plain_label("", bold=True)
+        self.row_answer = _plain_label("")
+        self.passage_title = _plain_label("Select a row to read it whole, with its source passage.")
         self.passage_view = QPlainTextEdit()
         self.passage_view.setReadOnly(True)
         self.passage_view.setFont(mono_font())
         pl = QVBoxLayout(passage_box)
+        pl.addWidget(self.row_question)
+        pl.addWidget(self.row_answer)
         pl.addWidget(self.passage_title)
         pl.addWidget(self.passage_view, 1)
         passage_box.setMinimumWidth(260)
+        self.review_table.setMinimumWidth(620)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.review_table)
         split.addWidget(passage_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
+        split.setSizes([780, 300])
         lay.addWidget(split, 1)
 
         self.overlap_note = _Note()
@@ -641,12 +663,16 @@ class EvaluatePage(Page):
         return self._job
 
     def _on_stop_clicked(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Ask the running job to stop (an evaluation keeps and saves what it answered)."""
         if self.is_busy():
             self._job.stop()
             self.status.setText("Stopping… (what is done so far is kept)")
 
     def _on_job_event(self, e: dict) -> None:
-        if e.get("type") != "progress":
+        if e.get("type") != ev.PROGRESS:
             return
         total = e.get("total")
         if total:
@@ -664,8 +690,9 @@ class EvaluatePage(Page):
             self.show_report(result, source="new")
             n = len((result or {}).get("questions") or [])
             stopped = (result or {}).get("cancelled")
-            self.status.setText(f"{'Stopped: ' if stopped else ''}{n} questions evaluated in the four modes in "
-                                f"{took}; saved in the run folder.")
+            where = Path(str((result or {}).get("run_dir") or "")).name
+            self.status.setText(f"{'Stopped: ' if stopped else ''}{n} questions evaluated in the four modes; saved "
+                                f"in runs/{where}/eval/{(result or {}).get('evalset', '')}.json.")
             self.tabs.setCurrentIndex(0)
             self.evaluationFinished.emit("cancelled" if stopped else "completed")
         elif kind in ("validation", "draft"):
@@ -751,14 +778,16 @@ class EvaluatePage(Page):
             state = cell_state(res)
             bg, fg, word = STATE_STYLE[state]
             card.timing.setText(f"{word} · {card.timing.text()}")
+            card.timing.setWordWrap(False)
             card.timing.setStyleSheet(f"color: {fg}; font-weight: 600;")
             card.setStyleSheet(f"QFrame#Card {{ background: #ffffff; border: 1px solid #d5dae1; "
-                               f"border-top: 4px solid {bg}; border-radius: 4px; }}")
+                               f"border-top: 3px solid {STATE_EDGE[state]}; border-radius: 4px; }}")
             card.feedback_button.setEnabled(state != STATE_RIGHT)
             card.feedback_button.setText("Correct it")
             card.sourceClicked.connect(self.show_source)
             card.correctionSaved.connect(self.save_correction)
-            self.cards_layout.addWidget(card, 1, Qt.AlignmentFlag.AlignTop)
+            row, col = CARD_CELLS[mode]
+            self.cards_layout.addWidget(card, row, col, Qt.AlignmentFlag.AlignTop)
             self.cards[mode] = card
         first = next((c.sources[0] for c in self.cards.values() if c.sources), None)
         if first is not None:
@@ -899,9 +928,11 @@ class EvaluatePage(Page):
         self.review_count.setText(f"{n} rows: {counts['accepted']} accepted, {counts['rejected']} rejected, "
                                   f"{counts['review']} to review" if n else "No rows yet.")
         if overlap:
-            self.overlap_note.show_note("warning", f"{overlap} of these questions are also training rows. A model "
-                                        "that trained on a question can repeat its answer from memory, so those "
-                                        "rows overstate what it understands. Reject them, or keep them knowingly.")
+            head = "1 question here is also a training row" if overlap == 1 else \
+                f"{overlap} questions here are also training rows"
+            self.overlap_note.show_note("warning", f"{head} (see Note). A model that trained on a question can "
+                                        "repeat its answer from memory, so such rows overstate what it understands. "
+                                        "Reject them, or keep them knowingly.")
             self.overlap_note.show()
         else:
             self.overlap_note.hide()
@@ -941,18 +972,31 @@ class EvaluatePage(Page):
         if not rows:
             return
         d = self.draft_rows[rows[0]]
-        self.passage_title.setText(d.where() or ORIGINS.get(d.origin, ""))
+        row = d.row
+        self.row_question.setText(row.question)
+        ref = row.answer or ""
+        if row.keywords:
+            ref += ("\n" if ref else "") + "Keywords: " + ", ".join(row.keywords)
+        if row.answerable is False:
+            ref = "Unanswerable from the documents: the right answer says so."
+        self.row_answer.setText(ref)
+        where = d.where()
+        self.passage_title.setText(f"Source: {where}" if where else f"From: {ORIGINS.get(d.origin, d.origin)}")
         text = d.passage()
-        if not text and d.origin == "validation":
-            text = (f"From the run's validation split.\n\nQuestion:\n{d.row.question}\n\n"
-                    f"Reference answer:\n{d.row.answer}")
-        self.passage_view.setPlainText(text or "(no passage recorded for this row)")
+        if not text:
+            text = {"validation": "A held-out row of the run's validation split (never trained on).",
+                    "file": "A row of a questions file (no passage recorded)."}.get(d.origin, "(no passage recorded)")
+            if d.overlap:
+                text += f"\n\nNote: {d.overlap}."
+        self.passage_view.setPlainText(text)
 
     def clear_review(self) -> None:
         """Empty the review table."""
         self.draft_rows = []
         self.review_table.setRowCount(0)
-        self.passage_title.setText("Select a row.")
+        self.passage_title.setText("Select a row to read it whole, with its source passage.")
+        self.row_question.setText("")
+        self.row_answer.setText("")
         self.passage_view.setPlainText("")
         self._refresh_review_summary()
 
