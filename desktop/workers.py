@@ -7,30 +7,19 @@ as Qt signals.  A :class:`Job` lives in the GUI thread, owns the worker and its
 thread, and re-emits those signals there, so widgets can connect anything to
 them (lambdas included) and never see a foreign thread.
 
-While a training job loads (imports, model, tokenizer, dataset: a heap of
-long-lived objects), :class:`_QuietGC` (``Job(..., quiet_gc=True)``) keeps Python's cyclic garbage collector from
-rescanning that whole heap again and again: each full collection holds the GIL
-for 100-400 ms, and the GUI thread, which needs the GIL to paint, stalls for as
-long.  Measured with ``bench.gui``: 8 such collections in the loading phase of a
-run, the main source of stalls over 100 ms before the first step.
-
-The worker thread also runs at a lower CPU priority (``Worker.NICE``; threads it
-starts, e.g. torch's intra-op pool, inherit it), so that when the GUI thread
-needs a core to repaint, it gets one at once instead of sharing it with the
-training threads: on a 2-core machine a repaint took 100-200 ms of wall time
-against a busy trainer, ~20 ms otherwise.  Training loses nothing while the GUI
-is idle.
+Training does not run in a worker of this process: :mod:`desktop.train_process`
+supervises it in a child process from a :class:`Job` (so torch never loads here,
+and a crash or out-of-memory kill of training never takes the window).  The
+jobs left in this process (data checks, indexing, chat answers) run at the
+GUI's priority.
 """
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
-import os
 import sys
 import threading
-import time
 import traceback
 from typing import Any, Callable
 
@@ -52,82 +41,47 @@ def _accepted_controls(fn: Callable) -> set[str]:
     return {c for c in _CONTROLS if c in params}
 
 
-class _QuietGC:
-    """Keep the cyclic GC off the GIL while jobs load (process-wide, thread-safe).
+def _shield_bools() -> None:
+    """Keep ``True``/``False`` alive despite PySide6's ``SignalInstance.emit`` refcount bug.
 
-    ``begin``: automatic collection is paused while any job is loading.
-    ``event``: each event of a loading job freezes what is alive (``gc.freeze``: O(1);
-    the objects leave the collector's generations, so the explicit ``gc.collect()``
-    that libraries call, e.g. ``accelerate.free_memory`` at the start of training,
-    only scans what is new).  The first ``train`` event, or ``LOAD_LIMIT_S`` without
-    one, ends the loading phase: collection resumes, over new objects only.
-    ``end``: when the last job ends, its objects are unfrozen and collected once, so
-    a cycle holding a model (and its GPU memory) is freed now, not at some later
-    collection.
+    PySide6 6.12 returns the result of ``emit()`` (``True``/``False``) without a new
+    reference, so every ``.emit(...)`` made from Python takes one reference from the bool
+    singleton.  CPython < 3.12 counts references to ``True`` like any object's, and once
+    enough signals were emitted (~10,000 with torch loaded, far fewer without) the count
+    reaches zero and the interpreter aborts with ``Fatal Python error: bool_dealloc`` —
+    the Chat page's index-update loop got there in ~2,600 jobs.  CPython 3.12+ makes the
+    bools immortal (decrements are no-ops), which is what this does by hand: it adds
+    2**40 to both counts once, so no realistic number of emits brings them to zero.  A
+    PySide6 without the bug only leaves the cushion unused; the bools are never freed
+    anyway.  Skipped wherever the object layout is not the one checked here.
     """
-
-    LOAD_LIMIT_S = 120.0
-    _lock = threading.Lock()
-    _active = 0          # jobs running
-    _loading = 0         # jobs in their loading phase
-    _was_enabled = True  # the collector's state before the first loading job
-
-    def __init__(self) -> None:
-        self.loading = False
-        self.t0 = 0.0
-
-    def begin(self) -> None:
-        cls = type(self)
-        with cls._lock:
-            cls._active += 1
-            if cls._loading == 0:
-                cls._was_enabled = gc.isenabled()
-                gc.disable()
-            cls._loading += 1
-        self.loading, self.t0 = True, time.monotonic()
-
-    def event(self, record: Any) -> None:
-        if not self.loading:
-            return
-        gc.freeze()
-        kind = record.get("type") if isinstance(record, dict) else None
-        if kind == "train" or time.monotonic() - self.t0 > self.LOAD_LIMIT_S:
-            self._loaded()
-
-    def _loaded(self) -> None:
-        cls = type(self)
-        with cls._lock:
-            self.loading = False
-            cls._loading -= 1
-            if cls._loading == 0 and cls._was_enabled:
-                gc.enable()
-
-    def end(self) -> None:
-        cls = type(self)
-        if self.loading:
-            self._loaded()
-        with cls._lock:
-            cls._active -= 1
-            last = cls._active == 0
-        if last:
-            gc.unfreeze()
-            gc.collect()
-
-
-def _lower_thread_priority(nice: int) -> None:
-    """Lower the calling thread's CPU priority by ``nice`` (Linux: per-thread nice value)."""
-    if nice <= 0:
+    global _BOOLS_SHIELDED
+    if (_BOOLS_SHIELDED or sys.implementation.name != "cpython" or sys.version_info >= (3, 12)
+            or hasattr(sys, "gettotalrefcount")):  # immortal bools, or a debug build's layout
         return
-    try:
-        if sys.platform.startswith("linux"):
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-        else:  # macOS / Windows: Qt maps this to the thread's real priority
-            thread = QThread.currentThread()
-            if thread is not None and thread is not QCoreApplication.instance().thread():
-                thread.setPriority(QThread.Priority.LowPriority)
-    except (OSError, AttributeError, RuntimeError) as e:  # best effort
-        log.debug("could not lower the worker's priority: %s", e)
+    import ctypes
+
+    for b in (True, False):
+        cell = ctypes.c_ssize_t.from_address(id(b))  # ob_refcnt, the first field of a PyObject
+        if cell.value + 1 != sys.getrefcount(b):
+            log.debug("bool refcount shield skipped: unexpected object layout")
+            return
+    for b in (True, False):
+        ctypes.c_ssize_t.from_address(id(b)).value += 1 << 40
+    _BOOLS_SHIELDED = True
+
+
+_BOOLS_SHIELDED = False
+_shield_bools()
+
+
+def _is_cancellation(error: BaseException, stop_requested: bool) -> bool:
+    """Whether ``error`` only says the job was stopped (``DataCancelled``, an interrupt...)."""
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    if any(c.__name__.endswith("Cancelled") for c in type(error).__mro__):
+        return True
+    return stop_requested and isinstance(error, Exception) and "cancel" in str(error).lower()
 
 
 class Worker(QObject):
@@ -138,23 +92,19 @@ class Worker(QObject):
     thread (see :class:`Job`).
     """
 
-    NICE = 5  # the worker thread's priority below the GUI's (0: unchanged)
-
     started = Signal()
     event = Signal(object)      # an event dict from the backend
     returned = Signal(object)   # fn's return value
     errored = Signal(object)    # the exception (traceback already logged)
     finished = Signal()
 
-    def __init__(self, fn: Callable, *args: Any, quiet_gc: bool = False, **kwargs: Any):
+    def __init__(self, fn: Callable, *args: Any, **kwargs: Any):
         super().__init__()
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self._stop = threading.Event()
         self._pause = threading.Event()
-        # Only for long jobs that load a model and then run for minutes (training): its
-        # end costs one full collection, which a short job (a chat answer) should not pay.
-        self._gc = _QuietGC() if quiet_gc else None
         self.traceback = ""
+        self.cancelled = False
 
     def request_stop(self) -> None:
         """Ask the job to stop at its next check (thread-safe)."""
@@ -165,32 +115,31 @@ class Worker(QObject):
         (self._pause.set if paused else self._pause.clear)()
 
     def _emit_event(self, record: dict) -> None:
-        if self._gc is not None:
-            self._gc.event(record)
         self.event.emit(record)
 
     @Slot()
     def run(self) -> None:
         """Run the function (in the worker thread)."""
-        _lower_thread_priority(self.NICE)
         self.started.emit()
         controls = {"on_event": self._emit_event, "should_stop": self._stop.is_set,
                     "should_pause": self._pause.is_set}
         accepted = _accepted_controls(self._fn)
         kwargs = {**{k: v for k, v in controls.items() if k in accepted}, **self._kwargs}
-        if self._gc is not None:
-            self._gc.begin()
         try:
             result = self._fn(*self._args, **kwargs)
         except BaseException as e:  # report everything; the GUI decides what to show
             self.traceback = traceback.format_exc()
-            log.error("job %s failed:\n%s", getattr(self._fn, "__name__", self._fn), self.traceback)
+            name = getattr(self._fn, "__name__", self._fn)
+            if _is_cancellation(e, self._stop.is_set()):
+                # Stopping a job on purpose is routine: one line, no traceback (issue 21).
+                self.cancelled = True
+                log.info("job %s cancelled: %s", name, e)
+            else:
+                log.error("job %s failed:\n%s", name, self.traceback)
             self.errored.emit(e)
         else:
             self.returned.emit(result)
         finally:
-            if self._gc is not None:
-                self._gc.end()
             # Hand the object back to the GUI thread so Python can free it there.
             app = QCoreApplication.instance()
             if app is not None:
@@ -224,16 +173,17 @@ class Job(QObject):
     _active: set["Job"] = set()
 
     def __init__(self, fn: Callable, *args: Any, name: str = "", parent: QObject | None = None,
-                 quiet_gc: bool = False, **kwargs: Any):
+                 **kwargs: Any):
         super().__init__(parent)
         self.name = name or getattr(fn, "__name__", "job")
-        self._worker: Worker | None = Worker(fn, *args, quiet_gc=quiet_gc, **kwargs)
+        self._worker: Worker | None = Worker(fn, *args, **kwargs)
         self._thread: QThread | None = None
         self.result: Any = None
         self.error: BaseException | None = None
         self.traceback = ""
         self.done = False
         self.stop_requested = False
+        self.cancelled = False  # it ended with an error that only says it was stopped
         w = self._worker
         w.event.connect(self._on_event)
         w.returned.connect(self._on_returned)
@@ -287,6 +237,7 @@ class Job(QObject):
     def _on_errored(self, error: BaseException) -> None:
         self.error = error
         self.traceback = self._worker.traceback if self._worker else ""
+        self.cancelled = self._worker.cancelled if self._worker else False
         self.errored.emit(error)
 
     @Slot()

@@ -2,7 +2,9 @@
 
 ``desktop.app.main`` parses the command line (``--self-test``, ``--screenshot DIR``)
 and runs the GUI.  ``freeze_support`` lets a frozen executable act as a
-multiprocessing child (a training job hosted in a child process).
+multiprocessing child.  ``--train-child`` makes the app the training child
+process that the Train page supervises (``desktop.train_process``; from source
+it is ``python -m backend.child``): no Qt is loaded then.
 """
 
 import multiprocessing
@@ -11,6 +13,10 @@ import sys
 
 def _main() -> int:
     multiprocessing.freeze_support()
+    if sys.argv[1:2] == ["--train-child"]:  # desktop.train_process.CHILD_FLAG
+        from backend.child import main as child_main
+
+        return child_main()
     from desktop.app import main
 
     return main() or 0

@@ -188,34 +188,6 @@ def test_plot_view_draws_a_bounded_number_of_points(qtbot):
     assert np.all(np.diff(lx) == 1.0)
 
 
-def test_job_pauses_gc_while_loading_and_restores_it(qtbot):
-    import gc
-
-    from desktop.workers import Job, stop_all_jobs
-
-    assert stop_all_jobs()  # the GC is paused process-wide while any job loads: start from none
-    seen = {}
-
-    def work(*, on_event):
-        seen["loading"] = gc.isenabled()
-        on_event({"type": "progress", "message": "loading"})
-        on_event({"type": "train", "step": 1})
-        seen["training"] = gc.isenabled()
-        return "ok"
-
-    assert gc.isenabled()
-    job = Job(work, quiet_gc=True)
-    with qtbot.waitSignal(job.finished, timeout=10_000):
-        job.start()
-    assert job.result == "ok" and seen == {"loading": False, "training": True}
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    # a short job (a chat answer, a data check) leaves the collector alone
-    job = Job(work)
-    with qtbot.waitSignal(job.finished, timeout=10_000):
-        job.start()
-    assert job.result == "ok" and seen == {"loading": True, "training": True}
-
-
 def _fake_run(root: Path, name: str, status: str, pid: int | None, checkpoint: bool = True,
               complete: bool = True) -> Path:
     run = root / "runs" / name

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from backend import events as ev
@@ -18,10 +18,12 @@ from backend.estimate import estimate_run
 from desktop.plots import QtRunMetrics, RunMetrics
 from desktop.runs import RunSummary, list_runs, read_run, run_events
 from desktop.session import Session
+from desktop.train_process import TrainingProcessDied, resume_request, supervise, train_request
 from desktop.style import mono_font
 from desktop.widgets import Page, fmt_duration, fmt_number, muted
 from desktop.workers import Job
 
+LOW_PRIORITY_NICE = 10  # "Low priority": the training process's nice value (0 = normal)
 STATUS_COLORS = {"completed": "#2e8b4a", "running": "#2f6db5", "queued": "#2f6db5", "cancelled": "#8a5a00",
                  "failed": "#c0392b"}
 
@@ -76,6 +78,11 @@ class TrainPage(Page):
         controls.addWidget(self.start_button)
         controls.addWidget(self.pause_button)
         controls.addWidget(self.stop_button)
+        self.low_priority_check = QCheckBox("Low priority")
+        self.low_priority_check.setToolTip(
+            "Train in the background at low priority: other programs stay responsive, and training "
+            "slows down while they are busy (applies to the next start or resume)")
+        controls.addWidget(self.low_priority_check)
         controls.addSpacing(12)
         controls.addWidget(self.status_label, 1)
         self.body.addLayout(controls)
@@ -185,9 +192,7 @@ class TrainPage(Page):
         self.start_training()
 
     def start_training(self) -> bool:
-        """Start a new run with the session's configuration."""
-        from backend.training import train
-
+        """Start a new run with the session's configuration (in a child process, see desktop.train_process)."""
         s = self.session
         if self.is_busy() or s.project is None:
             return False
@@ -204,25 +209,30 @@ class TrainPage(Page):
         if not cfg.name:
             cfg = cfg.replace(name=time.strftime("run %b %d %H:%M"))
         s.save_project()
+        # The folder is named here, so a child that dies before it says anything is still found.
+        run_dir = Path(cfg.output_dir) if cfg.output_dir else s.project.new_run_dir(cfg.name)
         self._begin(f"Starting “{cfg.name}”…")
-        self._job = Job(train, cfg, project_dir=s.project.root, name="train", parent=self, quiet_gc=True)
-        self._connect_job()
-        self._job.start()
+        self._run_dir = run_dir
+        self._start_child(train_request(cfg.to_dict(), run_dir, nice=self._nice()))
         return True
 
     def resume_run(self, run_dir: Path) -> bool:
-        """Continue ``run_dir`` from its latest checkpoint."""
-        from backend.training import resume
-
+        """Continue ``run_dir`` from its latest checkpoint (in a child process)."""
         if self.is_busy():
             return False
         self._begin(f"Resuming {Path(run_dir).name}…")
         self.metrics.load(run_events(run_dir))
         self._run_dir = Path(run_dir)
-        self._job = Job(resume, Path(run_dir), name="train", parent=self, quiet_gc=True)
+        self._start_child(resume_request(Path(run_dir), nice=self._nice()))
+        return True
+
+    def _nice(self) -> int:
+        return LOW_PRIORITY_NICE if self.low_priority_check.isChecked() else 0
+
+    def _start_child(self, request: dict) -> None:
+        self._job = Job(supervise, request, name="train", parent=self)
         self._connect_job()
         self._job.start()
-        return True
 
     def _begin(self, text: str) -> None:
         self.banner.clear()
@@ -365,6 +375,12 @@ class TrainPage(Page):
         text = {"completed": f"Training finished: {name} is ready to chat with.",
                 "cancelled": f"Training stopped: {name} saved a checkpoint and can be resumed.",
                 }.get(status, f"Training failed: {name}. See the message on the Train page.")
+        if job is not None and isinstance(job.error, TrainingProcessDied):
+            # The window survived the training process: say what happened and what to do.
+            resumable = self._run_dir is not None and run_folder.is_resumable(self._run_dir)
+            text = (f"Training of {name} stopped unexpectedly: {job.error.message}. "
+                    + ("Resume continues from its latest checkpoint." if resumable
+                       else "No checkpoint was saved yet: start the run again."))
         self.status_label.setText(text)
         if status == "completed" and result is not None and result.adapter_dir:
             self.session.select_run(result.run_dir)
