@@ -188,8 +188,17 @@ def cmd_resume(args) -> int:
     stop = StopFlag()
     stop.install()
     result = resume(args.run_dir, on_event=lambda r: _print_event(r, args.json), should_stop=stop,
-                    overrides=parse_set(args.set or []))
+                    overrides=parse_set(args.set or []), trust_remote_code=args.trust_remote_code,
+                    allow_pickle_weights=args.allow_pickle_weights)
     return 0 if result.status == "completed" else 3
+
+
+def _trust_flags(parser) -> None:
+    """``--trust-remote-code`` / ``--allow-pickle-weights``: this machine's answer, never a file's."""
+    parser.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
+                        help="run the model's own Python code (only for a model whose source you trust)")
+    parser.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",
+                        help="load .bin (pickle) weights, which can run code (only from a source you trust)")
 
 
 def cmd_export(args) -> int:
@@ -291,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("--set", action="append", metavar="KEY=VALUE")
     r.add_argument("--json", action="store_true")
+    _trust_flags(r)
     r.set_defaults(func=cmd_resume)
 
     e = sub.add_parser("export", help="export a run: adapter, merged model, GGUF or Ollama folder (+ parity check)",

@@ -393,8 +393,8 @@ def validation_examples(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_eve
     dc = cfg.data
     if not dc.train_files and not dc.document_files:
         raise DataError("the run names no training files", file=runs.config_path(run), field="data.train_files")
-    tok = load_tokenizer(str(resolve_model(cfg.model.name_or_path, on_event=on_event)),
-                         trust_remote_code=bool(getattr(cfg.model, "trust_remote_code", False)))
+    # the tokenizer's own code is never run on a run folder's say-so (backend/trust.py)
+    tok = load_tokenizer(str(resolve_model(cfg.model.name_or_path, on_event=on_event)))
     # the same steps as pipeline.prepare(), keeping the examples instead of token ids
     seen: dict[str, str] = {}
     results, _ = pl._run(dc.train_files, tok, dc, strict=True, on_event=on_event, should_stop=should_stop,

@@ -35,6 +35,7 @@ from backend import runs
 from backend.errors import ModelError, RunError
 from backend.rag.settings import GenerationSettings
 from backend.specials import neutralise, special_strings
+from backend.trust import asked, notices
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _GEN_KEYS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty")
@@ -304,6 +305,7 @@ def _same_model(a: str | Path, b: str | Path) -> bool:
 
 def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = None, *,
                     settings: GenerationSettings | None = None, device: str = "auto", dtype: str = "auto",
+                    trust_remote_code: bool = False, allow_pickle_weights: bool = False,
                     on_event: ev.OnEvent = ev.no_event) -> HFChatModel:
     """Load a base model, with a run's adapter applied when a run is given.
 
@@ -322,6 +324,10 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     device, dtype
         Where and in which precision to load (``"auto"``: CUDA bf16 when
         available, else CPU float32).
+    trust_remote_code, allow_pickle_weights
+        This machine's answer (CLI flags, GUI settings).  The run folder's
+        ``config.json`` never switches them on; when it asks, a warning ``log``
+        event says so (see :mod:`backend.trust`).
     on_event
         Receives ``progress`` events (stage ``load``).
 
@@ -355,8 +361,12 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     mcfg = run_cfg.get("model") or {}
     run_base = mcfg.get("name_or_path") or "default"
     name = base_model or run_base
-    trust = bool(mcfg.get("trust_remote_code", False))
-    pickle_ok = bool(mcfg.get("allow_pickle_weights", False))
+    # this machine's answer, never the run folder's (a copied run must not run its code): backend/trust.py
+    trust, pickle_ok = bool(trust_remote_code), bool(allow_pickle_weights)
+    granted = {"trust_remote_code": trust, "allow_pickle_weights": pickle_ok}
+    for message in notices([n for n in asked(mcfg) if not granted[n]], f"The run folder {Path(run_dir).name}"
+                           if run_dir is not None else "The run", cli=True):
+        on_event(ev.log(message, level="warning"))
     dev = detect_device(device if device in ("auto", "cuda", "mps", "cpu") else "auto")
     load_dtype = dtype if dtype != "auto" else mcfg.get("dtype", "auto")
 

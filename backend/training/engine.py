@@ -26,6 +26,7 @@ from backend.training.callbacks import make_callback, ppl
 from backend.training.method import apply_method
 from backend.training.oom import free_memory, train_with_oom_retry
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
+from backend.trust import restrict
 from backend.workspace import new_run_dir
 
 log = logging.getLogger("backend.training")
@@ -125,11 +126,14 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
 def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
            should_stop: ev.ShouldStop = ev.never_stop,
            should_pause: Callable[[], bool] | None = None,
-           overrides: dict[str, Any] | None = None) -> RunResult:
+           overrides: dict[str, Any] | None = None, trust_remote_code: bool = False,
+           allow_pickle_weights: bool = False) -> RunResult:
     """Continue a run from its latest checkpoint (optimizer, scheduler and data order included).
 
     ``metrics.jsonl`` stays continuous: records of steps after the checkpoint
     (which will be replayed) are removed first, so each step appears once.
+    ``trust_remote_code`` / ``allow_pickle_weights`` are this machine's answer;
+    the run folder's own values are never used (see :mod:`backend.trust`).
 
     Raises
     ------
@@ -140,6 +144,10 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
     cfg = runs.load_config(run_dir)
     if overrides:
         cfg = cfg.with_overrides(overrides)
+    cfg, refused = restrict(cfg, trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights,
+                            source=f"The run folder {run_dir.name}")
+    for message in refused:
+        on_event(ev.log(message, level="warning"))
     if runs.is_finished(run_dir):
         raise RunError("this run has already completed", file=run_dir,
                        hint="start a new run to train further")
