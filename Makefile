@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast e2e bench package lint clean
+.PHONY: install run test test-fast e2e bench gpu-check package lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ test-fast: install
 
 bench: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
+
+# Every CUDA-only check in one command (< 8 min on one GPU): writes bench/results-gpu.json.
+gpu-check: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m bench.gpu_check
 
 package: install
 	$(PIP) install -q -c constraints.txt -e '.[dev,package]'

@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="model for train and gui (default: the bundled default)")
     p.add_argument("--out-dir", default=str(BENCH_DIR), help="where results.json / results.md go")
     p.add_argument("--train-args", default="", help="extra flags for bench.train_cpu")
+    p.add_argument("--cuda-args", default="", help="extra flags for bench.train_cpu --cuda (gpu_check shrinks it)")
     p.add_argument("--gui-args", default="", help="extra flags for bench.gui")
     p.add_argument("--rag-args", default="", help="extra flags for bench.rag, e.g. \"--chunks 500\"")
     p.add_argument("--merge", action="store_true", help="update the parts run in an existing results.json")
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         if torch.cuda.is_available():
             log("== train (CUDA) ==")
-            res["train_cuda"] = _part("bench.train_cpu", q + mdl + ["--cuda"], 3 * 3600, "cuda")
+            res["train_cuda"] = _part("bench.train_cpu", q + mdl + ["--cuda"] + shlex.split(a.cuda_args), 3 * 3600,
+                                      "cuda")
         else:
             res["train_cuda"] = {"skipped": "no CUDA GPU on this machine"}
     if "first_model" in parts:

@@ -67,7 +67,8 @@ def gui_path_runner():
         "training child process (python -m backend.child) supervised by desktop.workers.Job (QThread)"
 
 
-def run(model: str | None = None, quick: bool = False) -> dict:
+def run(model: str | None = None, quick: bool = False, max_steps: int | None = None,
+        device: str | None = None) -> dict:
     """Measure; return the ``first_model`` block."""
     setup_env()
     try:
@@ -86,6 +87,11 @@ def run(model: str | None = None, quick: bool = False) -> dict:
     overrides: dict[str, Any] = dict(QUICK_OVERRIDES) if quick else {}
     if model:
         overrides["model.name_or_path"] = model
+    if max_steps:  # bench/gpu_check.py: a fixed number of steps on the GPU
+        overrides.update({"training.max_steps": max_steps, "training.save_steps": max(1, max_steps // 2),
+                          "training.eval_steps": max(1, max_steps // 2)})
+    if device:
+        overrides["model.device"] = device
     cfg = resolve_run_config(project, preset="quick", overrides=overrides)
     cfg = cfg.replace(name="bench first model")
     log("first model: the Configure page's estimate …")

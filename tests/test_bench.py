@@ -344,6 +344,83 @@ def test_rag_roofline_counts_the_encoder_gemms():
 
 
 # ---------------------------------------------------------------------------
+# make gpu-check: its CPU-side logic (planning, budget, parsing, reporting) without a GPU
+
+NO_GPU = {"cuda": False, "gpu": None, "bitsandbytes": False}
+GPU = {"cuda": True, "gpu": "NVIDIA H200", "bitsandbytes": False, "bitsandbytes_error": "No module named 'bitsandbytes'"}
+
+
+def test_gpu_check_plan_fits_the_budget_and_says_why_it_skips():
+    from bench.gpu_check import CHECKS, TOTAL_BUDGET_S, plan
+
+    assert {c.name for c in CHECKS} == {"fused_vs_hf", "qlora", "oom_backoff", "gui_path", "bench_cuda"}
+    assert sum(c.budget_s for c in CHECKS) <= TOTAL_BUDGET_S <= 480  # under 8 minutes on one GPU
+    none = plan(NO_GPU)
+    assert [c["name"] for c in none] == [c.name for c in CHECKS]
+    assert all(c["skip"].startswith("no CUDA GPU") for c in none)
+    gpu = {c["name"]: c for c in plan(GPU)}
+    assert gpu["qlora"]["skip"].startswith("bitsandbytes does not import")
+    assert all(c["skip"] is None for n, c in gpu.items() if n != "qlora")
+    squeezed = plan(GPU, ["fused_vs_hf", "bench_cuda"], total_budget_s=130)
+    assert sum(c["budget_s"] for c in squeezed) <= 130 and squeezed[1]["budget_s"] > squeezed[0]["budget_s"]
+    with pytest.raises(ValueError, match="unknown checks"):
+        plan(GPU, ["nope"])
+
+
+def test_gpu_check_parses_each_outcome():
+    from bench.gpu_check import RESULT_PREFIX, parse_result
+
+    ok = parse_result("oom_backoff", 0, "noise\n" + RESULT_PREFIX + json.dumps(
+        {"ok": True, "retries": 2, "final_batch_size": 16}), "", 41.0, 60)
+    assert ok["status"] == "pass" and ok["figures"] == {"retries": 2, "final_batch_size": 16}
+    bad = parse_result("qlora", 1, RESULT_PREFIX + json.dumps({"ok": False, "reason": "rc=3, failed"}), "", 5, 60)
+    assert bad["status"] == "fail" and bad["reason"] == "rc=3, failed"
+    crashed = parse_result("fused_vs_hf", -9, "", "Killed\n", 12, 70)
+    assert crashed["status"] == "fail" and "without a result" in crashed["reason"] and "Killed" in crashed["stderr_tail"]
+    late = parse_result("bench_cuda", None, "", "", 190, 190)
+    assert late["status"] == "timeout" and "190 s" in late["reason"]
+    # a result line that says ok from a process that then failed is a failure
+    assert parse_result("gui_path", 1, RESULT_PREFIX + '{"ok": true}', "", 3, 90)["status"] == "fail"
+    assert parse_result("gui_path", 0, RESULT_PREFIX + "{not json", "", 3, 90)["status"] == "fail"
+
+
+def test_gpu_check_runs_the_plan_within_the_total_budget_and_tabulates():
+    from bench.gpu_check import parse_result, plan, run_all, summary_table, RESULT_PREFIX
+
+    calls = []
+
+    def run_check(c, timeout):  # what a check process would have printed
+        calls.append((c["name"], timeout))
+        return parse_result(c["name"], 0, RESULT_PREFIX + json.dumps({"ok": True, "speedup": 1.8}), "", 1.0,
+                            c["budget_s"])
+
+    results = run_all(plan(GPU), run_check=run_check)
+    assert [r["status"] for r in results] == ["pass", "skip", "pass", "pass", "pass"]
+    assert [n for n, _ in calls] == ["fused_vs_hf", "oom_backoff", "gui_path", "bench_cuda"]
+    assert all(t <= 480 for _, t in calls)
+    table = summary_table(results)
+    assert table.splitlines()[0].split() == ["CHECK", "STATUS", "SECONDS", "DETAILS"]
+    assert "speedup=1.8" in table and "bitsandbytes does not import" in table
+    # nothing left of the budget: the rest is recorded as skipped, not run
+    calls.clear()
+    spent = run_all(plan(GPU), run_check=run_check, total_budget_s=5)
+    assert not calls and all(r["status"] == "skip" for r in spent)
+
+
+def test_gpu_check_without_a_gpu_writes_its_json(tmp_path):
+    from bench import gpu_check
+
+    if gpu_check.probe_environment()["cuda"]:
+        pytest.skip("this machine has a GPU: make gpu-check runs for real")
+    out = tmp_path / "results-gpu.json"
+    assert gpu_check.main(["--dry-run"]) == 0
+    assert gpu_check.main(["--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["ran"] == 0 and doc["passed"] and len(doc["checks"]) == 5
+    assert all(c["status"] == "skip" and c["reason"] for c in doc["checks"])
+
+
+# ---------------------------------------------------------------------------
 # every bench script once, tiny
 
 @pytest.mark.slow
