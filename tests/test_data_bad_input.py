@@ -105,6 +105,19 @@ def test_unknown_role(tok, tmp_path):
     assert len(ok.train) == 1
 
 
+@pytest.mark.parametrize("roles, message", [
+    (["assistant", "user", "assistant"], r"starts with the assistant \(message 1\)"),
+    (["user", "user", "assistant"], r"two user messages in a row \(message 2\)"),
+    (["system", "user", "assistant", "assistant"], r"two assistant messages in a row \(message 4\)"),
+])
+def test_roles_out_of_order(tok, tmp_path, roles, message):
+    f = tmp_path / "order.jsonl"
+    f.write_text(json.dumps({"messages": [{"role": r, "content": f"m{i}"} for i, r in enumerate(roles)]}) + "\n",
+                 encoding="utf-8")
+    with pytest.raises(DataError, match=r"order\.jsonl:1: .*" + message + r".* — "):
+        prepare(cfg_for(f), tok)
+
+
 def test_row_far_over_max_length_and_file_left_empty(tok, tmp_path):
     f = tmp_path / "long.jsonl"
     f.write_text(CHAT + "\n" + json.dumps({"messages": [{"role": "user", "content": "tell me " * 400},

@@ -248,6 +248,16 @@ def _check_conversation(msgs: list[dict[str, str]], train_on_prompt: bool, train
         if m["role"] == "system" and i > 0 and msgs[i - 1]["role"] != "system":
             raise RowError(f"system message {i + 1} comes after the conversation started",
                            "put the system message first")
+    turns = [(i, m["role"]) for i, m in enumerate(msgs) if m["role"] in ("user", "assistant")]
+    if turns and turns[0][1] == "assistant" and train_from == 0:
+        raise RowError(f"the conversation starts with the assistant (message {turns[0][0] + 1})",
+                       "start with the user's message; a chat template would render it as the model "
+                       "speaking unprompted")
+    for (_, a), (j, b) in zip(turns, turns[1:]):
+        if a == b:
+            raise RowError(f"messages out of order: two {a} messages in a row (message {j + 1})",
+                           "alternate user and assistant turns (merge the two messages, or add the "
+                           "missing turn between them)")
     if not train_on_prompt:
         answers = [m for m in msgs[train_from:] if m["role"] == "assistant"]
         if not answers:
