@@ -291,8 +291,29 @@ def read_manifest(project: "Project") -> dict[str, Any]:
                             hint="restore it from a backup, or delete it and add the documents again") from None
     if not m:
         return {"version": MANIFEST_VERSION, "documents": {}}
-    m.setdefault("documents", {})
+    docs = m.get("documents")
+    if not isinstance(docs, dict):
+        raise DocumentError("the documents manifest has no 'documents' table", file=project.manifest_path,
+                            hint="delete it and add the documents again")
+    m["documents"] = {_manifest_key(project, k, v): v for k, v in docs.items() if isinstance(v, dict)}
     return m
+
+
+def _manifest_key(project: "Project", key: str, entry: dict) -> str:
+    """An entry's absolute path: a relative one is relative to ``documents/``, never to the current folder.
+
+    A relative entry that climbs out of the project (``../../etc/x``) is kept but marked as an
+    error, so it is neither read nor indexed (absolute entries are files the user added by path).
+    """
+    raw = Path(str(entry.get("path") or key)).expanduser()
+    if raw.is_absolute():
+        return str(raw)
+    path = (project.documents_dir / raw).resolve()
+    entry["path"] = str(path)
+    if not path.is_relative_to(project.root.resolve()):
+        entry.update(status="error", error=f"{raw} points outside the project folder; add the file by its "
+                                           "full path if you meant it")
+    return str(path)
 
 
 @dataclass

@@ -219,3 +219,23 @@ def test_documents_as_training_text(tmp_path, real_tokenizer_dir):
     assert out.parent == proj.datasets_dir and rows[0]["source"] == str(doc) and "text" in rows[0]
     with pytest.raises(DocumentError, match="output file exists"):
         export_text_dataset([doc], out)
+
+
+def test_manifest_paths_are_relative_to_the_project_not_the_current_folder(tmp_path, monkeypatch):
+    import json as _json
+
+    from backend.documents import project_documents, read_manifest
+    from backend.workspace import Project
+
+    proj = Project.create(tmp_path / "p")
+    (proj.documents_dir / "guide.md").write_text("# Guide\n\nText.\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the index")
+    proj.manifest_path.write_text(_json.dumps({"version": 1, "documents": {
+        "guide.md": {"path": "guide.md", "status": "ok"},
+        "../../secret.txt": {"path": "../../secret.txt", "status": "ok"}}}))
+    monkeypatch.chdir(tmp_path)  # a cwd-relative reading would find neither file where it should
+    docs = project_documents(proj)
+    assert docs == [str((proj.documents_dir / "guide.md").resolve())]
+    bad = [e for e in read_manifest(proj)["documents"].values() if e["status"] == "error"]
+    assert len(bad) == 1 and "outside the project folder" in bad[0]["error"]
