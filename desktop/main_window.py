@@ -16,7 +16,7 @@ from desktop.appstate import AppSettings, install_sample_project, resources_dir
 from desktop.pages.configure import ConfigurePage
 from desktop.pages.model import ModelPage
 from desktop.pages.project import ProjectPage
-from desktop.runs import interrupted_runs
+from backend.runs import list_runs
 from desktop.session import Session
 from desktop.widgets import Banner, Page, muted
 from desktop.workers import Job, running_jobs
@@ -268,15 +268,24 @@ class MainWindow(QMainWindow):
         self.device_label.setToolTip("Detected with PyTorch; change it under Configure › Model › Device")
 
     def _offer_resume(self) -> None:
-        """Offer to resume a run that a closed window or a crash left 'running'."""
+        """Offer to resume the newest unfinished run that can continue from a checkpoint.
+
+        Whatever ended it: a crash or a kill (left ``running``), the window closed or Stop
+        (``cancelled``), a failure (``failed``, e.g. the training process was killed).
+        A run that another process is training right now is not offered.
+        """
         if self.session.project is None or not self._pages_ready or self.training_busy():
             return
-        for run in interrupted_runs(self.session.project.root):
-            if self.settings.resume_dismissed(run.run_dir):
+        for run in list_runs(self.session.project.root):
+            if run.status == "completed" or (run.status in ("running", "queued") and not run.interrupted):
+                continue
+            if not run.resumable or self.settings.resume_dismissed(run.run_dir):
                 continue
             step = f" at step {run.step}" if run.step is not None else ""
+            how = {"cancelled": "was stopped", "failed": "failed"}.get(run.status, "was interrupted")
+            why = f" ({run.reason})" if run.reason and run.status == "failed" else ""
             self.notice.show_message(
-                "warning", f"Training run “{run.name}” was interrupted{step}.",
+                "warning", f"Training run “{run.name}” {how}{step}{why}.",
                 "It can continue from its latest checkpoint.",
                 [("Resume", lambda _=False, r=run.run_dir: self._on_resume_accepted(r)),
                  ("Not now", lambda _=False, r=run.run_dir: self._on_resume_dismissed(r))])

@@ -96,3 +96,52 @@ def test_a_cancelled_job_is_not_logged_as_an_error(qtbot, caplog, tmp_path):
         job.start()
     assert not job.cancelled
     assert any(r.levelno == logging.ERROR and "Traceback" in r.getMessage() for r in caplog.records)
+
+
+# -- the Chat page with a document it cannot read (issue 20, item 0) ---------------------------
+@pytest.fixture()
+def window(qtbot, tmp_path, monkeypatch, tiny_model_dir):
+    from desktop.app import create_window
+    from desktop.workers import stop_all_jobs
+
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    w = create_window(model=str(tiny_model_dir))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.model_path is not None and w.session.device is not None, timeout=60_000)
+    yield w
+    stop_all_jobs(timeout_ms=60_000)
+
+
+def test_unreadable_document_is_named_once_and_the_question_answered(qtbot, window, monkeypatch):
+    w = window
+    w.ensure_pages()
+    cp = w.chat_page
+    docs = w.session.project.documents_dir
+    (docs / "notes.txt").write_bytes(b"\x00\x01binary\x00\xff\xfe" * 64)
+    cp._refresh_index_label()
+    cp.rag_check.setChecked(True)
+    cp.gen_editors["max_new_tokens"].setValue(4)
+    updates = []
+    real_update = cp.update_index
+    monkeypatch.setattr(cp, "update_index", lambda: updates.append(1) or real_update())
+    assert cp.index_is_stale()
+
+    assert cp.ask("What does error E4 mean?")
+    qtbot.waitUntil(lambda: not cp.is_busy() and cp._queued_question is None and bool(cp.exchanges())
+                    and all(a.done for a in cp.exchanges()[-1].answers.values()), timeout=300_000)
+    assert updates == [1]  # one index update, not one per failure
+    assert not cp.banner.isHidden() and "documents/notes.txt:1: NUL byte" in cp.banner.text(), cp.banner.text()
+    assert "could not be read" in cp.banner.text()
+    answer = list(cp.exchanges()[-1].answers.values())[0]
+    assert answer.done and answer.sources  # answered from the documents that could be read
+
+    # asked again: the bad file is not "stale" any more (it has not changed), nothing is re-indexed
+    assert not cp.index_is_stale()
+    assert cp.ask("What does error E5 mean?")
+    qtbot.waitUntil(lambda: not cp.is_busy() and len(cp.exchanges()) == 2
+                    and all(a.done for a in cp.exchanges()[-1].answers.values()), timeout=300_000)
+    assert updates == [1] and cp.banner.isHidden()
+    # once the file changes it is tried again
+    (docs / "notes.txt").write_text("E4 means the Wi-Fi password was rejected.\n", encoding="utf-8")
+    assert cp.index_is_stale()

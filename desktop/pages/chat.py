@@ -258,6 +258,10 @@ class ChatPage(Page):
         self._index_job: Job | None = None
         self._exchange: QtExchange | None = None
         self._queued_question: str | None = None
+        # Documents the last index update could not read, with their (size, mtime) then: left out
+        # of the staleness check until they change, so a bad file is reported once and does not
+        # start update after update (issue 20).
+        self._unreadable: dict[Path, tuple[int, int]] = {}
 
         # -- top bar
         self.run_combo = QComboBox()
@@ -492,7 +496,7 @@ class ChatPage(Page):
         from backend.rag.freshness import stale_documents  # by content, as `tune ingest` decides
 
         try:
-            return bool(stale_documents(s.project, docs))
+            return any(not self._still_unreadable(p) for p in stale_documents(s.project, docs))
         except Exception:  # a broken index record must not break the page, nor start update after update
             log.warning("could not compare the documents with the index", exc_info=True)
             return False
@@ -518,6 +522,41 @@ class ChatPage(Page):
     def _on_index_clicked(self) -> None:
         self.update_index()
 
+    @staticmethod
+    def _stamp(path: Path) -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
+
+    def _still_unreadable(self, path: Path) -> bool:
+        """The index update failed on this file and it has not changed since."""
+        p = Path(path).resolve()
+        return p in self._unreadable and self._stamp(p) == self._unreadable[p]
+
+    def _remember_unreadable(self, failed: list[tuple[Path, str]]) -> None:
+        """Note the files an update could not read; name the new ones once, with the reason."""
+        new = []
+        for path, reason in failed:
+            p = path.resolve()
+            if not self._still_unreadable(p):
+                new.append((p, reason))
+            stamp = self._stamp(p)
+            if stamp is not None:
+                self._unreadable[p] = stamp
+        if new:
+            root = self.session.project.root.resolve() if self.session.project else None
+            lines = []
+            for p, reason in new:
+                name = str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p)
+                # the reason usually starts with the file's full path (and line): show the short name
+                lines.append(name + reason[len(str(p)):] if reason.startswith(str(p)) else f"{name}: {reason}")
+            self.banner.show_message(
+                "warning", f"{len(new)} document(s) could not be read and are left out of the index",
+                "\n".join(lines) + "\nFix or remove the file on the Data page; the index picks it up once it "
+                "changes.")
+
     def update_index(self) -> None:
         """Embed new and changed documents in a worker."""
         s = self.session
@@ -526,7 +565,7 @@ class ChatPage(Page):
         self._index_job = Job(self.engine.ingest, s.project.root, s.document_files(), name="ingest", parent=self)
         self._index_job.event.connect(self._on_progress_event)
         self._index_job.returned.connect(self._on_index_returned)
-        self._index_job.errored.connect(self._on_job_errored)
+        self._index_job.errored.connect(self._on_index_errored)
         self._index_job.finished.connect(self._on_index_finished)
         self.progress.setRange(0, 0)
         self.progress.show()
@@ -536,6 +575,17 @@ class ChatPage(Page):
 
     def _on_index_returned(self, report) -> None:
         self.status.setText(f"Index: {report.describe()}")
+        root = self.session.project.root if self.session.project else Path(".")
+        self._remember_unreadable([(root / f["source"], f["error"]) for f in report.failed])
+
+    def _on_index_errored(self, error: BaseException) -> None:
+        from backend.errors import DocumentError
+
+        if isinstance(error, DocumentError) and error.file:  # every file failed: the first one's error
+            self._remember_unreadable([(Path(error.file), error.message)])
+            self.status.setText("Index: not updated")
+            return
+        self._on_job_errored(error)
 
     def _on_index_finished(self) -> None:
         self.progress.hide()
@@ -543,7 +593,7 @@ class ChatPage(Page):
         self._update_controls()
         if self._queued_question:
             q, self._queued_question = self._queued_question, None
-            self.ask(q)
+            self.ask(q, index_checked=True)  # never a second update for the same question
 
     # -- asking ------------------------------------------------------------------------------------
     def modes(self) -> list[str]:
@@ -565,13 +615,18 @@ class ChatPage(Page):
         if q:
             self.ask(q)
 
-    def ask(self, question: str) -> bool:
-        """Ask ``question`` in the selected modes (starts a worker)."""
+    def ask(self, question: str, *, index_checked: bool = False) -> bool:
+        """Ask ``question`` in the selected modes (starts a worker).
+
+        With documents, a stale index is updated first and the question asked
+        when the update ends, whatever its outcome (``index_checked``).
+        """
         s = self.session
         if s.project is None or self.is_busy():
             return False
-        self.banner.clear()
-        if self.rag_check.isChecked() and self.index_is_stale():
+        if not index_checked:  # keep what the update just reported (a file it could not read)
+            self.banner.clear()
+        if self.rag_check.isChecked() and not index_checked and self.index_is_stale():
             self._queued_question = question
             self.update_index()
             return True
