@@ -416,8 +416,10 @@ def _summary(results: list[FileResult], dc: DataConfig, duplicates: int) -> dict
 
 def _run(files: Sequence[str], tokenizer, dc: DataConfig, *, strict: bool, on_event: ev.OnEvent,
          should_stop: ev.ShouldStop, seen: dict[str, str] | None = None,
-         keep_offsets: bool = False, documents: Sequence[str] = ()) -> tuple[list[FileResult], int]:
+         keep_offsets: bool = False, documents: Sequence[str] = (), seed: int = 42) -> tuple[list[FileResult], int]:
     results = read_and_normalise(files, dc, strict_files=strict, on_event=on_event, should_stop=should_stop)
+    if dc.raft:
+        _raft(results, dc, seed, on_event, should_stop, strict=strict)
     results += document_results(documents, dc, strict_files=strict, on_event=on_event, should_stop=should_stop)
     if strict:
         _raise_first(results)
@@ -426,6 +428,25 @@ def _run(files: Sequence[str], tokenizer, dc: DataConfig, *, strict: bool, on_ev
                 on_event=on_event, should_stop=should_stop)
     row_problems(results, dc)
     return results, duplicates
+
+
+def _raft(results: list[FileResult], dc: DataConfig, seed: int, on_event: ev.OnEvent,
+          should_stop: ev.ShouldStop, *, strict: bool = True, limit: int | None = None) -> None:
+    """``data.raft``: question-answer rows shown with the passages the chat retrieves (backend.data.raft).
+
+    Not strict (checks, previews): a missing index becomes a problem of the first file instead of an error.
+    """
+    from backend.data.raft import apply_raft
+
+    rows = [r.example for res in results for r in res.rows][:limit]
+    try:
+        apply_raft(rows, dc, seed=seed, on_event=on_event, should_stop=should_stop)
+    except DataCancelled:
+        raise
+    except DataError as e:
+        if strict or not results:
+            raise
+        results[0].problems.append(Problem(results[0].path, None, e.message, e.hint or ""))
 
 
 def _raise_first(results: list[FileResult]) -> None:
@@ -474,7 +495,7 @@ def prepare(cfg: RunConfig, tokenizer, *, on_event: ev.OnEvent = ev.no_event,
                         f"({dc.document_chunk_size})", field="data.document_chunk_overlap",
                         hint="use an overlap of at most 20% of the chunk size, or 0")
     seen: dict[str, str] = {}
-    results, dups = _run(dc.train_files, tokenizer, dc, strict=True, on_event=on_event,
+    results, dups = _run(dc.train_files, tokenizer, dc, strict=True, on_event=on_event, seed=_seed(cfg),
                          should_stop=should_stop, seen=seen, documents=dc.document_files)
     _raise_first(results)
     usable = [r for res in results for r in res.rows if r.usable]
@@ -484,7 +505,7 @@ def prepare(cfg: RunConfig, tokenizer, *, on_event: ev.OnEvent = ev.no_event,
     report = _summary(results, dc, dups)
     eval_rows: list[Row] | None
     if dc.validation_files:
-        vres, vdups = _run(dc.validation_files, tokenizer, dc, strict=True, on_event=on_event,
+        vres, vdups = _run(dc.validation_files, tokenizer, dc, strict=True, on_event=on_event, seed=_seed(cfg),
                            should_stop=should_stop, seen=dict(seen) if dc.dedupe else None)
         _raise_first(vres)
         eval_rows = [r for res in vres for r in res.rows if r.usable]
@@ -601,7 +622,8 @@ def check_files(files: Sequence[str], tokenizer, cfg: RunConfig | DataConfig | N
     dc = _data_cfg(cfg)
     if format and format != dc.format:
         dc = DataConfig(**{**dc.__dict__, "format": format})
-    results, dups = _run(list(files), tokenizer, dc, strict=False, on_event=on_event, should_stop=should_stop)
+    results, dups = _run(list(files), tokenizer, dc, strict=False, on_event=on_event, should_stop=should_stop,
+                         seed=_seed(cfg))
     summary = _summary(results, dc, dups)
     problems = [p for res in results for p in res.problems]
     lengths = [r.length for res in results for r in res.rows if r.encoded is not None]
@@ -651,6 +673,8 @@ def preview(files: Sequence[str], tokenizer, cfg: RunConfig | DataConfig | None 
     if format and format != dc.format:
         dc = DataConfig(**{**dc.__dict__, "format": format})
     results = read_and_normalise(list(files), dc, strict_files=False)
+    if dc.raft:
+        _raft(results, dc, _seed(cfg), ev.no_event, ev.never_stop, strict=False, limit=max(0, n))
     rows = [r for res in results for r in res.rows][:max(0, n)]
     encode_rows(rows, tokenizer, dc, keep_offsets=True)
     out = []

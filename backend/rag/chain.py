@@ -11,6 +11,7 @@ questions in any mode, streaming tokens to a callback.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +25,38 @@ from backend.rag.settings import GenerationSettings, RetrievalSettings
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
 
+    from backend.rag.evidence import Evidence
+
     from backend.rag.chat_model import HFChatModel
     from backend.workspace import Project
 
 MODES = ("tuned+rag", "tuned", "base+rag", "base")
+
+ABSTAIN_ANSWER = "Your documents don't say."
+RAG_USER_TEMPLATE = "Context:\n{context}\n\nQuestion: {question}"
+
+# how answers that decline to answer read (the model's own words, or ours)
+_ABSTAIN_PATTERNS = re.compile(
+    r"documents? (?:do(?:es)?n[o']?t|do(?:es)? not) (?:say|mention|contain|state)|"
+    r"\b(?:i )?(?:do not|don'?t|cannot|can'?t) (?:know|tell|say|find|answer)\b|"
+    r"\bnot (?:mentioned|stated|specified|provided|given|found) in\b|"
+    r"\bno information (?:about|on|in)\b|"
+    r"\b(?:context|passages?|documents?) (?:does not|doesn'?t|do not|don'?t) (?:contain|provide|include|mention|say)",
+    re.IGNORECASE)
+
+
+def is_abstention(text: str) -> bool:
+    """Whether an answer declines to answer ("Your documents don't say.", "I don't know", ...).
+
+    Examples
+    --------
+    >>> is_abstention(ABSTAIN_ANSWER), is_abstention("E4 means the Wi-Fi password was rejected.")
+    (True, False)
+    """
+    t = " ".join((text or "").replace("’", "'").split())
+    if not t:
+        return False
+    return t.casefold().startswith(ABSTAIN_ANSWER.casefold().rstrip(".")) or bool(_ABSTAIN_PATTERNS.search(t))
 
 
 def mode_name(tuned: bool, rag: bool) -> str:
@@ -64,6 +93,15 @@ class Answer:
         Wall time, retrieval included.
     stopped
         The answer was cut short by ``should_stop``.
+    abstained
+        The chat declined to answer (:data:`ABSTAIN_ANSWER`: nothing relevant
+        was retrieved), or the model's answer says it does not know.
+    evidence
+        The sentences the answer rests on, best first:
+        ``{"source_index", "sentence", "start", "end", "score"}`` (``start`` /
+        ``end`` are character offsets into ``sources[source_index].text``).
+    relevance
+        The best evidence sentence's score (compared with the abstention threshold).
     """
 
     question: str
@@ -72,12 +110,16 @@ class Answer:
     sources: list[Source] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    abstained: bool = False
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    relevance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable (the ``tune ask --json`` output)."""
         return {"question": self.question, "answer": self.answer, "mode": self.mode,
                 "sources": [s.to_dict() for s in self.sources], "seconds": round(self.seconds, 3),
-                "stopped": self.stopped}
+                "stopped": self.stopped, "abstained": self.abstained, "evidence": list(self.evidence),
+                "relevance": None if self.relevance is None else round(self.relevance, 4)}
 
 
 # ---------------------------------------------------------------------------
@@ -98,13 +140,41 @@ def format_context(sources: Sequence[Source], max_chars: int) -> str:
     return "\n\n".join(blocks)
 
 
+def build_context(question: str, sources: Sequence[Source], settings: RetrievalSettings,
+                  embeddings: Any = None, lexicon: Any = None) -> "tuple[str, Evidence | None]":
+    """The context text for the prompt and the evidence it was built from.
+
+    With ``settings.evidence`` the best sentences of the passages (and their
+    neighbours) within ``settings.evidence_chars``; otherwise the whole
+    passages cut to ``settings.max_context_chars``.
+    """
+    if not sources:
+        return "", None
+    if settings.evidence:
+        from backend.rag.evidence import select_evidence
+
+        ev_ = select_evidence(question, sources, embeddings, budget=settings.evidence_chars,
+                              neighbours=settings.evidence_neighbours, lexical_weight=settings.lexical_weight,
+                              lexicon=lexicon)
+        return ev_.context, ev_
+    return format_context(sources, settings.max_context_chars), None
+
+
+def rag_prompt(question: str, context: str, settings: RetrievalSettings) -> list[tuple[str, str]]:
+    """``[(role, text)]`` of the prompt with retrieved context: the chat and RAFT training use this one format."""
+    user = RAG_USER_TEMPLATE.format(context=context, question=question) if context else question
+    return [("system", settings.system_prompt), ("user", user)]
+
+
 def rag_messages(inputs: dict[str, Any], settings: RetrievalSettings) -> list:
-    """System + user messages for a question with retrieved passages."""
+    """System + user messages for a question with retrieved passages (``inputs["context"]`` when given)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    context = format_context(inputs.get("sources") or [], settings.max_context_chars)
-    user = f"Context:\n{context}\n\nQuestion: {inputs['question']}" if context else inputs["question"]
-    return [SystemMessage(content=settings.system_prompt), HumanMessage(content=user)]
+    context = inputs.get("context")
+    if context is None:
+        context = format_context(inputs.get("sources") or [], settings.max_context_chars)
+    cls = {"system": SystemMessage, "user": HumanMessage}
+    return [cls[role](content=text) for role, text in rag_prompt(inputs["question"], context, settings)]
 
 
 def plain_messages(inputs: dict[str, Any], settings: RetrievalSettings) -> list:
@@ -152,10 +222,19 @@ def build_rag_chain(chat_model: "Runnable", index: DocumentIndex | None, setting
 
         def retrieve(inputs: dict[str, Any]) -> list[Source]:
             given = inputs.get("sources")
-            return list(given) if given is not None else index.search(inputs["question"], settings.k)
+            return list(given) if given is not None else index.search(inputs["question"], settings.k, settings)
+
+        def context(inputs: dict[str, Any]) -> str:
+            given = inputs.get("context")
+            if given is not None:
+                return given
+            return build_context(inputs["question"], inputs["sources"], settings,
+                                 index.embeddings if settings.evidence else None,
+                                 index.lexical if settings.evidence else None)[0]
 
         prompt = RunnableLambda(lambda x: rag_messages(x, settings), name="rag_prompt")
         return (RunnablePassthrough.assign(sources=RunnableLambda(retrieve, name="retrieve"))
+                | RunnablePassthrough.assign(context=RunnableLambda(context, name="evidence"))
                 | RunnablePassthrough.assign(answer=prompt | chat_model | StrOutputParser()))
     prompt = RunnableLambda(lambda x: plain_messages(x, settings), name="plain_prompt")
     return (RunnablePassthrough.assign(sources=RunnableLambda(lambda _x: [], name="no_retrieval"))
@@ -200,7 +279,15 @@ class ChatSession:
         """The passages for ``question`` (to reuse across modes)."""
         if self.index is None:
             raise RunError("retrieval needs a document index", hint="ingest documents first (`tune ingest`)")
-        return self.index.search(question, k or self.settings.k)
+        return self.index.search(question, k or self.settings.k, self.settings)
+
+    def evidence(self, question: str, sources: Sequence[Source]) -> "tuple[str, Evidence | None]":
+        """The prompt's context for ``question`` and the evidence sentences it holds."""
+        if self.index is None:
+            return format_context(sources, self.settings.max_context_chars), None
+        emb = self.index.embeddings if self.settings.evidence else None
+        lex = self.index.lexical if self.settings.evidence else None
+        return build_context(question, sources, self.settings, emb, lex)
 
     def chain(self, mode: str = "tuned+rag", **model_kwargs: Any) -> "Runnable":
         """The runnable for ``mode`` (``model_kwargs`` are bound to the chat model)."""
@@ -255,10 +342,25 @@ class ChatSession:
             kw["should_stop"] = should_stop
         chain = self.chain(mode, **kw)
         inputs: dict[str, Any] = {"question": question}
-        if sources is not None:
-            inputs["sources"] = list(sources)
+        evidence: list[dict[str, Any]] = []
+        relevance: float | None = None
+        if parse_mode(mode)[1]:
+            found = list(sources) if sources is not None else self.retrieve(question)
+            inputs["sources"] = found
+            context, ev_ = self.evidence(question, found)
+            inputs["context"] = context
+            if ev_ is not None:
+                evidence, relevance = ev_.records(), ev_.relevance
+            if self.settings.abstain and (not found or (relevance is not None and relevance < self.settings.abstain_threshold)):
+                # nothing relevant retrieved: say so instead of letting the model invent an answer
+                if on_sources is not None and found:
+                    on_sources(found)
+                if on_token is not None:
+                    on_token(ABSTAIN_ANSWER)
+                return Answer(question, ABSTAIN_ANSWER, mode, found, time.perf_counter() - t0, False,
+                              abstained=True, evidence=evidence, relevance=relevance)
         parts: list[str] = []
-        found: list[Source] = []
+        found = []
         for piece in chain.stream(inputs):
             if "sources" in piece and piece["sources"] is not None and not found:
                 found = list(piece["sources"])
@@ -270,7 +372,9 @@ class ChatSession:
                 if on_token is not None:
                     on_token(text)
         stopped = bool(should_stop and should_stop())
-        return Answer(question, "".join(parts).strip(), mode, found, time.perf_counter() - t0, stopped)
+        text = "".join(parts).strip()
+        return Answer(question, text, mode, found, time.perf_counter() - t0, stopped,
+                      abstained=is_abstention(text), evidence=evidence, relevance=relevance)
 
     def ask_all(self, question: str, modes: Sequence[str] | None = None, **kwargs: Any) -> dict[str, Answer]:
         """Answer in several modes (default: all this session can), retrieving once."""
@@ -341,4 +445,5 @@ def _project_base_model(project: "Project | str | Path") -> str:
     return d.get("base_model") or "default"
 
 
-__all__ = ["Answer", "ChatSession", "MODES", "ask", "build_rag_chain", "format_context", "mode_name", "parse_mode"]
+__all__ = ["ABSTAIN_ANSWER", "Answer", "ChatSession", "MODES", "ask", "build_context", "build_rag_chain",
+           "format_context", "is_abstention", "mode_name", "parse_mode", "rag_prompt"]

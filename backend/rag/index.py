@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from backend import events as ev
 from backend.errors import DocumentError, IndexStoreError
 from backend.fsutil import atomic_write_json, read_json
-from backend.rag.settings import IndexSettings
+from backend.rag.hybrid import LEXICAL_FILE, BM25Index
+from backend.rag.settings import IndexSettings, RetrievalSettings
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -60,6 +61,14 @@ class Source:
         The passage.
     score
         Cosine similarity to the question (1 = same meaning, 0 = unrelated).
+    bm25
+        BM25 score of the passage's words against the question (0 = no word
+        in common, or hybrid retrieval off).
+    fused
+        The reciprocal-rank-fusion score that ordered the passages (0 when
+        only the vector search ranked them).
+    id
+        The chunk's id in the index.
     """
 
     file: str
@@ -68,6 +77,9 @@ class Source:
     chunk: int
     text: str
     score: float
+    bm25: float = 0.0
+    fused: float = 0.0
+    id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable."""
@@ -253,6 +265,7 @@ class DocumentIndex:
         self._meta: dict[str, Any] | None = None
         self._collection = None
         self._store = None
+        self._lexical = None  # BM25 over the chunks (backend.rag.hybrid), loaded on first use
 
     @property
     def embeddings(self) -> "LocalEmbeddings":
@@ -286,6 +299,10 @@ class DocumentIndex:
         return self._meta
 
     def _save_meta(self) -> None:
+        if self._lexical is not None and self._lexical_dirty:
+            # written before the record: a crash in between is caught by the id check in `lexical`
+            self._lexical.save(self.dir / LEXICAL_FILE)
+            self._lexical_dirty = False
         self.meta["format"] = META_FORMAT
         self.meta["embedder"] = self.embedder.to_dict()
         self.meta["updated_at"] = round(time.time(), 3)
@@ -334,32 +351,66 @@ class DocumentIndex:
             return 0
         return self.collection.count()
 
+    # -- words (BM25) -----------------------------------------------------
+    _lexical_dirty = False
+
+    @property
+    def lexical(self) -> BM25Index:
+        """The BM25 index of the chunks' words (``index/lexical.json``).
+
+        Kept in step with the vectors by :meth:`update`; rebuilt from the
+        stored chunk texts when it is missing (an index built before hybrid
+        retrieval), unreadable, or holds other chunk ids than Chroma (a crash
+        between the two writes).  No model is needed for that.
+        """
+        if self._lexical is None:
+            bm = BM25Index.load(self.dir / LEXICAL_FILE) if (self.dir / LEXICAL_FILE).exists() else None
+            client = _client(self.dir) if self.exists else None
+            if client is None or not _has_collection(client):
+                # no chunks stored: an old file (if any) is stale and is overwritten at the next save
+                self._lexical, self._lexical_dirty = BM25Index(), bm is not None
+                return self._lexical
+            present = set(self.collection.get(include=[])["ids"])
+            if bm is None or bm.ids() != present:
+                bm = BM25Index()
+                ids = sorted(present)
+                for j in range(0, len(ids), _FLUSH_CHUNKS):
+                    got = self.collection.get(ids=ids[j:j + _FLUSH_CHUNKS], include=["documents"])
+                    bm.add(got["ids"], [d or "" for d in got["documents"]])
+                self._lexical = bm
+                self._lexical_dirty = True
+                bm.save(self.dir / LEXICAL_FILE)
+                self._lexical_dirty = False
+            else:
+                self._lexical = bm
+        return self._lexical
+
+    def _lex_remove(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.lexical.remove(ids)
+            self._lexical_dirty = True
+
     def sources(self) -> dict[str, dict[str, Any]]:
         """Indexed sources: key -> ``{path, file, sha256, chunks, ...}``."""
         return dict(self.meta["sources"])
 
     # -- questions --------------------------------------------------------
-    def search(self, query: str, k: int = 4) -> list[Source]:
-        """The ``k`` passages closest in meaning to ``query``, best first.
+    def search(self, query: str, k: int = 4, settings: RetrievalSettings | None = None) -> list[Source]:
+        """The ``k`` passages that best match ``query``, best first.
+
+        With ``settings.hybrid`` (the default) the vector ranking and the BM25
+        ranking of the chunks' words are fused (:func:`backend.rag.hybrid.hybrid_search`);
+        otherwise only the vectors rank.
 
         Raises
         ------
         IndexStoreError
             When the index is missing, empty or built with another embedder.
         """
+        from backend.rag.hybrid import hybrid_search
+
         self.require_ready()
-        n = min(int(k), self.collection.count())
-        hits = self.vectorstore.similarity_search_with_score(query, k=n)
-        out = []
-        for doc, distance in hits:
-            m = doc.metadata or {}
-            page = m.get("page")
-            out.append(Source(file=str(m.get("file") or Path(str(m.get("source", "?"))).name),
-                              path=str(m.get("source", "")),
-                              page=int(page) if isinstance(page, (int, float)) and page >= 0 else None,
-                              chunk=int(m.get("chunk", 0)), text=doc.page_content,
-                              score=round(1.0 - float(distance), 4)))
-        return out
+        return hybrid_search(self, query, int(k), settings or RetrievalSettings())
 
     def require_ready(self) -> None:
         """Raise :class:`IndexStoreError` unless the index exists, matches the embedder and has chunks."""
@@ -380,6 +431,8 @@ class DocumentIndex:
         self._collection = None
         self._store = None
         self._meta = {"sources": {}}
+        self._lexical = BM25Index()
+        self._lexical_dirty = True
 
     def _heal(self) -> set[str]:
         """Make Chroma and the record agree after a crash; return keys whose chunks are missing."""
@@ -444,6 +497,7 @@ class DocumentIndex:
         broken = self._heal() if sources else set()
 
         coll = self.collection
+        _ = self.lexical  # in step with Chroma before anything changes
         # 1. removed sources lose their chunks
         for key in remove:
             rec = sources.pop(key, None)
@@ -452,6 +506,7 @@ class DocumentIndex:
             ids = _chunk_ids(key, rec["sha256"], int(rec.get("chunks", 0)))
             for i in range(0, len(ids), _FLUSH_CHUNKS):
                 coll.delete(ids=ids[i:i + _FLUSH_CHUNKS])
+            self._lex_remove(ids)
             rep.removed.append(key)
             rep.chunks_removed += len(ids)
 
@@ -502,6 +557,7 @@ class DocumentIndex:
                 ids = _chunk_ids(key, rec["sha256"], int(rec.get("chunks", 0)))
                 for j in range(0, len(ids), _FLUSH_CHUNKS):
                     coll.delete(ids=ids[j:j + _FLUSH_CHUNKS])
+                self._lex_remove(ids)
                 rep.chunks_removed += len(ids)
                 rep.updated.append(key)
             else:
@@ -573,12 +629,16 @@ class DocumentIndex:
             drop = [items[j][1] for j in stored if items[j][0] in unfinished]
             for j in range(0, len(drop), _FLUSH_CHUNKS):
                 coll.delete(ids=drop[j:j + _FLUSH_CHUNKS])
+            self._lex_remove(drop)
             for key in unfinished:
                 for lst in (rep.added, rep.updated):
                     if key in lst:
                         lst.remove(key)
             kept = sum(info[k][1] for k, n in remaining.items() if n == 0)
             self._save_meta()
+        if self._lexical_dirty:
+            self._lexical.save(self.dir / LEXICAL_FILE)
+            self._lexical_dirty = False
         rep.chunks_embedded = kept
         rep.embed_seconds = round(t_embed, 3)
         rep.total_chunks = coll.count()
@@ -606,6 +666,8 @@ class DocumentIndex:
             self.collection.upsert(ids=ids[i:i + step], embeddings=vectors[i:i + step],
                                    documents=[d.page_content for d in docs[i:i + step]],
                                    metadatas=metas[i:i + step])
+        self.lexical.add(ids, [d.page_content for d in docs])
+        self._lexical_dirty = True
         finished = False
         for j, _ in buf:
             key = items[j][0]

@@ -20,6 +20,8 @@ DEFAULT_SYSTEM_PROMPT = (
     "If the context does not contain the answer, say that you do not know."
 )
 NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly."
+EVIDENCE_CHARS = 900  # chosen by measurement: bench/quality.md
+ABSTAIN_THRESHOLD = 0.5  # calibrated on the sample evalset: bench/quality.md
 EmbeddingBackend = Literal["auto", "torch", "onnx"]
 EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
@@ -67,9 +69,21 @@ class RetrievalSettings:
     """How questions find passages in the index, and how they are shown to the model."""
 
     k: int = _f(4, "Passages retrieved per question and put into the prompt.", min=1, max=50, label="Passages (k)")
-    max_context_chars: int = _f(6000, "Cut the retrieved passages to this many characters in the prompt, so small models keep room to answer.", min=200, max=200_000, label="Context limit (chars)")
+    max_context_chars: int = _f(6000, "Cut the retrieved passages to this many characters in the prompt, so small models keep room to answer (with evidence sentences off).", min=200, max=200_000, label="Context limit (chars)")
     system_prompt: str = _f(DEFAULT_SYSTEM_PROMPT, "Instruction given to the model with retrieval on.", label="System prompt")
     no_rag_system_prompt: str = _f(NO_RAG_SYSTEM_PROMPT, "Instruction given to the model with retrieval off.", label="System prompt (no retrieval)")
+    hybrid: bool = _f(True, "Hybrid retrieval: also find passages by their words (BM25) and fuse both rankings, so codes, numbers and names such as 'E4' or 'PA-2' are found. Off = meaning (vectors) alone.", label="Hybrid retrieval (words + meaning)")
+    vector_weight: float = _f(1.0, "Weight of the meaning (vector) ranking in the fusion.", min=0.0, max=10.0, label="Meaning weight")
+    bm25_weight: float = _f(1.0, "Weight of the word (BM25) ranking in the fusion; 0 = vectors alone.", min=0.0, max=10.0, label="Word weight")
+    rrf_k: int = _f(60, "Reciprocal rank fusion constant: larger values flatten the difference between ranks.", min=1, max=1000, label="Fusion constant")
+    bm25_min_share: float = _f(0.3, "Word matches scoring below this share of the best word match are left out of the word ranking (they share only common words with the question).", min=0.0, max=1.0, label="Word match cut-off")
+    candidates: int = _f(20, "How deep each ranking is read before fusing.", min=1, max=500, label="Fusion depth")
+    evidence: bool = _f(True, "Evidence sentences: put the sentences of the passages that best match the question first in the prompt, with their neighbours, inside a short budget (small models read a short context far better). Off = whole passages up to the context limit.", label="Evidence sentences")
+    evidence_chars: int = _f(EVIDENCE_CHARS, "Characters of evidence in the prompt.", min=100, max=20_000, label="Evidence budget (chars)")
+    evidence_neighbours: int = _f(1, "Sentences before and after each chosen sentence that come with it.", min=0, max=10, label="Neighbour sentences")
+    lexical_weight: float = _f(0.5, "Weight of shared rare words next to meaning when sentences are ranked.", min=0.0, max=10.0, label="Sentence word weight")
+    abstain: bool = _f(True, "Say \"Your documents don't say.\" instead of answering when the best evidence scores below the threshold.", label="Abstain when nothing relevant is found")
+    abstain_threshold: float = _f(ABSTAIN_THRESHOLD, "Relevance of the best evidence sentence (similarity + word weight x share of the question's rare words) below which the chat abstains.", min=0.0, max=3.0, label="Abstention threshold")
 
     def __post_init__(self) -> None:
         _check(self, "retrieval.")

@@ -1,0 +1,263 @@
+"""Retrieval-augmented fine-tuning (RAFT, Zhang et al. 2024): training rows shown with their passages.
+
+With ``data.raft`` on, every single-turn question-answer row is rendered the
+way the chat will ask the model: the project's index is searched for the
+question exactly as the chat searches (hybrid retrieval, evidence sentences,
+the same system prompt and user template, :func:`backend.rag.chain.rag_prompt`),
+``raft_distractors`` unrelated passages are added, and a share
+``raft_p_without_gold`` of the rows is shown without the passage that holds the
+answer.  The adapter so learns to find and copy the answer from the context,
+which carries over to questions it never saw (``docs/architecture.md``, RAG).
+
+Rendering is deterministic (seeded per row) and cached by content hash in
+``<project>/index/raft_cache.json``: the same row, index and settings give the
+same prompt without searching again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from backend import events as ev
+from backend.errors import DataError, IndexStoreError
+from backend.fsutil import atomic_write_json, read_json
+
+if TYPE_CHECKING:
+    from backend.config import DataConfig
+    from backend.data.formats import Example
+    from backend.rag.index import DocumentIndex, Source
+    from backend.rag.settings import RetrievalSettings
+
+CACHE_FILE = "raft_cache.json"
+CACHE_FORMAT = 1
+
+
+def find_project(dc: "DataConfig") -> Path:
+    """The project whose index RAFT searches: ``dc.raft_project``, else the folder above the training files with a project.json.
+
+    Raises
+    ------
+    DataError
+        When no project is named and none holds the training files.
+    """
+    if dc.raft_project:
+        return Path(dc.raft_project).expanduser()
+    for f in dc.train_files:
+        for parent in Path(f).expanduser().resolve().parents:
+            if (parent / "project.json").is_file():
+                return parent
+    raise DataError("'Train the model to answer from your documents' needs the project's document index",
+                    field="data.raft_project",
+                    hint="set data.raft_project to the project folder, or keep the datasets inside the project")
+
+
+def _question_answer(ex: "Example") -> tuple[int, str, str] | None:
+    """``(user message index, question, answer)`` of a single-turn chat row, else ``None``."""
+    msgs = ex.messages
+    if not msgs:
+        return None
+    users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
+    if len(users) != 1 or users[0] + 1 >= len(msgs) or msgs[users[0] + 1].get("role") != "assistant":
+        return None
+    u = users[0]
+    return u, str(msgs[u].get("content") or ""), str(msgs[u + 1].get("content") or "")
+
+
+def _index_state(index: "DocumentIndex") -> str:
+    """A hash of what the index holds (sources and their versions, the embedder)."""
+    meta = index.meta
+    state = {"embedder": (meta.get("embedder") or {}).get("fingerprint"),
+             "sources": sorted((k, r.get("sha256"), r.get("chunks")) for k, r in meta.get("sources", {}).items())}
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _gold(answer: str, sources: Sequence["Source"]) -> int | None:
+    """The retrieved passage that holds the answer best (most of the answer's words), or ``None``."""
+    from backend.rag.hybrid import tokenize
+
+    want = set(tokenize(answer))
+    if not want:
+        return None
+    best, best_n = None, 0
+    for i, s in enumerate(sources):
+        n = len(want & set(tokenize(s.text)))
+        if n > best_n:
+            best, best_n = i, n
+    return best
+
+
+def render_row(question: str, answer: str, index: "DocumentIndex", settings: "RetrievalSettings", *,
+               distractors: int, p_without_gold: float, seed: int, all_ids: Sequence[str] | None = None
+               ) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The RAFT messages for one question-answer pair.
+
+    Parameters
+    ----------
+    question, answer
+        The training row.
+    index
+        The project's document index (ready).
+    settings
+        The chat's retrieval settings (the prompt is built exactly as the chat builds it).
+    distractors
+        Unrelated passages added (drawn from chunks not retrieved).
+    p_without_gold
+        Probability that the passage holding the answer is left out.
+    seed
+        Seeds this row's random choices (with the question), so rendering is deterministic.
+    all_ids
+        The index's chunk ids (looked up when ``None``).
+
+    Returns
+    -------
+    messages, info
+        ``[{"role": "system", ...}, {"role": "user", ...}, {"role": "assistant", answer}]``
+        and ``{"gold": bool, "distractors": n, "sources": [file#chunk, ...]}``.
+    """
+    from backend.rag.chain import build_context, rag_prompt
+    from backend.rag.index import Source
+
+    rng = random.Random(f"{seed}\0{question}")
+    found = index.search(question, settings.k, settings)
+    without_gold = rng.random() < p_without_gold
+    kept = list(found)
+    gold = _gold(answer, found)
+    if without_gold and gold is not None:
+        # drop every retrieved passage that holds the answer's words as well as the best one does
+        from backend.rag.hybrid import tokenize
+
+        want = set(tokenize(answer))
+        top = len(want & set(tokenize(found[gold].text)))
+        kept = [s for s in found if len(want & set(tokenize(s.text))) < top]
+    added = 0
+    if distractors > 0:
+        ids = list(all_ids) if all_ids is not None else sorted(index.lexical.ids())
+        taken = {s.id for s in found}
+        pool = sorted(i for i in ids if i not in taken)
+        pick = rng.sample(pool, min(distractors, len(pool)))
+        if pick:
+            got = index.collection.get(ids=pick, include=["documents", "metadatas"])
+            for i, doc, m in zip(got["ids"], got["documents"], got["metadatas"]):
+                m = m or {}
+                src = Source(file=str(m.get("file") or Path(str(m.get("source", "?"))).name),
+                             path=str(m.get("source", "")), page=None, chunk=int(m.get("chunk", 0)),
+                             text=doc or "", score=0.0, id=i)
+                kept.insert(rng.randrange(len(kept) + 1), src)
+                added += 1
+    context, _ev = build_context(question, kept, settings, index.embeddings, index.lexical)
+    msgs = [{"role": role, "content": text} for role, text in rag_prompt(question, context, settings)]
+    msgs.append({"role": "assistant", "content": answer})
+    info = {"gold": not (without_gold and gold is not None), "distractors": added,
+            "sources": [f"{s.file}#{s.chunk}" for s in kept]}
+    return msgs, info
+
+
+def _cache_key(question: str, answer: str, state: str, settings: "RetrievalSettings", dc: "DataConfig", seed: int) -> str:
+    blob = json.dumps([CACHE_FORMAT, question, answer, state, settings.to_dict(), dc.raft_distractors,
+                       dc.raft_p_without_gold, seed], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 42,
+               settings: "RetrievalSettings | None" = None, index: "DocumentIndex | None" = None,
+               on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict[str, int]:
+    """Render single-turn chat examples with retrieved passages, in place.
+
+    Parameters
+    ----------
+    examples
+        Normalised examples; single-turn chat rows get the RAFT prompt, other
+        rows (multi-turn, completion, plain text) stay as they are.
+    dc
+        The data config (``raft_distractors``, ``raft_p_without_gold``, ``raft_project``).
+    seed
+        The run's seed.
+    settings
+        The chat's retrieval settings (default: :class:`~backend.rag.settings.RetrievalSettings`).
+    index
+        The document index (default: the project's, see :func:`find_project`).
+    on_event, should_stop
+        Progress (stage ``raft``) and cancellation.
+
+    Returns
+    -------
+    dict
+        ``{"rendered": n, "cached": n, "skipped": n, "without_gold": n}``.
+
+    Raises
+    ------
+    DataError
+        No project or no usable index.
+    """
+    from backend.data.pipeline import DataCancelled
+    from backend.rag.index import open_index
+    from backend.rag.settings import RetrievalSettings
+
+    settings = settings or RetrievalSettings()
+    examples = list(examples)
+    todo = [(ex, qa) for ex in examples if (qa := _question_answer(ex)) is not None]
+    stats = {"rendered": 0, "cached": 0, "skipped": len(examples) - len(todo), "without_gold": 0}
+    if not todo:
+        return stats
+    if index is None:
+        project = find_project(dc)
+        try:
+            index = open_index(project)
+        except IndexStoreError as e:
+            raise DataError(f"'Train the model to answer from your documents' needs the document index: {e.message}",
+                            field="data.raft", file=e.file, hint=e.hint or "add documents first") from None
+    cache_path = index.dir / CACHE_FILE
+    try:
+        cache = read_json(cache_path) or {}
+    except ValueError:
+        cache = {}
+    if cache.get("format") != CACHE_FORMAT:
+        cache = {"format": CACHE_FORMAT, "rows": {}}
+    rows = cache["rows"]
+    state = _index_state(index)
+    ids = None
+    used: set[str] = set()
+    for n, (ex, (u, q, a)) in enumerate(todo):
+        if should_stop():
+            raise DataCancelled()
+        if n % 16 == 0:
+            on_event(ev.progress("raft", n, len(todo), f"Retrieving passages for training rows {n}/{len(todo)}"))
+        key = _cache_key(q, a, state, settings, dc, seed)
+        hit = rows.get(key)
+        if hit is None:
+            if ids is None:
+                ids = sorted(index.lexical.ids())
+            msgs, info = render_row(q, a, index, settings, distractors=dc.raft_distractors,
+                                    p_without_gold=dc.raft_p_without_gold, seed=seed, all_ids=ids)
+            hit = {"messages": msgs, "gold": info["gold"]}
+            rows[key] = hit
+            stats["rendered"] += 1
+        else:
+            stats["cached"] += 1
+        used.add(key)
+        stats["without_gold"] += not hit["gold"]
+        # the RAFT prompt replaces the row's system and user turns; turns before it are kept
+        before = [m for m in ex.messages[:u] if m.get("role") != "system"]
+        ex.messages = before + [dict(m) for m in hit["messages"][:2]] + ex.messages[u + 1:]
+        ex.train_from = min(ex.train_from, len(before) + 2) if ex.train_from else 0
+    on_event(ev.progress("raft", len(todo), len(todo), "Passages retrieved"))
+    if stats["rendered"]:
+        # keep the entries of this data set (and a bounded number of others, e.g. other runs' seeds)
+        others = [k for k in rows if k not in used]
+        for k in others[:-2000] if len(others) > 2000 else []:
+            rows.pop(k, None)
+        try:
+            atomic_write_json(cache_path, cache)
+        except OSError as e:  # a read-only project still trains; it only searches again next time
+            on_event(ev.log(f"RAFT cache not written ({e})", level="warning"))
+    on_event(ev.log(f"RAFT: {len(todo)} rows shown with retrieved passages ({stats['cached']} from the cache, "
+                    f"{stats['without_gold']} without the right passage)"))
+    return stats
+
+
+__all__ = ["CACHE_FILE", "apply_raft", "find_project", "render_row"]

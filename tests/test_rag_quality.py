@@ -1,0 +1,318 @@
+"""Answer quality parts of the RAG chat: hybrid retrieval, evidence sentences, abstention, RAFT, the facts recipe.
+
+Real parts: a persistent Chroma store in tmp folders, the seeded tiny random
+BERT embedder (its vectors carry no meaning, which is what makes the word
+search's contribution visible), the session's tiny random Llama for the chat.
+See docs/architecture.md (RAG).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import build_tiny_embedder
+
+_CAUSES = ["the intake valve is stuck", "the filter needs care", "the fan is blocked", "the door is open",
+           "the tank is empty", "the pump runs dry", "the sensor is dirty", "the battery is weak", "the lid is loose",
+           "the water is too hard", "the hose is kinked", "the drain is slow"]
+_CODES = ["QX-93", "BT-17", "ZR-11", "LM-40", "KP-58", "WD-26", "HN-72", "VF-05", "SC-39", "GA-84", "YE-61", "PU-13"]
+CODES = {f"code-{i:02d}.txt": f"Maintenance note. Fault {c} means {x}." for i, (c, x) in enumerate(zip(_CODES, _CAUSES))}
+# with the seeded tiny embedder, the meaning search ranks this one 7th for its own code
+MISSED, MISSED_FILE = "SC-39", "code-08.txt"
+
+
+@pytest.fixture(scope="module")
+def tiny_embedder(tmp_path_factory):
+    from backend.rag.embeddings import load_embeddings
+
+    return load_embeddings(build_tiny_embedder(tmp_path_factory.mktemp("emb") / "tiny-embedder"))
+
+
+def _project(root: Path, corpus: dict[str, str], embedder):
+    from backend.rag.index import ingest
+    from backend.workspace import Project
+
+    proj = Project.create(root)
+    docs = proj.documents_dir / "corpus"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name, text in corpus.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    ingest(proj, [docs], embeddings=embedder)
+    return proj
+
+
+@pytest.fixture(scope="module")
+def codes_project(tmp_path_factory, tiny_embedder):
+    return _project(tmp_path_factory.mktemp("codes") / "p", CODES, tiny_embedder)
+
+
+# ---------------------------------------------------------------------------
+# BM25 and fusion
+
+
+def test_tokenize_keeps_codes_and_numbers():
+    from backend.rag.hybrid import tokenize
+
+    assert tokenize("What does E4 mean on the PA-2 since 1987?") == ["e4", "mean", "pa-2", "pa", "2", "sinc", "1987"]
+    assert tokenize("Updating") == tokenize("updates") == ["updat"]
+
+
+def test_rrf_order_and_weights():
+    from backend.rag.hybrid import rrf
+
+    fused = rrf([["a", "b", "c"], ["b", "c"]])
+    assert [i for i, _ in fused] == ["b", "c", "a"]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+    # a weight of 0 switches a ranking off; a heavier ranking wins ties of rank
+    assert [i for i, _ in rrf([["a", "b"], ["b", "a"]], [0.0, 1.0])] == ["b", "a"]
+    assert [i for i, _ in rrf([["a", "b"], ["b", "a"]], [2.0, 1.0])] == ["a", "b"]
+
+
+def test_bm25_incremental_equals_rebuilt_and_round_trips(tmp_path):
+    from backend.rag.hybrid import BM25Index
+
+    texts = {"1": "E4 Wi-Fi password rejected", "2": "E5 battery low", "3": "PA-2 power adapter for the C-wire",
+             "4": "the warranty lasts 3 years"}
+    inc = BM25Index()
+    inc.add(list(texts), list(texts.values()))
+    inc.add(["2"], ["E5 battery low below 3.6 V"])      # replaced
+    inc.remove(["4", "unknown"])
+    fresh = BM25Index()
+    fresh.add(["1", "2", "3"], [texts["1"], "E5 battery low below 3.6 V", texts["3"]])
+    assert inc.ids() == {"1", "2", "3"}
+    assert inc.scores("battery PA-2") == pytest.approx(fresh.scores("battery PA-2"))
+    assert inc.df == fresh.df
+    inc.save(tmp_path / "lex.json")
+    back = BM25Index.load(tmp_path / "lex.json")
+    assert back is not None and back.scores("E4 password") == pytest.approx(inc.scores("E4 password"))
+    assert back.search("What is PA-2?", 1)[0][0] == "3"
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    assert BM25Index.load(tmp_path / "bad.json") is None
+
+
+def test_hybrid_finds_a_code_the_vector_search_misses(codes_project, tiny_embedder):
+    from backend.rag.index import open_index
+    from backend.rag.settings import RetrievalSettings
+
+    idx = open_index(codes_project, embeddings=tiny_embedder)
+    q = f"What does fault {MISSED} mean?"
+    vector = idx.search(q, 1, RetrievalSettings(hybrid=False))
+    assert vector[0].file != MISSED_FILE  # random vectors: the meaning search alone misses it
+    hybrid = idx.search(q, 1, RetrievalSettings())
+    assert hybrid[0].file == MISSED_FILE and MISSED in hybrid[0].text
+    assert hybrid[0].bm25 > 0 and hybrid[0].fused > 0
+    assert -1.0 <= hybrid[0].score <= 1.0  # still the cosine similarity, also for a word-only hit
+    # word weight 0 = the vector ranking
+    assert [s.id for s in idx.search(q, 3, RetrievalSettings(bm25_weight=0.0))] == \
+        [s.id for s in idx.search(q, 3, RetrievalSettings(hybrid=False))]
+
+
+def test_lexical_index_follows_ingest_and_is_rebuilt_when_missing(tmp_path, tiny_embedder):
+    from backend.rag.hybrid import LEXICAL_FILE, BM25Index
+    from backend.rag.index import ingest, open_index, remove_sources
+
+    proj = _project(tmp_path / "p", {"a.txt": "Fault QX-93 means a stuck valve.", "b.txt": "Pattern 4 blinks."},
+                    tiny_embedder)
+    lex_path = proj.index_dir / LEXICAL_FILE
+
+    def stored_ids():
+        idx = open_index(proj, embeddings=tiny_embedder)
+        return set(idx.collection.get(include=[])["ids"])
+
+    saved = BM25Index.load(lex_path)
+    assert saved is not None and saved.ids() == stored_ids() and len(saved) == 2
+
+    docs = proj.documents_dir / "corpus"
+    (docs / "a.txt").write_text("Fault ZR-11 means the fan is blocked.", encoding="utf-8")
+    ingest(proj, [docs], embeddings=tiny_embedder)
+    saved = BM25Index.load(lex_path)
+    assert saved.ids() == stored_ids()
+    assert not saved.scores("QX-93") and saved.search("ZR-11", 1)
+
+    remove_sources(proj, [docs / "b.txt"], embeddings=tiny_embedder)
+    saved = BM25Index.load(lex_path)
+    assert len(saved) == 1 and saved.ids() == stored_ids()
+
+    lex_path.unlink()  # an index built before hybrid retrieval: rebuilt from the stored chunks
+    idx = open_index(proj, embeddings=tiny_embedder)
+    assert idx.search("ZR-11", 1)[0].file == "a.txt"
+    assert BM25Index.load(lex_path).ids() == stored_ids()
+
+
+# ---------------------------------------------------------------------------
+# evidence sentences
+
+
+def _source(text: str, file: str = "guide.md", chunk: int = 0):
+    from backend.rag.index import Source
+
+    return Source(file=file, path=file, page=None, chunk=chunk, text=text, score=0.5)
+
+
+def test_sentences_split_on_marks_blocks_and_lists():
+    from backend.rag.evidence import plain, split_sentences
+
+    text = "# Codes\n**E4 — Wi-Fi password rejected.** Re-enter it.\n\n1. Turn the\n   power off.\n2. Wait."
+    got = [plain(text[a:b]) for a, b in split_sentences(text)]
+    assert got == ["Codes", "E4 — Wi-Fi password rejected.", "Re-enter it.", "1. Turn the power off.", "2. Wait."]
+
+
+def test_evidence_puts_the_answering_sentence_first_within_budget():
+    from backend.rag.evidence import select_evidence
+
+    filler = " ".join(f"Sentence {i} talks about the weather in spring." for i in range(30))
+    text = filler + " Fault QX-93 means the intake valve is stuck. Close the main tap first. " + filler
+    sources = [_source("The office opens at nine. Lunch is at noon.", "other.md"), _source(text)]
+    ev = select_evidence("What does fault QX-93 mean?", sources, None, budget=200, neighbours=1)
+    best = ev.best[0]
+    assert best.source_index == 1 and best.text == "Fault QX-93 means the intake valve is stuck."
+    assert sources[1].text[best.start:best.end] == best.text
+    assert ev.context.startswith("Sentence 29 talks") and "Close the main tap first." in ev.context
+    assert len(ev.context) <= 200
+    rec = ev.records()[0]
+    assert set(rec) == {"source_index", "sentence", "start", "end", "score"} and rec["score"] == pytest.approx(best.score, abs=1e-4)
+    assert ev.relevance == best.score > ev.best[1].score
+
+
+def test_is_abstention():
+    from backend.rag.chain import ABSTAIN_ANSWER, is_abstention
+
+    assert ABSTAIN_ANSWER == "Your documents don't say."
+    for text in (ABSTAIN_ANSWER, "your documents don’t say", "I don't know.", "The context does not mention it."):
+        assert is_abstention(text), text
+    for text in ("E4 means the Wi-Fi password was rejected.", "", "Don't unplug it during the update."):
+        assert not is_abstention(text), text
+
+
+def test_abstains_below_the_threshold_without_generating(codes_project, tiny_embedder, tiny_model_dir):
+    from backend.rag.chain import ABSTAIN_ANSWER, ChatSession
+    from backend.rag.chat_model import load_chat_model
+    from backend.rag.index import open_index
+    from backend.rag.settings import GenerationSettings, RetrievalSettings
+
+    chat = load_chat_model(None, str(tiny_model_dir), settings=GenerationSettings(max_new_tokens=4))
+    idx = open_index(codes_project, embeddings=tiny_embedder)
+    q = f"What does fault {MISSED} mean?"
+    tokens: list[str] = []
+    never = ChatSession(chat, idx, RetrievalSettings(abstain_threshold=3.0))  # nothing scores 3
+    a = never.ask(q, "base+rag", on_token=tokens.append)
+    assert a.abstained and a.answer == ABSTAIN_ANSWER and tokens == [ABSTAIN_ANSWER]
+    assert a.sources and a.evidence and a.relevance is not None and a.relevance < 3.0
+    assert a.to_dict()["abstained"] is True
+    always = ChatSession(chat, idx, RetrievalSettings(abstain_threshold=0.0))
+    b = always.ask(q, "base+rag")
+    assert b.answer != ABSTAIN_ANSWER
+    assert b.evidence and MISSED in b.evidence[0]["sentence"]
+    off = ChatSession(chat, idx, RetrievalSettings(abstain=False, abstain_threshold=3.0))
+    assert off.ask(q, "base+rag").answer != ABSTAIN_ANSWER
+    # without retrieval the threshold does not apply
+    plain = never.ask(q, "base")
+    assert plain.answer != ABSTAIN_ANSWER and plain.relevance is None and not plain.evidence
+
+
+# ---------------------------------------------------------------------------
+# RAFT
+
+
+def _raft_project(root: Path, embedder) -> tuple[object, Path]:
+    proj = _project(root, CODES, embedder)
+    data = proj.root / "datasets"
+    data.mkdir(exist_ok=True)
+    rows = [{"messages": [{"role": "user", "content": f"What does fault {c} mean?"},
+                          {"role": "assistant", "content": f"Fault {c} means {x}."}]}
+            for c, x in list(zip(_CODES, _CAUSES))[:6]]
+    rows.append({"messages": [{"role": "user", "content": "What is QX-93?"},
+                              {"role": "assistant", "content": "A stuck intake valve."},
+                              {"role": "user", "content": "And then?"},
+                              {"role": "assistant", "content": "Close the main tap."}]})
+    f = data / "qa.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return proj, f
+
+
+def test_raft_renders_rows_like_the_chat_deterministically_and_caches(tmp_path, tiny_embedder, monkeypatch):
+    from backend.config import RunConfig
+    from backend.data import raft
+    from backend.data.pipeline import read_and_normalise
+    from backend.rag.chain import rag_prompt
+    from backend.rag.index import open_index
+    from backend.rag.settings import RetrievalSettings
+
+    proj, f = _raft_project(tmp_path / "p", tiny_embedder)
+    idx = open_index(proj, embeddings=tiny_embedder)
+    cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "raft_distractors": 1,
+                                        "raft_p_without_gold": 0.5}})
+    assert raft.find_project(cfg.data).resolve() == Path(proj.root).resolve()
+
+    def examples():
+        res = read_and_normalise(cfg.data.train_files, cfg.data, strict_files=True)
+        return [r.example for x in res for r in x.rows]
+
+    first = examples()
+    stats = raft.apply_raft(first, cfg.data, seed=7, index=idx)
+    assert stats["rendered"] == 6 and stats["skipped"] == 1 and stats["cached"] == 0
+    assert 0 < stats["without_gold"] < 6
+    settings = RetrievalSettings()
+    row = first[0].messages
+    assert [m["role"] for m in row] == ["system", "user", "assistant"]
+    assert row[0]["content"] == settings.system_prompt
+    q0 = f"What does fault {_CODES[0]} mean?"
+    assert row[1]["content"].startswith("Context:\n") and row[1]["content"].endswith(f"Question: {q0}")
+    assert row[2]["content"] == f"Fault {_CODES[0]} means {_CAUSES[0]}."
+    context = row[1]["content"].split("\n", 1)[1].rsplit("\n\nQuestion: ", 1)[0]
+    assert [("system", row[0]["content"]), ("user", row[1]["content"])] == rag_prompt(q0, context, settings)
+    assert first[6].messages[0]["content"] == "What is QX-93?"  # multi-turn rows stay as they are
+    assert (idx.dir / raft.CACHE_FILE).is_file()
+
+    # the same rows again: identical, from the cache, without searching
+    def no_search(*a, **k):
+        raise AssertionError("searched although cached")
+
+    monkeypatch.setattr(raft, "render_row", no_search)
+    second = examples()
+    again = raft.apply_raft(second, cfg.data, seed=7, index=idx)
+    assert again["cached"] == 6 and again["rendered"] == 0
+    assert [e.messages for e in second] == [e.messages for e in first]
+    monkeypatch.undo()
+
+    # a fresh render (no cache) gives the same prompts: rendering is deterministic
+    (idx.dir / raft.CACHE_FILE).unlink()
+    third = examples()
+    raft.apply_raft(third, cfg.data, seed=7, index=idx)
+    assert [e.messages for e in third] == [e.messages for e in first]
+
+
+def test_raft_without_a_project_names_the_field(tmp_path):
+    from backend.config import RunConfig
+    from backend.data.raft import find_project
+    from backend.errors import DataError
+
+    f = tmp_path / "qa.jsonl"
+    f.write_text("{}\n", encoding="utf-8")
+    cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True}})
+    with pytest.raises(DataError, match="needs the project's document index"):
+        find_project(cfg.data)
+
+
+# ---------------------------------------------------------------------------
+# the facts recipe
+
+
+@pytest.mark.parametrize("rows", [12, 40, 130, 400])
+def test_facts_recipe_gives_enough_steps_and_a_valid_config(rows):
+    import math
+
+    from backend.config import RunConfig
+    from backend.recipes import facts_recipe, is_small
+
+    r = facts_recipe(rows)
+    eff = r["training.batch_size"] * r["training.gradient_accumulation"]
+    steps = math.ceil(rows / eff) * r["training.epochs"]
+    assert is_small(rows) and steps >= 24 and r["training.epochs"] >= 2
+    assert r["data.validation_split"] == 0.0
+    cfg = RunConfig().with_overrides(r)
+    assert cfg.training.epochs == r["training.epochs"]
+    long = facts_recipe(rows, mean_tokens=400, raft=True)
+    assert long["training.epochs"] <= r["training.epochs"] and long["data.max_length"] >= 512
