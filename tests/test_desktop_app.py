@@ -287,3 +287,18 @@ def test_self_test_flag_opens_no_window(monkeypatch):
     before = len(QApplication.topLevelWidgets())
     assert main(["--self-test"]) == 7
     assert len(QApplication.topLevelWidgets()) == before
+
+
+def test_recent_projects_list_the_project_just_opened(qtbot, window, tmp_path):
+    """The first start lists the sample at once, and opening another puts it first (was one step late)."""
+    from backend.workspace import Project
+
+    w = window
+    recent = w.project_page.recent_list
+    qtbot.waitUntil(lambda: recent.count() >= 1, timeout=5_000)
+    first = recent.item(0).text()
+    assert "sample" in str(first)
+    other = Project.create(tmp_path / "other-project")
+    assert w.open_project(other.root, resolve=False)
+    qtbot.waitUntil(lambda: "other-project" in recent.item(0).text(),
+                    timeout=5_000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
@@ -126,7 +126,8 @@ class ProjectPage(Page):
         self._about_row_label.setVisible(bool(about))
         self._refresh_model()
         self._refresh_counts()
-        self._refresh_recent()
+        # the window records the project as recent right after this signal: list it once it has
+        QTimer.singleShot(0, self._refresh_recent)
         self.completeChanged.emit()
 
     def _refresh_model(self) -> None:
