@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.interactive_child:
         return interactive_child()
-    n = a.runs if a.runs is not None else (1 if a.quick else 3)
+    n = a.runs if a.runs is not None else (0 if a.quick else 3)
     return emit(run(n), a.out)
 
 
