@@ -441,6 +441,7 @@ class DataPage(Page):
                     t.setItem(row, c, _item("…" if self.is_busy() else "–"))
         docs = s.document_files()
         indexed = index_summary(s.project.root).get("sources", {}) if s.project else {}
+        changed = self._changed_documents(docs) if indexed else set()
         d = self.documents_table
         d.blockSignals(True)
         d.setRowCount(len(docs))
@@ -453,7 +454,7 @@ class DataPage(Page):
             rec = indexed.get(key)
             if rec is None:
                 d.setItem(row, 2, _item("not indexed yet", "Indexed when you open the Chat page"))
-            elif path.stat().st_mtime > float(rec.get("indexed_at", 0)):
+            elif path in changed:
                 d.setItem(row, 2, _item("changed", "Indexed again when you open the Chat page"))
             else:
                 d.setItem(row, 2, _item(f"{rec.get('chunks', 0)} passages", "In the document index"))
@@ -464,6 +465,15 @@ class DataPage(Page):
                              f"{s.config.data.document_chunk_size:,} characters)")
             d.setItem(row, 3, train)
         d.blockSignals(False)
+
+    def _changed_documents(self, docs: list[Path]) -> set[Path]:
+        """Documents whose bytes differ from what the index holds (the rule `tune ingest` uses)."""
+        from backend.rag.freshness import stale_documents
+
+        try:
+            return set(stale_documents(self.session.project, docs))
+        except Exception:  # a broken index record must not break the page; the Chat page rebuilds it
+            return set()
 
     def _show_report(self, report: DataReport | None) -> None:
         self.problems_tree.clear()
