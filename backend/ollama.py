@@ -352,7 +352,11 @@ def _eval_terms(terms: list[str], dot: Any, scope: _Scope) -> Any:
             while depth:
                 depth += {"(": 1, ")": -1}.get(terms[j], 0)
                 j += 1
-            vals.append(("value", _eval_terms(terms[i + 1:j - 1], dot, scope)))
+            v = _eval_terms(terms[i + 1:j - 1], dot, scope)
+            if j < len(terms) and terms[j].startswith(".") and terms[j] != ".":  # (index .Messages 0).Content
+                v = _field(v, terms[j][1:].split("."))
+                j += 1
+            vals.append(("value", v))
             i = j
             continue
         vals.append(("term", t))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -138,11 +138,12 @@ class TrainPage(Page):
         self.resume_button.clicked.connect(self._on_resume_clicked)
         self.folder_button = QPushButton("Open folder")
         self.folder_button.clicked.connect(self._on_folder_clicked)
-        self.export_button = QPushButton("Export merged…")
-        self.export_button.setToolTip("Merge the adapter into the base model and save a plain Hugging Face "
-                                      "model folder (loads without PEFT)")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Export the selected run: GGUF (llama.cpp, LM Studio, Ollama) with a "
+                                      "quantization, an Ollama folder, merged safetensors or the adapter; each "
+                                      "followed by a parity check against the model you tested")
         self.export_button.clicked.connect(self._on_export_clicked)
-        self._export_job: Job | None = None
+        self._export_dialog = None  # desktop.export_dialog.ExportDialog, while open
         self.run_detail = muted("")
         hl = QVBoxLayout(hist_box)
         hl.addWidget(self.history, 1)
@@ -475,8 +476,8 @@ class TrainPage(Page):
         self.resume_button.setEnabled(r is not None and r.resumable and r.status != "completed"
                                       and not self.is_busy())
         self.folder_button.setEnabled(r is not None)
-        exporting = self._export_job is not None and self._export_job.is_running()
-        self.export_button.setEnabled(r is not None and r.has_adapter and not exporting and not self.is_busy())
+        exporting = self._export_dialog is not None and self._export_dialog.isVisible()
+        self.export_button.setEnabled(r is not None and r.has_chat_model and not exporting and not self.is_busy())
         if r is None:
             self.run_detail.setText("Select a run to see its curves.")
             return
@@ -496,32 +497,19 @@ class TrainPage(Page):
 
     def _on_export_clicked(self) -> None:
         r = self._selected_run()
-        if r is None:
-            return
-        parent = QFileDialog.getExistingDirectory(self, "Export the merged model into…", str(r.run_dir))
-        if parent:
-            self.export_run(r.run_dir, Path(parent) / f"{r.run_dir.name}-merged")
+        if r is not None:
+            self.open_export_dialog(r.run_dir).open()
 
-    def export_run(self, run_dir: Path, out: Path) -> None:
-        """Merge a run's adapter into its base model, in a worker."""
-        from backend.export import export_merged
+    def open_export_dialog(self, run_dir: Path):
+        """The Export dialog for a run (not yet shown); it runs the export and its parity check itself."""
+        from desktop.export_dialog import ExportDialog
 
-        self._export_job = Job(export_merged, Path(run_dir), out, name="export", parent=self)
-        self._export_job.event.connect(self._on_export_event)
-        self._export_job.returned.connect(self._on_export_returned)
-        self._export_job.errored.connect(self.banner.show_error)
-        self._export_job.finished.connect(self._update_run_detail)
-        self.run_detail.setText("Exporting…")
-        self._export_job.start()
-        self._update_run_detail()
-
-    def _on_export_event(self, e: dict) -> None:
-        if e.get("type") == ev.PROGRESS and e.get("message"):
-            self.status_label.setText(e["message"])
-
-    def _on_export_returned(self, out: Path) -> None:
-        self.banner.show_message("success", "Merged model exported", f"{out}\nIt loads with "
-                                 "AutoModelForCausalLM.from_pretrained(folder), no PEFT needed.")
+        dlg = ExportDialog(run_dir, self)
+        dlg.exported.connect(lambda rec: self.banner.show_message(
+            "success", f"Exported {rec.kind}", f"{rec.path}\nParity: {(rec.parity or {}).get('summary', 'not checked')}"))
+        dlg.finished.connect(lambda _: (setattr(self, "_export_dialog", None), self._update_run_detail()))
+        self._export_dialog = dlg
+        return dlg
 
     def _on_folder_clicked(self) -> None:
         r = self._selected_run()
