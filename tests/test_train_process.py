@@ -183,3 +183,91 @@ def test_child_speaks_only_events_on_stdout(tmp_path):
     lines = [json.loads(x) for x in p.stdout.splitlines()]
     assert p.returncode == 2 and [x["type"] for x in lines] == [ev.FINISHED], p.stderr
     assert lines[0]["status"] == "failed" and "run folder not found" in lines[0]["reason"]
+
+
+# -- the window: close mid-run, reopen, resume (issue 21, item 1) -------------------------------
+def _open_window(qtbot, tiny_model_dir):
+    from desktop.app import create_window
+
+    w = create_window(model=str(tiny_model_dir))
+    qtbot.addWidget(w)
+    w.resize(1360, 880)
+    w.show()
+    qtbot.waitUntil(lambda: w.session.model_path is not None and w.session.device is not None, timeout=60_000)
+    return w
+
+
+def test_run_stopped_by_closing_the_window_is_offered_on_reopen(qtbot, tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    w = _open_window(qtbot, tiny_model_dir)
+    w.next()
+    w.next()  # Project -> Model -> Data
+    qtbot.waitUntil(lambda: w.session.data_report is not None and not w.data_page.is_busy(), timeout=60_000)
+    w.next()
+    form = w.configure_page.form
+    for key, value in {"training.max_steps": 30, "training.batch_size": 2, "training.gradient_accumulation": 1,
+                       "training.eval_steps": 0, "training.save_steps": 1000, "data.max_length": 64,
+                       "method.lora_r": 4}.items():
+        form.set_value(key, value)
+    form.flush()
+    w.next()
+    tp = w.train_page
+    monkeypatch.setattr(w, "confirm_stop_training", lambda: True)
+    assert tp.start_training()
+    qtbot.waitUntil(lambda: tp.metrics.points("loss") >= 2, timeout=TIMEOUT)
+    run = tp._run_dir
+    assert w.close() is False  # the run stops first (checkpoint), then the window closes
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=TIMEOUT)
+    assert runs.read_status(run)["status"] == "cancelled" and runs.is_resumable(run)
+    stopped_at = runs.checkpoint_step(runs.latest_checkpoint(run))
+
+    w2 = _open_window(qtbot, tiny_model_dir)  # the app starts again on the same project
+    w2.ensure_pages()
+    qtbot.waitUntil(lambda: not w2.notice.isHidden(), timeout=10_000)
+    assert "was stopped" in w2.notice.text() and f"at step {stopped_at}" in w2.notice.text(), w2.notice.text()
+    tp2 = w2.train_page
+    with qtbot.waitSignal(tp2.trainingFinished, timeout=TIMEOUT) as blocker:
+        w2._on_resume_accepted(run)
+        assert w2.current_index() == 4 and tp2.is_busy()
+    assert blocker.args[0] == "completed", tp2.banner.text()
+    assert _steps(run) == list(range(1, 31))
+    w2._offer_resume()  # nothing left to offer
+    assert w2.notice.isHidden() or "was stopped" not in w2.notice.text()
+
+
+def test_killed_child_leaves_the_window_saying_so_with_resume(qtbot, tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    w = _open_window(qtbot, tiny_model_dir)
+    w.ensure_pages()
+    tp = w.train_page
+    # a tiny run of the project's data through the page's own start path
+    form = w.configure_page.form
+    for key, value in {"training.max_steps": 30, "training.batch_size": 2, "training.eval_steps": 0,
+                       "training.save_steps": 2, "data.max_length": 64, "method.lora_r": 4}.items():
+        form.set_value(key, value)
+    form.flush()
+    pids = []
+    import desktop.train_process as tpm
+
+    real = tpm.supervise
+    monkeypatch.setattr("desktop.pages.train.supervise",
+                        lambda req, **kw: real(req, on_start=lambda p: pids.append(p.pid), **kw))
+    with qtbot.waitSignal(tp.trainingFinished, timeout=TIMEOUT) as blocker:
+        assert tp.start_training()
+        qtbot.waitUntil(lambda: tp.metrics.points("loss") >= 3, timeout=TIMEOUT)
+        tp.pause_button.click()
+        qtbot.waitUntil(lambda: "Paused at step" in tp.log_view.toPlainText(), timeout=TIMEOUT)
+        os.kill(pids[0], signal.SIGKILL)
+    assert blocker.args[0] == "failed"
+    assert w.isVisible()  # the window survived its training process
+    text = tp.status_label.text()
+    assert "stopped unexpectedly" in text and "killed (SIGKILL)" in text and "Resume" in text, text
+    assert "killed (SIGKILL)" in tp.banner.text()
+    run = tp._run_dir
+    assert runs.read_status(run)["status"] == "failed"
+    assert tp.resume_button.isEnabled()
+    with qtbot.waitSignal(tp.trainingFinished, timeout=TIMEOUT) as blocker:
+        tp.resume_button.click()
+    assert blocker.args[0] == "completed", tp.banner.text()
+    assert _steps(run) == list(range(1, 31))
+    tp.grab().save(str(tmp_path / "train-after-resume.png"))
