@@ -153,6 +153,16 @@ def cmd_runs(args) -> int:
     from backend.workspace import Project
 
     project = Project.open(args.project)
+    if getattr(args, "delete", None):
+        run_dir = runs.find_run(project.root, args.delete)
+        removed = runs.delete_run(run_dir)
+        print(f"deleted {run_dir} ({removed.describe()})")
+        return 0
+    if getattr(args, "rename", None):
+        key, name = args.rename
+        run_dir = runs.find_run(project.root, key)
+        print(f"{run_dir.name} is now shown as {runs.rename_run(run_dir, name)!r}")
+        return 0
     rows = []
     for r in runs.list_runs(project.root):
         best = _best_eval_loss(r.run_dir)
@@ -294,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser("runs", help="list a project's runs: status, resumable, best eval loss")
     rl.add_argument("project", help="project folder")
     rl.add_argument("--json", action="store_true", help="print the list as JSON")
+    rl.add_argument("--delete", metavar="RUN", help="delete a run folder (its id or name) and everything in it")
+    rl.add_argument("--rename", nargs=2, metavar=("RUN", "NAME"),
+                    help="give a run a display name (the folder keeps its id; '' removes the name)")
     rl.set_defaults(func=cmd_runs)
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")

@@ -13,6 +13,7 @@ A run folder (docs/architecture.md, "The run folder")::
     eval/<evalset>.json, eval/<evalset>.md   evaluation reports
     exports/           exported models (merged, GGUF)
     report.html        the self-contained run report
+    label.json         the name a person gave the run (rename_run); the folder keeps its id
 
 Every other module (CLI, GUI, training, export, chat, eval, bench) asks this
 module for a path or a rule instead of writing a name itself; a test greps
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,8 @@ EVAL = "eval"
 EXPORTS = "exports"
 REPORT = "report.html"
 PROJECT_RUNS = "runs"
+LABEL = "label.json"
+"""The display name a person gave the run (the folder name never changes: other files point at it)."""
 """The folder under a project that holds its runs."""
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -137,6 +141,11 @@ def report_path(run_dir: str | Path) -> Path:
 def provenance_path(folder: str | Path) -> Path:
     """``tune_studio.json`` inside an adapter, model or export folder."""
     return Path(folder) / PROVENANCE
+
+
+def label_path(run_dir: str | Path) -> Path:
+    """``label.json`` of a run: its display name, when renamed."""
+    return Path(run_dir) / LABEL
 
 
 def runs_dir(project_root: str | Path) -> Path:
@@ -438,6 +447,11 @@ class RunSummary:
         """``tune resume`` continues it from a checkpoint (see :func:`is_resumable`)."""
         return is_resumable(self.run_dir)
 
+    @property
+    def display_status(self) -> str:
+        """``status``, except ``interrupted`` for a run whose process is gone (what people are shown)."""
+        return "interrupted" if self.interrupted else self.status
+
 
 def read_run(run_dir: str | Path) -> RunSummary | None:
     """Summarise one run folder; ``None`` when it is not a run."""
@@ -462,10 +476,185 @@ def read_run(run_dir: str | Path) -> RunSummary | None:
             max_steps = last.get("max_steps")
             train_loss = last.get("loss") if train_loss is None else train_loss
     created = st.get("created") or st.get("started") or _mtime(run_dir)
-    return RunSummary(run_dir, cfg.get("name") or run_dir.name, st.get("status", "unknown"),
+    return RunSummary(run_dir, read_label(run_dir) or cfg.get("name") or run_dir.name, st.get("status", "unknown"),
                       float(created or 0), (cfg.get("method") or {}).get("method", "?"),
                       (cfg.get("model") or {}).get("name_or_path", "?"), step, max_steps,
                       train_loss, eval_loss, st.get("reason") or "", st.get("pid"))
+
+
+def read_label(run_dir: str | Path) -> str:
+    """The display name given with :func:`rename_run` (``""`` when none)."""
+    try:
+        data = read_json(label_path(run_dir), {})
+    except (OSError, ValueError):
+        return ""
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() if isinstance(name, str) else ""
+
+
+MAX_LABEL = 120
+
+
+def rename_run(run_dir: str | Path, name: str) -> str:
+    """Give a run a display name (written to ``label.json``; the folder keeps its id).
+
+    The folder is not renamed: logs, reports, exports and the Chat's choice of
+    run point at it.  An empty ``name`` removes the label, so the run shows its
+    configured name again.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder.
+    name
+        The new name; surrounding white space is dropped, line breaks are refused.
+
+    Returns
+    -------
+    str
+        The name the run now shows.
+
+    Raises
+    ------
+    RunError
+        When ``run_dir`` is not a run folder, or the name has a line break or is too long.
+    """
+    p = require_run_dir(run_dir)
+    name = (name or "").strip()
+    if any(c in name for c in "\r\n\t"):
+        raise RunError("a run name is one line", field="name", hint="remove the line break from the name")
+    if len(name) > MAX_LABEL:
+        raise RunError(f"a run name is at most {MAX_LABEL} characters (this one has {len(name)})",
+                       field="name", hint="give a shorter name")
+    if name:
+        atomic_write_json(label_path(p), {"name": name, "renamed": time.time()})
+    else:
+        label_path(p).unlink(missing_ok=True)
+    r = read_run(p)
+    return r.name if r is not None else p.name
+
+
+@dataclass
+class RunContents:
+    """What deleting a run removes (for a confirmation that names it).
+
+    Attributes
+    ----------
+    run_dir
+        The folder.
+    size_bytes
+        Its size on disk, every file included.
+    has_final
+        A finished ``adapter/`` or ``model/`` is in it.
+    checkpoints, exports, evaluations
+        How many checkpoints, exported models and evaluation reports it holds.
+    """
+
+    run_dir: Path
+    size_bytes: int
+    has_final: bool
+    checkpoints: int
+    exports: int
+    evaluations: int
+
+    def describe(self) -> str:
+        """One line for people: ``"41.2 MB: the adapter, 2 checkpoints, 1 export, no evaluations"``."""
+        def n(count: int, what: str) -> str:
+            return f"{count or 'no'} {what}{'' if count == 1 else 's'}"
+        parts = [("the " + ("model" if model_dir(self.run_dir).is_dir() else "adapter")) if self.has_final
+                 else "no adapter", n(self.checkpoints, "checkpoint"), n(self.exports, "export"),
+                 n(self.evaluations, "evaluation")]
+        return f"{format_size(self.size_bytes)}: " + ", ".join(parts)
+
+
+def format_size(n: int) -> str:
+    """``1234567`` → ``"1.2 MB"`` (decimal units, as file managers show)."""
+    size = float(n)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"  # pragma: no cover
+
+
+def run_contents(run_dir: str | Path) -> RunContents:
+    """What is in a run folder: size, adapter, checkpoints, exports, evaluations (see :class:`RunContents`)."""
+    p = require_run_dir(run_dir)
+    size = 0
+    for dirpath, _dirs, files in os.walk(p):
+        for f in files:
+            try:
+                size += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                continue
+    exp = exports_dir(p)
+    exports = sum(1 for _ in exp.iterdir()) if exp.is_dir() else 0
+    evals = len(list(eval_dir(p).glob("*.json"))) if eval_dir(p).is_dir() else 0
+    return RunContents(p, size, final_dir(p) is not None, len(checkpoints(p)), exports, evals)
+
+
+def is_live(run_dir: str | Path) -> bool:
+    """Whether a process is training this run now (``running`` / ``queued`` and its process exists)."""
+    st = read_status(run_dir)
+    if st.get("status") not in ("running", "queued"):
+        return False
+    pid = st.get("pid")
+    return isinstance(pid, int) and pid_alive(pid)
+
+
+def delete_run(run_dir: str | Path) -> RunContents:
+    """Delete a run folder and everything in it (adapter, checkpoints, exports, evaluations).
+
+    The GUI moves a run to the system trash when it can and only falls back
+    to this; the CLI (``tune runs PROJECT --delete RUN``) calls it directly.
+
+    Parameters
+    ----------
+    run_dir
+        The run folder; it must be a run folder (``config.json`` in it), so a
+        wrong path never removes anything else.
+
+    Returns
+    -------
+    RunContents
+        What was removed.
+
+    Raises
+    ------
+    RunError
+        When it is not a run folder, or a process is training it now.
+    """
+    p = require_run_dir(run_dir)
+    if is_live(p):
+        raise RunError("this run is training now; it cannot be deleted", file=p,
+                       hint="stop it first (Stop on the Train page, or Ctrl-C in its terminal)")
+    contents = run_contents(p)
+    shutil.rmtree(p)
+    return contents
+
+
+def find_run(project_root: str | Path, key: str) -> Path:
+    """The run folder of a project named by ``key``: its folder id, its display name or a path.
+
+    Raises
+    ------
+    RunError
+        When no run, or more than one run, has that name.
+    """
+    direct = Path(key).expanduser()
+    if direct.is_absolute() and is_run_dir(direct):
+        return direct
+    by_id = runs_dir(project_root) / key
+    if is_run_dir(by_id):
+        return by_id
+    hits = [r.run_dir for r in list_runs(project_root) if r.name == key]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise RunError(f"{len(hits)} runs are named {key!r}", field="run",
+                       hint="give the run's folder id instead (the RUN column of `tune runs`)")
+    raise RunError(f"no run {key!r} in this project", file=runs_dir(project_root), field="run",
+                   hint="`tune runs PROJECT` lists the runs with their ids")
 
 
 def _mtime(p: Path) -> float:

@@ -92,6 +92,16 @@ class Project:
     def evalsets_dir(self) -> Path:
         return self.root / "evalsets"
 
+    @property
+    def chat_dir(self) -> Path:
+        """``chat/``: the Chat page's transcript and the ones cleared before it (backend/transcript.py)."""
+        return self.root / "chat"
+
+    @property
+    def transcript_path(self) -> Path:
+        """``chat/transcript.jsonl``: the project's chat, one answer per line (backend/transcript.py)."""
+        return self.chat_dir / "transcript.jsonl"
+
     @classmethod
     def create(cls, root: str | Path, name: str | None = None, base_model: str = "default") -> "Project":
         """Create (or open, if it exists) a project folder."""

@@ -1,0 +1,210 @@
+"""A project's chat transcript: saved per answer, restored on reopen, exported as Markdown.
+
+The Chat page keeps what was asked and answered in
+``<project>/chat/transcript.jsonl`` (the path is ``Project.transcript_path``,
+docs/architecture.md, "The project folder"), one JSON object per answer::
+
+    {"v": 1, "exchange": "…", "time": 1764500000.0, "question": "…", "mode": "tuned+rag",
+     "run": "/…/runs/<id>" | null, "run_name": "run Nov 30 11:51" | null, "answer": "…",
+     "sources": [Source.to_dict(), …], "seconds": 2.41, "stopped": false, "abstained": false}
+
+Answers to one question (base and tuned side by side) share ``exchange``.
+Lines are appended, never rewritten, so a crash loses at most the answer being
+written; a torn or foreign line is skipped on reading.  "Clear" moves the file
+aside with a timestamp (:func:`archive`) instead of deleting it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.fsutil import atomic_write_text
+
+VERSION = 1
+MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
+               "base+rag": "Base model · with documents", "base": "Base model · no documents"}
+
+
+@dataclass
+class Exchange:
+    """One question and the answers given to it, in the order they were saved.
+
+    Attributes
+    ----------
+    id
+        The ``exchange`` key its answers share.
+    question
+        What was asked.
+    time
+        When the first answer was saved (seconds since the epoch).
+    answers
+        The answer records (dicts, as in the module docstring), one per mode.
+    """
+
+    id: str
+    question: str
+    time: float
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def new_exchange_id() -> str:
+    """A fresh key for the answers to one question."""
+    return uuid.uuid4().hex[:12]
+
+
+def answer_record(answer: Any, *, exchange: str, run_dir: str | Path | None = None,
+                  run_name: str | None = None) -> dict[str, Any]:
+    """The transcript line for one answer.
+
+    Parameters
+    ----------
+    answer
+        A :class:`backend.rag.chain.Answer` (or anything with its ``to_dict``).
+    exchange
+        The key shared by the answers to the same question (:func:`new_exchange_id`).
+    run_dir, run_name
+        The run whose model answered as "tuned" (``None``: the base model only).
+    """
+    d = answer.to_dict() if hasattr(answer, "to_dict") else dict(answer)
+    return {"v": VERSION, "exchange": exchange, "time": time.time(), "question": d.get("question", ""),
+            "mode": d.get("mode", ""), "run": str(run_dir) if run_dir else None,
+            "run_name": run_name or None, "answer": d.get("answer", ""), "sources": list(d.get("sources") or []),
+            "seconds": d.get("seconds"), "stopped": bool(d.get("stopped")),
+            "abstained": bool(d.get("abstained"))}
+
+
+def append(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one answer record to the transcript (created with its folder when missing).
+
+    One ``write`` of one line, flushed to disk: a crash leaves at most a torn
+    last line, which :func:`load` skips and the next append starts after.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+    # After a crash mid-line the file ends without a newline: start on a line of our own, or this
+    # record would be glued to the torn one and lost with it.
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = "\n" + line
+    except OSError:  # missing or empty
+        pass
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load(path: str | Path) -> list[Exchange]:
+    """The transcript's exchanges, oldest first (``[]`` when there is none).
+
+    Lines that are not answer records (torn by a crash, edited by hand) are skipped.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    out: list[Exchange] = []
+    by_id: dict[str, Exchange] = {}
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) or "answer" not in rec:
+            continue
+        key = str(rec.get("exchange") or new_exchange_id())
+        ex = by_id.get(key)
+        if ex is None:
+            ex = by_id[key] = Exchange(key, rec["question"], float(rec.get("time") or 0.0))
+            out.append(ex)
+        ex.answers.append(rec)
+    return out
+
+
+def sources_of(record: dict[str, Any]) -> list:
+    """The record's sources as :class:`backend.rag.index.Source` objects (malformed ones left out)."""
+    from backend.rag.index import Source
+
+    out = []
+    for s in record.get("sources") or []:
+        try:
+            out.append(Source(**s))
+        except TypeError:
+            continue
+    return out
+
+
+def archive(path: str | Path) -> Path | None:
+    """Move the transcript aside as ``transcript-YYYYmmdd-HHMMSS.jsonl`` (what "Clear" does).
+
+    Returns
+    -------
+    Path or None
+        Where the old transcript now is; ``None`` when there was nothing to move.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        path.unlink(missing_ok=True)
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = path.with_name(f"{path.stem}-{stamp}-{n}{path.suffix}")
+    os.replace(path, dest)
+    return dest
+
+
+def to_markdown(exchanges: list[Exchange], title: str = "Chat transcript") -> str:
+    """The exchanges as a Markdown document: each question, its answers with mode, run, time and sources."""
+    lines = [f"# {title}", ""]
+    for ex in exchanges:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ex.time)) if ex.time else ""
+        lines += [f"## {ex.question.strip() or '(empty question)'}", ""]
+        if when:
+            lines += [f"*Asked {when}*", ""]
+        for a in ex.answers:
+            mode = MODE_TITLES.get(a.get("mode", ""), a.get("mode", ""))
+            head = f"### {mode}"
+            if str(a.get("mode", "")).startswith("tuned") and a.get("run_name"):
+                head += f" ({a['run_name']})"
+            lines += [head, ""]
+            lines += [(a.get("answer") or "").strip() or "*(no answer)*", ""]
+            facts = []
+            if isinstance(a.get("seconds"), (int, float)):
+                facts.append(f"answered in {a['seconds']:.1f} s")
+            if a.get("stopped"):
+                facts.append("stopped")
+            if facts:
+                lines += ["*" + " · ".join(facts) + "*", ""]
+            sources = a.get("sources") or []
+            if sources:
+                lines.append("Sources:")
+                for i, s in enumerate(sources, 1):
+                    page = f" p.{s['page']}" if s.get("page") is not None and str(s.get("file", "")).lower().endswith(
+                        ".pdf") else ""
+                    score = f" (similarity {s['score']:.2f})" if isinstance(s.get("score"), (int, float)) else ""
+                    lines.append(f"{i}. {s.get('file', '?')}{page}, passage {int(s.get('chunk', 0)) + 1}{score}")
+                lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def export_markdown(path: str | Path, out: str | Path, title: str = "Chat transcript") -> Path:
+    """Write the transcript at ``path`` as Markdown to ``out`` (atomically); returns ``out``."""
+    out = Path(out)
+    atomic_write_text(out, to_markdown(load(path), title))
+    return out
+
+
+__all__ = ["Exchange", "MODE_TITLES", "answer_record", "append", "archive", "export_markdown", "load",
+           "new_exchange_id", "sources_of", "to_markdown"]
