@@ -107,7 +107,7 @@ def _wait_job(app, job, stamps: list, late: list) -> None:
 
 
 def run(model: str | None = None, idle_s: float = 5.0, max_steps: int | None = None, points: int = 100_000,
-        repeats: int = 20, max_new_tokens: int = 64) -> dict:
+        repeats: int = 20, max_new_tokens: int = 64, max_documents: int | None = None) -> dict:
     """Measure; return the ``gui`` block."""
     setup_env()
     try:
@@ -150,7 +150,7 @@ def run(model: str | None = None, idle_s: float = 5.0, max_steps: int | None = N
     project = Project.open(root)
     engine = ChatEngine()
     log("gui: indexing the sample project's documents (not measured) …")
-    ingest = Job(engine.ingest, root, project.document_files(), name="ingest")
+    ingest = Job(engine.ingest, root, project.document_files()[:max_documents], name="ingest")
     _wait_job(app, ingest, [], [])
 
     overrides: dict[str, Any] = {}
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     kw: dict[str, Any] = {"model": a.model}
     if a.quick:
-        kw.update(idle_s=1.0, max_steps=4, points=2_000, repeats=3, max_new_tokens=8)
+        kw.update(idle_s=1.0, max_steps=4, points=2_000, repeats=3, max_new_tokens=8, max_documents=1)
     for k in ("idle_s", "max_steps", "points"):
         if getattr(a, k) is not None:
             kw[k] = getattr(a, k)
