@@ -210,9 +210,20 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(current)
         self.train_page.trainingFinished.connect(self._on_training_finished)
         self.train_page.runSelected.connect(self._on_run_selected)
+        self.train_page.run_in_use = self._run_in_use
         self._pages_ready = True
         self._refresh_nav()
         self._offer_resume()
+
+    def _run_in_use(self, run_dir: Path) -> str | None:
+        """Why the Train page may not delete a run now: another page is working with it (or None)."""
+        run_dir = Path(run_dir)
+        if self.chat_page is not None and self.chat_page.is_busy() and self.chat_page.selected_run() == run_dir:
+            return "Chat is answering with it: wait for the answer or press Stop there."
+        ev_page = self.evaluate_page
+        if ev_page is not None and ev_page.is_busy() and ev_page.selected_run() == run_dir:
+            return "Evaluate is scoring it: wait for the evaluation or stop it there."
+        return None
 
     def training_busy(self) -> bool:
         """A training run is in progress."""

@@ -1,0 +1,175 @@
+"""Issue 21 on the pages (pytest-qt, offscreen): runs you can tidy, the run that died before its first
+checkpoint, the finish notice's run name, the estimate beside the live ETA, a chat you can keep.
+
+Pages are built on a bare Session over a project made in the test (docs/architecture.md, "How to add
+a page"); run folders are written the way backend/runs.py reads them ("The run folder").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from backend import runs
+from backend.config import RunConfig
+
+pytestmark = pytest.mark.usefixtures("qapp")
+DEAD_PID = 2**22 + 4321  # beyond pid_max on most systems: the writer is gone
+
+
+def _run(root: Path, rid: str, status: str, *, created: float, checkpoint: bool = True, adapter: bool = False,
+         pid: int | None = DEAD_PID, reason: str = "") -> Path:
+    run = runs.runs_dir(root) / rid
+    run.mkdir(parents=True)
+    runs.config_path(run).write_text(json.dumps(RunConfig(name=f"run {rid}").to_dict()))
+    runs.status_path(run).write_text(json.dumps({"status": status, "pid": pid, "created": created,
+                                                 "reason": reason}))
+    runs.metrics_path(run).write_text(json.dumps({"type": "train", "time": 1.0, "step": 2, "max_steps": 10,
+                                                  "loss": 1.5}) + "\n")
+    if checkpoint:
+        ck = runs.checkpoint_dir(run, 2)
+        ck.mkdir(parents=True)
+        (ck / runs.TRAINER_STATE).write_text("{}")
+        runs.mark_checkpoint_complete(ck, 2)
+    if adapter:
+        runs.adapter_dir(run).mkdir()
+        (runs.adapter_dir(run) / "adapter_config.json").write_text("{}")
+    return run
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    from backend.workspace import Project
+
+    monkeypatch.setenv("TUNE_STUDIO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the system trash, if Qt uses one, stays here
+    return Project.create(tmp_path / "proj", "proj")
+
+
+@pytest.fixture()
+def train_page(qtbot, project):
+    from desktop.pages.train import TrainPage
+    from desktop.session import Session
+
+    s = Session()
+    s.open_project(project.root)
+    page = TrainPage(s)
+    qtbot.addWidget(page)
+    page.resize(1300, 800)
+
+    return page
+
+
+def _names(page) -> list[str]:
+    return [page.history.item(r, 0).text() for r in range(page.history.rowCount())]
+
+
+def test_history_filter_rename_and_delete(qtbot, train_page, project):
+    tp = train_page
+    done = _run(project.root, "20261130-115150-run-a", "completed", created=3.0, adapter=True)
+    failed = _run(project.root, "b", "failed", created=2.0, reason="out of memory")
+    _run(project.root, "c", "running", created=1.0)  # its process is gone: interrupted
+    tp.refresh_history()
+    assert _names(tp) == ["run 20261130-115150-run-a", "run b", "run c"]
+    for label, want in (("Failed", ["run b"]), ("Interrupted", ["run c"]), ("Completed", ["run 20261130-115150-run-a"]),
+                        ("Cancelled", []), ("All runs", ["run 20261130-115150-run-a", "run b", "run c"])):
+        tp.history_filter.setCurrentText(label)
+        assert _names(tp) == want, label
+    assert tp.history.item(2, 1).text() == "interrupted"
+
+    # rename: a display name; the folder keeps its id and the page shows the new name
+    assert tp.rename_run(done, "baseline")
+    assert done.is_dir() and _names(tp)[0] == "baseline" and runs.read_run(done).name == "baseline"
+    tp.ask_run_name = lambda current: (current + " 2")
+    tp.show_run(done)
+    tp.rename_button.click()
+    assert _names(tp)[0] == "baseline 2"
+    assert not tp.rename_run(done, "a\nb") and "one line" in tp.banner.text()
+
+    # delete: the confirmation names the folder, its size and what is in it; No keeps everything
+    asked = []
+    tp.confirm_delete = lambda title, text: asked.append(text) or False
+    assert not tp.delete_run(failed) and failed.is_dir()
+    assert str(failed) in asked[0] and "no adapter, 1 checkpoint, no exports, no evaluations" in asked[0]
+    assert "bytes" in asked[0] or "kB" in asked[0]
+    tp.confirm_delete = lambda title, text: True
+    tp.show_run(failed)
+    tp.delete_button.click()
+    assert not failed.exists() and "run b" not in _names(tp) and tp.status_label.text().startswith("Deleted “run b”")
+
+    # refused while another page works with it (the main window says which)
+    tp.run_in_use = lambda run_dir: "Chat is answering with it" if run_dir == done else None
+    assert not tp.delete_run(done) and done.is_dir() and "Chat is answering with it" in tp.banner.text()
+    # refused while a process trains it
+    live = _run(project.root, "live", "running", created=4.0, pid=os.getpid())
+    assert not tp.delete_run(live) and live.is_dir() and "training now" in tp.banner.text()
+    # the chat's run goes away with it
+    tp.run_in_use = lambda run_dir: None
+    tp.session.select_run(done)
+    assert tp.delete_run(done) and not done.exists() and tp.session.run_dir is None
+
+
+def test_run_that_died_before_its_first_checkpoint(qtbot, train_page, project):
+    tp = train_page
+    run = _run(project.root, "early", "running", created=1.0, checkpoint=False)
+    tp.refresh_history()
+    tp.show_run(run)
+    text = tp.status_label.text()
+    assert text == "Showing run early: interrupted before its first checkpoint: start it again.", text
+    assert tp.history.item(0, 1).text() == "interrupted"
+    assert not tp.resume_button.isEnabled() and "No checkpoint was saved" in tp.resume_button.toolTip()
+    # a resumable one keeps its plain status
+    ok = _run(project.root, "later", "cancelled", created=2.0)
+    tp.refresh_history()
+    tp.show_run(ok)
+    assert tp.status_label.text() == "Showing run later: cancelled." and tp.resume_button.isEnabled()
+
+
+def test_buttons_named_apart_and_finish_notice_uses_the_history_name(qtbot, train_page, project):
+    tp = train_page
+    assert tp.resume_button.text() == "Resume run" and tp.pause_button.text() == "Pause"
+    run = _run(project.root, "20261130-115150-run-x", "cancelled", created=1.0)
+    runs.rename_run(run, "long context try")
+    tp._run_dir, tp._final_status, tp._job = run, "cancelled", None
+    with qtbot.waitSignal(tp.trainingFinished) as blocker:
+        tp._on_job_finished()
+    assert blocker.args[1] == "Training stopped: long context try saved a checkpoint and can be resumed."
+    assert "20261130" not in tp.status_label.text()
+
+
+def test_estimate_beside_the_live_eta_says_when_slower(qtbot, train_page):
+    tp = train_page
+    tp._set_estimate(60.0)
+    assert tp.stat["estimate"].text() == "1 min 00 s"
+    rec = {"type": "train", "step": 5, "max_steps": 30, "loss": 1.0, "elapsed_s": 20.0, "eta_s": 50.0}
+    tp._on_train_record(rec)  # 70 s in all: within 1.5x
+    assert "Slower than estimated" not in tp.status_label.text()
+    tp._on_train_record(dict(rec, step=6, elapsed_s=40.0, eta_s=100.0))  # 140 s: 2.3x
+    text = tp.status_label.text()
+    assert "Slower than estimated: about 2 min 20 s in all, 2.3× the estimate." in text, text
+    assert "c0392b" in tp.stat["estimate"].styleSheet()
+    assert "Slower than estimated" in tp.log_view.toPlainText()
+
+
+def test_other_cpu_names_a_busy_program():
+    # a real busy process is seen as "other programs" (and the excluded ones are not)
+    import subprocess
+    import sys
+
+    from desktop.pages.train import _OtherCpu
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        cpu = _OtherCpu()
+        cpu.MIN_CORES = 0.0
+        cpu.start({os.getpid()})
+        import time
+        time.sleep(1.0)
+        said = cpu.describe({os.getpid()}, min_gap_s=0)
+        assert "python" in said and said.startswith("other programs use about"), said
+    finally:
+        hog.kill()
+        hog.wait()
