@@ -79,11 +79,12 @@ def _wait(qtbot, page):
     assert not page.banner.isVisible() or page.banner.kind != "error", page.banner.text()
 
 
-def test_bad_questions_file_names_the_line(page, tmp_path):
+def test_bad_questions_file_names_the_line(qtbot, page, tmp_path):
     bad = tmp_path / "mine.jsonl"
     bad.write_text('{"question": "What does E4 mean?", "answer": "Wi-Fi password rejected"}\n'
                    '{"question": "no reference here"}\n', encoding="utf-8")
-    assert page.add_file(bad) == 0
+    assert page.add_file(bad)
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=JOB_TIMEOUT)
     assert page.banner.isVisible() and page.banner.kind == "error"
     assert "mine.jsonl:2" in page.banner.text()
     assert page.review_table.rowCount() == 0
@@ -100,14 +101,16 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     qfile.write_text("question,answer,keywords,source\n"
                      "What does error E4 mean?,The Wi-Fi password was rejected.,Wi-Fi;password,troubleshooting.md\n"
                      "How long is the warranty?,3 years,,warranty-and-returns.md\n", encoding="utf-8")
-    assert page.add_file(qfile) == 2
+    assert page.add_file(qfile)
+    _wait(qtbot, page)
+    assert page.review_table.rowCount() == 2
     assert page.name_edit.text() == "my-questions"
     page.validation_limit.setValue(2)
     assert page.start_from_validation()
     _wait(qtbot, page)
     t = page.review_table
     assert t.rowCount() == 4
-    assert [t.item(r, 4).text() for r in range(4)] == ["questions file"] * 2 + ["validation split"] * 2
+    assert [t.item(r, 4).text() for r in range(4)] == ["file"] * 2 + ["validation"] * 2
     assert "brisa_support.jsonl:" in t.item(2, 3).text()
     # review: reject one row, edit another (editing accepts it)
     page.set_review_state([3], "rejected")
@@ -263,7 +266,8 @@ def test_drafted_questions_are_reviewed_and_overlap_is_flagged(qtbot, page, proj
     q = root / "q.jsonl"
     q.write_text(json.dumps({"question": "How much does the Brisa T3 cost?", "answer": "USD 179"}) + "\n",
                  encoding="utf-8")
-    assert page.add_file(q) == 1
+    assert page.add_file(q)
+    _wait(qtbot, page)
     assert t.item(0, 5).text() == "also a training row (brisa_support.jsonl:1)"
     assert not page.overlap_note.isHidden() and "1 question here is also a training row" in page.overlap_note.text()
 

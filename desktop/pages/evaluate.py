@@ -40,7 +40,9 @@ REVIEW_STATES = {"accepted": ("#dff3e4", "#1c4d2b", "✓ accepted"), "rejected":
                  "review": ("#fdf0d5", "#5c3f06", "? to review")}
 STATE_EDGE = {"right": "#2e8b4a", "wrong": "#c0392b", "abstained": "#c98a12", "missing": "#d5dae1"}
 CARD_CELLS = {"tuned+rag": (0, 0), "base+rag": (0, 1), "tuned": (1, 0), "base": (1, 1)}
-ORIGINS = {"file": "questions file", "validation": "validation split", "documents": "documents"}
+ORIGINS = {"file": "file", "validation": "validation", "documents": "documents"}
+ORIGIN_TIPS = {"file": "From a questions file", "validation": "Held out from the run's validation split",
+               "documents": "Drafted from the documents by the teacher model"}
 
 
 def _plain_label(text: str = "", *, bold: bool = False) -> QLabel:
@@ -96,6 +98,7 @@ class EvaluatePage(Page):
         self.draft_rows: list[DraftRow] = []
         self.compare_cards: list[dict] = []
         self._filling_review = False
+        self._file_read = Path()
         self._t0 = 0.0
 
         # -- top bar: run, test set, evaluate -------------------------------------------------
@@ -342,7 +345,7 @@ class EvaluatePage(Page):
         h = self.review_table.horizontalHeader()
         h.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         h.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for c, width in ((0, 92), (3, 140), (4, 110), (5, 120)):
+        for c, width in ((0, 90), (3, 130), (4, 86), (5, 120)):
             h.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
             self.review_table.setColumnWidth(c, width)
         self.review_table.itemChanged.connect(self._on_review_item_changed)
@@ -432,6 +435,7 @@ class EvaluatePage(Page):
         right.addLayout(mrow)
         self.compare_table = QTableWidget(0, 0)
         self.compare_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.compare_table.setWordWrap(True)
         self.compare_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.compare_table.verticalHeader().setMinimumWidth(180)
         right.addWidget(self.compare_table, 1)
@@ -695,6 +699,13 @@ class EvaluatePage(Page):
                                 f"in runs/{where}/eval/{(result or {}).get('evalset', '')}.json.")
             self.tabs.setCurrentIndex(0)
             self.evaluationFinished.emit("cancelled" if stopped else "completed")
+        elif kind == "file":
+            rows, overlaps = result
+            path = self._file_read
+            n = self.add_rows(rows, "file", overlaps)
+            if not self.name_edit.text().strip():
+                self.name_edit.setText(re.sub(r"[^\w.-]+", "-", path.stem).strip("-.") or "questions")
+            self.status.setText(f"{n} questions read from {path.name}.")
         elif kind in ("validation", "draft"):
             rows, overlaps = result
             origin = "validation" if kind == "validation" else "documents"
@@ -824,22 +835,19 @@ class EvaluatePage(Page):
         if path:
             self.add_file(Path(path))
 
-    def add_file(self, path: Path) -> int:
-        """Add a questions file's rows (accepted); a bad row is shown with its file and line."""
+    def add_file(self, path: Path) -> bool:
+        """Read a questions file in a Job and add its rows (accepted); a bad row is shown with its file and line.
+
+        Reading also compares every question with the training rows, which takes a
+        while on a large dataset: not on the GUI thread.
+        """
+        if self.session.project is None or self.is_busy():
+            return False
         self.banner.clear()
-        try:
-            rows, overlaps = read_rows(Path(path), self.session.project)
-        except Exception as e:
-            self.banner.show_error(e)
-            problems = getattr(e, "problems", None)
-            if problems:
-                self.status.setText("; ".join(str(p) for p in problems[:6]))
-            return 0
-        n = self.add_rows(rows, "file", overlaps)
-        if not self.name_edit.text().strip():
-            self.name_edit.setText(re.sub(r"[^\w.-]+", "-", Path(path).stem).strip("-.") or "questions")
-        self.status.setText(f"{n} questions read from {Path(path).name}.")
-        return n
+        self._file_read = Path(path)
+        self._start_job("file", read_rows, Path(path), self.session.project)
+        self.status.setText(f"Reading {Path(path).name}…")
+        return True
 
     def _on_validation_clicked(self) -> None:
         self.start_from_validation()
@@ -904,7 +912,7 @@ class EvaluatePage(Page):
                 if editable:
                     flags |= Qt.ItemFlag.ItemIsEditable
                 it.setFlags(flags)
-                it.setToolTip(text)
+                it.setToolTip(ORIGIN_TIPS.get(d.origin, text) if c == 4 else text)
                 t.setItem(r, c, it)
             if d.overlap:
                 t.item(r, 5).setForeground(QBrush(QColor("#8a5a00")))
@@ -981,7 +989,7 @@ class EvaluatePage(Page):
             ref = "Unanswerable from the documents: the right answer says so."
         self.row_answer.setText(ref)
         where = d.where()
-        self.passage_title.setText(f"Source: {where}" if where else f"From: {ORIGINS.get(d.origin, d.origin)}")
+        self.passage_title.setText(f"Source: {where}" if where else ORIGIN_TIPS.get(d.origin, d.origin))
         text = d.passage()
         if not text:
             text = {"validation": "A held-out row of the run's validation split (never trained on).",
@@ -1086,7 +1094,8 @@ class EvaluatePage(Page):
         t = self.compare_table
         t.clear()
         t.setColumnCount(len(cards))
-        labels = [label for _k, label, _kind, _h in METRICS] + ["Validation loss (tuned)", "Questions"]
+        labels = [label for _k, label, _kind, _h in METRICS] + ["Right answers", "Validation loss (tuned)",
+                                                                 "Forgetting check"]
         t.setRowCount(len(labels) if cards else 0)
         t.setVerticalHeaderLabels(labels)
         t.setHorizontalHeaderLabels([Path(str(c.get("run_dir") or c.get("run") or "?")).name for c in cards])
@@ -1100,13 +1109,21 @@ class EvaluatePage(Page):
                 it = QTableWidgetItem(fmt_interval(e, kind) if sc else "not evaluated")
                 it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 t.setItem(r, c, it)
-            tuned = ((card.get("loss") or {}).get("tuned") or {}).get("eval_loss")
-            t.setItem(len(METRICS), c, QTableWidgetItem("–" if tuned is None else f"{tuned:.3f}"))
-            n = card.get("n") or card.get("questions")
+            n = card.get("questions")
             n = len(n) if isinstance(n, list) else n
-            t.setItem(len(METRICS) + 1, c, QTableWidgetItem("–" if n is None else str(n)))
-            for r in (len(METRICS), len(METRICS) + 1):
-                t.item(r, c).setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            right = (card.get("correct") or {}).get(mode)
+            tuned = ((card.get("loss") or {}).get("tuned") or {}).get("eval_loss")
+            extra = ["–" if right is None else f"{right} of {n}",
+                     "–" if tuned is None else f"{tuned:.3f}",
+                     str(card.get("forgetting") or "not run")] if sc else ["–"] * 3
+            for r, text in enumerate(extra, len(METRICS)):
+                it = QTableWidgetItem(text)
+                it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                it.setToolTip(ORIGIN_TIPS.get(d.origin, text) if c == 4 else text)
+                t.setItem(r, c, it)
+        t.resizeRowsToContents()
+        for r in range(t.rowCount()):
+            t.setRowHeight(r, max(30, t.rowHeight(r) + 6))
         self.compare_note.setText(
             (f"Not evaluated on this test set yet: {', '.join(missing)} — select it above and click Evaluate."
              if missing else "Figures in brackets are 95% intervals: overlapping intervals mean the difference "
