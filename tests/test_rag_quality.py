@@ -316,3 +316,16 @@ def test_facts_recipe_gives_enough_steps_and_a_valid_config(rows):
     assert cfg.training.epochs == r["training.epochs"]
     long = facts_recipe(rows, mean_tokens=400, raft=True)
     assert long["training.epochs"] <= r["training.epochs"] and long["data.max_length"] >= 512
+
+
+def test_source_panel_highlights_the_evidence_and_escapes_text():
+    from desktop.pages.chat import highlighted_html
+
+    text = "Intro <b>bold?</b> & more.\nFault SC-39 means the sensor is dirty. Next line."
+    a = text.index("Fault")
+    b = text.index("dirty.") + len("dirty.")
+    out = highlighted_html(text, [{"source_index": 0, "sentence": text[a:b], "start": a, "end": b, "score": 0.9},
+                                  {"start": 0, "end": 999, "score": 0.1}])  # out of range: ignored
+    assert "&lt;b&gt;bold?&lt;/b&gt; &amp; more." in out and "<b>" not in out
+    assert "<a name='evidence'></a><span style='background:#ffe27a'>Fault SC-39 means the sensor is dirty.</span>" in out
+    assert out.count("<span") == 1

@@ -340,7 +340,7 @@ class ChatSession:
         kw: dict[str, Any] = dict(generation.to_dict()) if generation is not None else {}
         if should_stop is not None:
             kw["should_stop"] = should_stop
-        chain = self.chain(mode, **kw)
+        chain = self.chain(mode, **kw)  # checks the mode before anything is retrieved
         inputs: dict[str, Any] = {"question": question}
         evidence: list[dict[str, Any]] = []
         relevance: float | None = None
@@ -359,6 +359,9 @@ class ChatSession:
                     on_token(ABSTAIN_ANSWER)
                 return Answer(question, ABSTAIN_ANSWER, mode, found, time.perf_counter() - t0, False,
                               abstained=True, evidence=evidence, relevance=relevance)
+            if self.settings.copy_bias > 0 and context:
+                kw["copy_bias"] = (context, self.settings.copy_bias)
+                chain = self.chain(mode, **kw)
         parts: list[str] = []
         found = []
         for piece in chain.stream(inputs):

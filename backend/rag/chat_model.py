@@ -173,6 +173,23 @@ class HFChatModel(BaseChatModel):
                 def __call__(self, input_ids, scores, **kw):
                     return bool(should_stop())
             gen["stopping_criteria"] = StoppingCriteriaList([_Stop()])
+        bias = kwargs.get("copy_bias")
+        if bias and float(bias[1]) > 0:
+            # (context text, strength): favour the tokens of the retrieved evidence, so a small
+            # model copies names and numbers instead of inventing them (docs/architecture.md, RAG)
+            import torch
+            from transformers import LogitsProcessor, LogitsProcessorList
+
+            ids = sorted(set(tok(str(bias[0]), add_special_tokens=False)["input_ids"]))
+            strength = float(bias[1])
+
+            class _CopyBias(LogitsProcessor):
+                def __call__(self, input_ids, scores):
+                    idx = torch.tensor(ids, device=scores.device)
+                    scores[:, idx] += strength
+                    return scores
+            if ids:
+                gen["logits_processor"] = LogitsProcessorList([_CopyBias()])
         return gen, bool(kwargs.get("adapter", True)), should_stop
 
     # -- LangChain interface ----------------------------------------------

@@ -28,6 +28,7 @@ _LIST_NUMBER = re.compile(r"\d{1,3}[.)]")
 _MARKUP = re.compile(r"\*\*|__|(?<!\w)[*_](?=\S)|(?<=\S)[*_](?!\w)|^#+\s*|^\s*[-+]\s+", re.MULTILINE)
 
 _CACHE_MAX = 4096
+HEADING_WEIGHT = 0.5
 _cache: "OrderedDict[tuple[str, str], Any]" = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -43,6 +44,8 @@ class Sentence:
     similarity: float = 0.0
     coverage: float = 0.0
     score: float = 0.0
+    heading: bool = False
+    section: int | None = None  # the sentence number of the heading above it (same source), if any
 
     def to_dict(self) -> dict[str, Any]:
         """The contract's evidence record (``docs/architecture.md``, evaluation)."""
@@ -183,11 +186,15 @@ def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | Non
 
     sents: list[Sentence] = []
     for i, s in enumerate(sources):
+        section = None
         for a, b in split_sentences(s.text):
             t = s.text[a:b]
             if len(tokenize(t)) == 0:
                 continue
-            sents.append(Sentence(i, a, b, t))
+            head = _is_heading(t)
+            sents.append(Sentence(i, a, b, t, heading=head, section=None if head else section))
+            if head:
+                section = len(sents) - 1
     if not sents:
         return []
     if lexicon is None or len(lexicon) == 0:
@@ -203,7 +210,19 @@ def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | Non
         s.similarity = float(sim)
         s.coverage = lexicon.coverage(question, s.text)
         s.score = s.similarity + lexical_weight * s.coverage
+        if s.heading:  # a title names the topic but answers nothing: it comes as context, rarely as evidence
+            s.score *= HEADING_WEIGHT
     return sents
+
+
+def _is_heading(text: str) -> bool:
+    """A Markdown heading, or a short line without a sentence mark (a title in a text file)."""
+    t = text.strip()
+    if t.startswith("#"):
+        return True
+    if t[:1] in "-*+|" or ":" in t or _LIST_NUMBER.match(t):  # list items and table rows state facts
+        return False
+    return t[-1:] not in ".!?;)" and len(t.split()) <= 6 and "\n" not in t
 
 
 def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | None, *, budget: int = 900,
@@ -239,11 +258,14 @@ def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | Non
     for n in ranked:
         want = [m for m in range(n - neighbours, n + neighbours + 1)
                 if 0 <= m < len(sents) and sents[m].source_index == sents[n].source_index and m not in chosen]
+        sec = sents[n].section
+        if sec is not None and sec not in chosen and sec not in want:
+            want.append(sec)  # the section's title: e.g. the version a release note belongs to
         # the sentence itself first; neighbours only if they fit too
         cost_self = len(plain(sents[n].text)) + 1 if n not in chosen else 0
         if n not in chosen and used + cost_self > budget and chosen:
             continue
-        for m in sorted(want, key=lambda m: (m != n, abs(m - n))):
+        for m in sorted(want, key=lambda m: (m != n, m != sec, abs(m - n))):
             c = len(plain(sents[m].text)) + 1
             if used + c > budget and chosen:
                 continue
@@ -269,7 +291,7 @@ def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | Non
     context = "\n\n".join(blocks)
     if len(context) > budget and budget > 0:
         context = context[:budget].rsplit(" ", 1)[0] + " …"
-    best = [sents[n] for n in ranked[:max(1, top)]]
+    best = [sents[n] for n in ranked if not sents[n].heading][:max(1, top)] or [sents[ranked[0]]]
     return Evidence(context, best, best[0].score if best else 0.0)
 
 

@@ -5,21 +5,23 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+import re
 import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QTextOption
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import transcript as chat_log
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
 from desktop.data_adapter import append_feedback
 from desktop.form import FloatSpinBox
-from desktop.runs import list_runs
+from desktop.runs import list_runs, read_run
 from desktop.session import Session
 from desktop.style import mono_font
 from desktop.widgets import Page, muted
@@ -30,6 +32,79 @@ log = logging.getLogger(__name__)
 MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
                "base+rag": "Base model · with documents", "base": "Base model · no documents"}
 FEEDBACK_FILE = "feedback.jsonl"
+
+_CODE = re.compile(r"`([^`\n]+)`")
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
+_ITALIC = re.compile(r"(?<![\w*])\*(?=[^\s*])(.+?)(?<=[^\s*])\*(?![\w*])|(?<![\w_])_(?=\S)(.+?)(?<=\S)_(?![\w_])")
+_BULLET = re.compile(r"^\s*[-*+•]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s*\d{1,3}[.)]\s+(.*)$")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def _inline_html(text: str) -> str:
+    """One line: escaped text with `code`, **bold** / __bold__ and *italic* / _italic_ as HTML."""
+    out = []
+    pieces = _CODE.split(text)  # odd pieces are code spans: their content is left as written
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            out.append(f"<code style='background:#eef1f5'>{html.escape(piece)}</code>")
+            continue
+        t = html.escape(piece, quote=False)
+        t = _BOLD.sub(lambda m: f"<b>{m.group(1) or m.group(2)}</b>", t)
+        t = _ITALIC.sub(lambda m: f"<i>{m.group(1) or m.group(2)}</i>", t)
+        out.append(t)
+    return "".join(out)
+
+
+def answer_html(text: str) -> str:
+    """A model's answer as HTML: Markdown's everyday subset rendered, everything else plain text.
+
+    Bold, italic, inline code, headings (shown bold), bullet and numbered lists
+    become markup; all text is HTML-escaped first, so an answer can never inject
+    markup, links or images (a model's output is content, not code).
+    """
+    blocks: list[str] = []
+    items: list[str] = []
+    kind = ""
+
+    def close_list() -> None:
+        nonlocal items, kind
+        if items:
+            tag = "ol" if kind == "ol" else "ul"
+            blocks.append(f"<{tag} style='margin:0 0 0 -20px'>" + "".join(f"<li>{i}</li>" for i in items)
+                          + f"</{tag}>")
+        items, kind = [], ""
+
+    para: list[str] = []
+
+    def close_para() -> None:
+        nonlocal para
+        if para:
+            blocks.append("<p style='margin:0 0 4px 0'>" + "<br>".join(para) + "</p>")
+        para = []
+
+    for line in text.split("\n"):
+        bullet, numbered, heading = _BULLET.match(line), _NUMBERED.match(line), _HEADING.match(line)
+        if bullet or numbered:
+            close_para()
+            want = "ul" if bullet else "ol"
+            if kind and kind != want:
+                close_list()
+            kind = want
+            items.append(_inline_html((bullet or numbered).group(1)))
+        elif not line.strip():
+            close_list()
+            close_para()
+        elif heading:
+            close_list()
+            close_para()
+            blocks.append(f"<p style='margin:2px 0 2px 0'><b>{_inline_html(heading.group(1))}</b></p>")
+        else:
+            close_list()
+            para.append(_inline_html(line))
+    close_list()
+    close_para()
+    return "".join(blocks)
 
 
 class _AutoHeightText(QTextBrowser):
@@ -57,6 +132,32 @@ class _AutoHeightText(QTextBrowser):
         self._fit()
 
 
+def highlighted_html(text: str, evidence: list) -> str:
+    """``text`` as escaped HTML (line breaks kept) with the evidence sentences' spans marked.
+
+    ``evidence`` holds ``{"start", "end", "score"}`` offsets into ``text``; the
+    best sentence gets the strongest mark.  Document text is content: every
+    piece is escaped, never interpreted as markup.
+    """
+    spans = []
+    for rank, e in enumerate(evidence):
+        a, b = int(e.get("start", 0)), int(e.get("end", 0))
+        if 0 <= a < b <= len(text):
+            spans.append((a, b, rank))
+    spans.sort()
+    out, pos = [], 0
+    for a, b, rank in spans:
+        if a < pos:  # overlapping sentences: keep the first
+            continue
+        out.append(html.escape(text[pos:a]))
+        colour = "#ffe27a" if rank == 0 else "#fff3c4"
+        anchor = "<a name='evidence'></a>" if rank == 0 else ""
+        out.append(f"{anchor}<span style='background:{colour}'>{html.escape(text[a:b])}</span>")
+        pos = b
+    out.append(html.escape(text[pos:]))
+    return "<div style='white-space:pre-wrap'>" + "".join(out) + "</div>"
+
+
 class QtAnswer(QFrame):
     """One streamed answer: its text, its sources (clickable) and a way to correct it."""
 
@@ -68,6 +169,7 @@ class QtAnswer(QFrame):
         self.setObjectName("Card")
         self.question, self.mode = question, mode
         self.sources: list = []
+        self.evidence: list[dict] = []  # Answer.evidence: the sentences the answer rests on
         self.done = False
         head = QLabel(f"<b>{MODE_TITLES.get(mode, mode)}</b>")
         head.setStyleSheet("color:#2f6db5;" if mode.startswith("tuned") else "color:#5b6675;")
@@ -124,11 +226,16 @@ class QtAnswer(QFrame):
         lay.addWidget(self.editor_box)
         lay.addWidget(self.saved_label)
         self._buffer = ""
+        self.seconds: float | None = None  # the answer's own time (the only one shown for it)
 
     def append(self, piece: str) -> None:
         """Add streamed text."""
         self._buffer += piece
-        self.text.setPlainText(self._buffer)
+        self._show_text(self._buffer)
+
+    def _show_text(self, text: str) -> None:
+        """The answer with its Markdown rendered (bold, italic, code, lists); never markup of its own."""
+        self.text.setHtml(answer_html(text))
 
     def set_sources(self, sources: list) -> None:
         """Show the retrieved passages as links."""
@@ -148,11 +255,25 @@ class QtAnswer(QFrame):
         """The final answer arrived."""
         self.done = True
         self._buffer = answer.answer
-        self.text.setPlainText(answer.answer or "(the model gave no answer)")
+        self.evidence = list(getattr(answer, "evidence", None) or [])
+        self._show_text(answer.answer or "(the model gave no answer)")
         if answer.sources and not self.sources:
             self.set_sources(answer.sources)
         note = f"answered in {answer.seconds:.1f} s" + (" · stopped" if answer.stopped else "")
         self.timing.setText(note)
+        self.seconds = answer.seconds
+        self.feedback_button.setEnabled(True)
+
+    def restore(self, record: dict) -> None:
+        """Show an answer saved in the project's transcript (backend/transcript.py)."""
+        self.done = True
+        self._buffer = record.get("answer") or ""
+        self.evidence = list(record.get("evidence") or [])
+        self._show_text(self._buffer or "(the model gave no answer)")
+        self.set_sources(chat_log.sources_of(record))
+        secs = self.seconds = record.get("seconds")
+        note = f"answered in {secs:.1f} s" if isinstance(secs, (int, float)) else ""
+        self.timing.setText(note + (" · stopped" if record.get("stopped") else ""))
         self.feedback_button.setEnabled(True)
 
     def fail(self, text: str) -> None:
@@ -162,6 +283,12 @@ class QtAnswer(QFrame):
             self.text.setPlainText(text)
             self.text.setStyleSheet("QTextBrowser { background: transparent; color: #8a5a00; }")
         self.timing.setText("stopped" if "stop" in text.lower() else "failed")
+
+    def evidence_for(self, i: "int | object") -> list[dict]:
+        """The evidence sentences that lie in source ``i`` (its number, or the source itself)."""
+        if not isinstance(i, int):
+            i = next((n for n, s in enumerate(self.sources) if s is i), -1)
+        return [e for e in self.evidence if e.get("source_index") == i]
 
     def answer_text(self) -> str:
         """The text shown."""
@@ -320,7 +447,15 @@ class ChatPage(Page):
         self.stop_button.setEnabled(False)
         self.stop_button.clicked.connect(self._on_stop_clicked)
         self.clear_button = QPushButton("Clear")
-        self.clear_button.clicked.connect(self.clear_transcript)
+        self.clear_button.setToolTip("Start a new chat (asks first; the old one is kept in the project's chat/ folder)")
+        self.clear_button.clicked.connect(self._on_clear_clicked)
+        self.export_chat_button = QPushButton("Export transcript…")
+        self.export_chat_button.setToolTip("Save this project's chat as a Markdown file: questions, answers, "
+                                           "modes, runs, sources and timings")
+        self.export_chat_button.clicked.connect(self._on_export_chat_clicked)
+        self._exchange_id = ""                     # the transcript key of the question being answered
+        self._asked_run: Path | None = None        # the run answering it as "tuned"
+        self._transcript_error_shown = False
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(8)
         self.progress.setTextVisible(False)
@@ -331,6 +466,7 @@ class ChatPage(Page):
         inp.addWidget(self.ask_button)
         inp.addWidget(self.stop_button)
         inp.addWidget(self.clear_button)
+        inp.addWidget(self.export_chat_button)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -399,6 +535,7 @@ class ChatPage(Page):
         self._refresh_runs()
         self._refresh_index_label()
         self._update_empty_hint()
+        self.restore_transcript()
         self._update_controls()
 
     # -- Page API ---------------------------------------------------------------------
@@ -437,6 +574,7 @@ class ChatPage(Page):
         self.run_combo.setCurrentIndex(max(0, idx))
         self.run_combo.blockSignals(False)
         self._update_controls()
+        self._update_empty_hint()
 
     def selected_run(self) -> Path | None:
         """The run whose adapter answers as the tuned model."""
@@ -452,6 +590,7 @@ class ChatPage(Page):
             finally:
                 self.session.events.run.connect(self._on_run)
         self._update_controls()
+        self._update_empty_hint()
 
     def _on_run(self, _run) -> None:
         self._refresh_runs()
@@ -464,6 +603,7 @@ class ChatPage(Page):
         self._refresh_runs()
         self._refresh_index_label()
         self._update_empty_hint()
+        self.restore_transcript()
 
     def _update_controls(self) -> None:
         has_run = self.selected_run() is not None
@@ -635,7 +775,7 @@ class ChatPage(Page):
         self.empty_hint.hide()
         ex = QtExchange(question, modes)
         for a in ex.answers.values():
-            a.sourceClicked.connect(self.show_source)
+            a.sourceClicked.connect(lambda src, a=a: self.show_source(src, a.evidence_for(src)))
             a.correctionSaved.connect(self.save_correction)
         self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, ex)
         self._exchange = ex
@@ -648,6 +788,9 @@ class ChatPage(Page):
                         base_model=s.config.model.name_or_path, generation=gen,
                         k=self.gen_editors["k"].value(), name="chat", parent=self)
         self._job.event.connect(self._on_chat_event)
+        self._job.event.connect(self._record_answer)
+        self._exchange_id = chat_log.new_exchange_id()
+        self._asked_run = self.selected_run()
         self._job.errored.connect(self._on_job_errored)
         self._job.finished.connect(self._on_chat_finished)
         self.status.setText("Loading the model…" if not self.engine.loaded() else "Thinking…")
@@ -688,7 +831,12 @@ class ChatPage(Page):
         elif t == ev.TOKEN:
             ex.answers[e["mode"]].append(e["text"])
         elif t == ev.ANSWER:
-            ex.answers[e["mode"]].finish(e["answer"])
+            view = ex.answers[e["mode"]]
+            view.finish(e["answer"])
+            if view.evidence and view.sources:  # show the passage the answer rests on, sentence highlighted
+                i = int(view.evidence[0].get("source_index", 0))
+                if 0 <= i < len(view.sources):
+                    self.show_source(view.sources[i], view.evidence_for(i))
 
     def _on_job_errored(self, error: BaseException) -> None:
         self.banner.show_error(error)
@@ -704,15 +852,108 @@ class ChatPage(Page):
                 if not a.done:
                     a.fail("Stopped before an answer.")
         if self._job is not None and self._job.error is None:
-            self.status.setText(f"Answered in {time.monotonic() - self._t0:.1f} s.")
+            # Each answer shows its own time; the status adds only what came before them (loading).
+            answered = sum(a.seconds for a in (self._exchange.answers.values() if self._exchange else ())
+                           if a.seconds is not None)
+            load = time.monotonic() - self._t0 - answered
+            self.status.setText("Answered." + (f" Loading the model took {load:.0f} s." if load >= 2 else ""))
         self._update_controls()
         self.question_edit.setFocus()
 
     def _on_scroll_range_changed(self, _lo: int, hi: int) -> None:
         self.scroll.verticalScrollBar().setValue(hi)
 
+    # -- the transcript (backend/transcript.py: <project>/chat/transcript.jsonl) -------------------------
+    def _record_answer(self, e: dict) -> None:
+        """Append a finished answer to the project's transcript."""
+        s = self.session
+        if e.get("type") != ev.ANSWER or s.project is None:
+            return
+        run = self._asked_run
+        summary = read_run(run) if run is not None else None
+        try:
+            chat_log.append(s.project.transcript_path, chat_log.answer_record(
+                e["answer"], exchange=self._exchange_id, run_dir=run, run_name=summary.name if summary else None))
+        except OSError as err:
+            if not self._transcript_error_shown:  # say it once, not after every answer
+                self._transcript_error_shown = True
+                self.banner.show_message("warning", f"The chat is not being saved: {err.strerror or err}",
+                                         str(s.project.transcript_path))
+
+    def restore_transcript(self) -> int:
+        """Show the project's saved chat (after opening it); returns how many exchanges were restored."""
+        s = self.session
+        if s.project is None:
+            return 0
+        saved = chat_log.load(s.project.transcript_path)
+        for exch in saved:
+            modes = list(dict.fromkeys(a.get("mode") or "base" for a in exch.answers))
+            ex = QtExchange(exch.question, modes)
+            for a in exch.answers:
+                view = ex.answers[a.get("mode") or "base"]
+                view.restore(a)
+            for view in ex.answers.values():
+                view.sourceClicked.connect(lambda src, v=view: self.show_source(src, v.evidence_for(src)))
+                view.correctionSaved.connect(self.save_correction)
+            self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, ex)
+        if saved:
+            self.empty_hint.hide()
+            self.status.setText(f"The chat of {s.project.name} so far ({len(saved)} question(s)); Clear starts anew.")
+        return len(saved)
+
+    def confirm_clear(self, text: str) -> bool:
+        """Ask before clearing the chat (tests replace this)."""
+        return QMessageBox.question(self, "Clear the chat", text,
+                                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
+    def _on_clear_clicked(self) -> None:
+        self.clear_chat()
+
+    def clear_chat(self) -> bool:
+        """Clear the chat after asking; the saved transcript is moved aside with a timestamp, not deleted."""
+        s = self.session
+        if self.is_busy() or not self.exchanges():
+            return False
+        where = f" It is kept in {s.project.chat_dir}." if s.project else ""
+        if not self.confirm_clear(f"Clear the {len(self.exchanges())} question(s) of this chat?{where}"):
+            return False
+        moved = None
+        if s.project is not None:
+            try:
+                moved = chat_log.archive(s.project.transcript_path)
+            except OSError as err:
+                self.banner.show_message("error", f"Could not clear the saved chat: {err.strerror or err}",
+                                         str(s.project.transcript_path))
+                return False
+        self.clear_transcript()
+        self.status.setText(f"Cleared; the old chat is in {moved.name}." if moved else "Cleared.")
+        return True
+
+    def _on_export_chat_clicked(self) -> None:
+        s = self.session
+        if s.project is None:
+            return
+        default = str(Path.home() / f"{s.project.name} chat.md")
+        out, _ = QFileDialog.getSaveFileName(self, "Export the chat as Markdown", default, "Markdown (*.md)")
+        if out:
+            self.export_transcript(Path(out))
+
+    def export_transcript(self, out: Path) -> Path | None:
+        """Write the project's chat as Markdown to ``out``."""
+        s = self.session
+        if s.project is None:
+            return None
+        try:
+            path = chat_log.export_markdown(s.project.transcript_path, out, f"Chat: {s.project.name}")
+        except OSError as err:
+            self.banner.show_message("error", f"Could not write {Path(out).name}: {err.strerror or err}", str(out))
+            return None
+        self.status.setText(f"Chat exported to {path}.")
+        return path
+
     def clear_transcript(self) -> None:
-        """Remove every exchange."""
+        """Remove every exchange from the page (the saved transcript is left alone)."""
         while self.transcript_layout.count() > 2:
             item = self.transcript_layout.takeAt(1)
             if item.widget() is not None:
@@ -733,9 +974,14 @@ class ChatPage(Page):
     def _update_empty_hint(self) -> None:
         s = self.session
         examples = (s.project.settings or {}).get("example_questions", []) if s.project else []
-        text = ("<p style='font-size:11pt'>Ask a question about the project's documents.</p>"
-                "<p>The tuned model answers, using the passages the index finds; the sources appear under "
-                "each answer. Tick <i>Base and tuned side by side</i> to see what the fine-tuning changed.</p>")
+        if self.selected_run() is not None:
+            who = ("<p>The tuned model answers, using the passages the index finds; the sources appear under "
+                   "each answer. Tick <i>Base and tuned side by side</i> to see what the fine-tuning changed.</p>")
+        else:
+            who = ("<p>The base model answers (no training run yet), using the passages the index finds; the "
+                   "sources appear under each answer. Train a run on the Train page to compare it with the "
+                   "tuned model.</p>")
+        text = "<p style='font-size:11pt'>Ask a question about the project's documents.</p>" + who
         if examples:
             text += "<p>Try: " + " &nbsp;·&nbsp; ".join(
                 f"<a href='{html.escape(q)}' style='color:#2f6db5'>{html.escape(q)}</a>" for q in examples) + "</p>"
@@ -745,15 +991,17 @@ class ChatPage(Page):
         self.question_edit.setText(question)
         self.ask(question)
 
-    def show_source(self, source) -> None:
-        """Show a retrieved passage with its file, page and score."""
+    def show_source(self, source, evidence: list | None = None) -> None:
+        """Show a retrieved passage with its file, page and score; ``evidence`` sentences are highlighted."""
         page = f", page {source.page}" if source.page is not None and source.file.lower().endswith(".pdf") else ""
         self.source_title.setText(f"{source.file}{page} — passage {source.chunk + 1}")
         root = self.session.project.root if self.session.project else Path(".")
         path = Path(source.path)
         full = path if path.is_absolute() else root / path
         self.source_path.setText(f"{full}\nsimilarity {source.score:.3f} (1 = same meaning)")
-        self.source_view.setPlainText(source.text)
+        self.source_view.setHtml(highlighted_html(source.text, evidence or []))
+        if evidence:
+            self.source_view.scrollToAnchor("evidence")
 
     def save_correction(self, question: str, answer: str) -> None:
         """Append a corrected answer to ``datasets/feedback.jsonl`` (messages format)."""
