@@ -85,7 +85,7 @@ class ChatEngine:
         return self._chat is not None
 
     def ask(self, project_root: Path, question: str, modes: Sequence[str], *, run_dir: Path | None,
-            base_model: str, generation: Any = None, k: int | None = None,
+            base_model: str, generation: Any = None, k: int | None = None, retrieval: Any = None,
             on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict:
         """Answer ``question`` in each mode (``tuned+rag``, ``tuned``, ``base+rag``, ``base``), streaming.
 
@@ -103,6 +103,8 @@ class ChatEngine:
         """
         rag = any(m.endswith("+rag") for m in modes)
         session = self._session(project_root, run_dir, base_model, rag, on_event)
+        if retrieval is not None:  # the Chat page's retrieval settings (hybrid, evidence, abstention...)
+            session.settings = retrieval
         if k:
             session.settings.k = k
         shared = session.retrieve(question) if rag else None

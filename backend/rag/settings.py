@@ -85,7 +85,7 @@ class RetrievalSettings:
     evidence_neighbours: int = _f(1, "Sentences before and after each chosen sentence that come with it.", min=0, max=10, label="Neighbour sentences")
     lexical_weight: float = _f(0.5, "Weight of shared rare words next to meaning when sentences are ranked.", min=0.0, max=10.0, label="Sentence word weight")
     copy_bias: float = _f(COPY_BIAS, "Copy from the documents: added to the score of every word piece that occurs in the evidence while the answer is written, so a small model copies names and numbers instead of inventing them (0 = off).", min=0.0, max=20.0, label="Copy bias")
-    abstain: bool = _f(True, "Say \"Your documents don't say.\" instead of answering when the best evidence scores below the threshold.", label="Abstain when nothing relevant is found")
+    abstain: bool = _f(True, "Say \"Your documents don't say.\" instead of answering when the best evidence scores below the threshold.", label="Abstain if nothing relevant")
     abstain_threshold: float = _f(ABSTAIN_THRESHOLD, "Relevance of the best evidence sentence (similarity + word weight x share of the question's rare words) below which the chat abstains.", min=0.0, max=3.0, label="Abstention threshold")
 
     def __post_init__(self) -> None:

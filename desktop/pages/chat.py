@@ -493,7 +493,9 @@ class ChatPage(Page):
         gen_box = QGroupBox("Generation")
         gform, self.gen_editors = _settings_form(GenerationSettings, ("temperature", "top_p", "max_new_tokens",
                                                                       "repetition_penalty"))
-        rform, ret_editors = _settings_form(RetrievalSettings, ("k",))
+        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "copy_bias", "abstain",
+                                                                "abstain_threshold"))
+        self.ret_editors = ret_editors
         self.gen_editors.update(ret_editors)
         for i in range(rform.rowCount()):
             lab = rform.itemAt(i, QFormLayout.ItemRole.LabelRole).widget()
@@ -748,7 +750,13 @@ class ChatPage(Page):
     def generation_settings(self):
         """``GenerationSettings`` from the editors."""
         from backend.rag.settings import GenerationSettings
-        return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k != "k"})
+        return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k not in self.ret_editors})
+
+    def retrieval_settings(self):
+        """``RetrievalSettings`` from the editors (hybrid search, evidence, copy bias, abstention, k)."""
+        from backend.rag.settings import RetrievalSettings
+        return RetrievalSettings(**{k: (w.isChecked() if isinstance(w, QCheckBox) else w.value())
+                                    for k, w in self.ret_editors.items()})
 
     def _on_ask_clicked(self) -> None:
         q = self.question_edit.text().strip()
@@ -781,12 +789,14 @@ class ChatPage(Page):
         self._exchange = ex
         try:
             gen = self.generation_settings()
+            ret = self.retrieval_settings()
         except Exception as e:
             self.banner.show_error(e)
             return False
         self._job = Job(self.engine.ask, s.project.root, question, modes, run_dir=self.selected_run(),
                         base_model=s.config.model.name_or_path, generation=gen,
-                        k=self.gen_editors["k"].value(), name="chat", parent=self)
+                        k=self.gen_editors["k"].value(), retrieval=ret, name="chat",
+                        parent=self)
         self._job.event.connect(self._on_chat_event)
         self._job.event.connect(self._record_answer)
         self._exchange_id = chat_log.new_exchange_id()
