@@ -131,11 +131,20 @@ def _versions() -> list[tuple[str, str]]:
 def _environment_section(run: Path) -> str:
     status = read_json(run / "status.json", {}) or {}
     prov = read_json(run / "adapter" / "tune_studio.json", {}) or {}
-    rows = []
-    for k in ("status", "device", "device_name", "dtype", "started", "finished", "elapsed_s"):
+    from backend.events import read_events
+
+    rows: list[tuple[str, Any]] = []
+    for k in ("status", "reason", "created", "started", "finished", "updated"):
         v = status.get(k)
+        if isinstance(v, (int, float)) and k != "reason":
+            v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
         if v not in (None, ""):
             rows.append((f"run {k}", v))
+    for r in read_events(run / "metrics.jsonl"):
+        msg = r.get("message") or ""
+        if r.get("type") == "log" and msg.startswith("Device:"):
+            rows.append(("training device", msg.split(":", 1)[1].strip()))
+            break
     for k, v in prov.items():
         if isinstance(v, (str, int, float)) and k not in ("base_model",):
             rows.append((f"adapter {k}", v))
@@ -143,7 +152,7 @@ def _environment_section(run: Path) -> str:
         from backend.runtime import detect_device
 
         d = detect_device("auto")
-        rows.append(("this machine's device", getattr(d, "name", None) or getattr(d, "kind", "")))
+        rows.append(("this machine's device", d.describe()))
     except Exception:  # noqa: BLE001 - the environment table is informative only
         pass
     rows += _versions()
