@@ -6,7 +6,8 @@ docs/architecture.md, "The project folder"), one JSON object per answer::
 
     {"v": 1, "exchange": "…", "time": 1764500000.0, "question": "…", "mode": "tuned+rag",
      "run": "/…/runs/<id>" | null, "run_name": "run Nov 30 11:51" | null, "answer": "…",
-     "sources": [Source.to_dict(), …], "seconds": 2.41, "stopped": false, "abstained": false}
+     "sources": [Source.to_dict(), …], "seconds": 2.41, "stopped": false, "abstained": false,
+     "evidence": [{"source_index", "sentence", "start", "end", "score"}, …]}
 
 Answers to one question (base and tuned side by side) share ``exchange``.
 Lines are appended, never rewritten, so a crash loses at most the answer being
@@ -76,7 +77,7 @@ def answer_record(answer: Any, *, exchange: str, run_dir: str | Path | None = No
             "mode": d.get("mode", ""), "run": str(run_dir) if run_dir else None,
             "run_name": run_name or None, "answer": d.get("answer", ""), "sources": list(d.get("sources") or []),
             "seconds": d.get("seconds"), "stopped": bool(d.get("stopped")),
-            "abstained": bool(d.get("abstained"))}
+            "abstained": bool(d.get("abstained")), "evidence": list(d.get("evidence") or [])}
 
 
 def append(path: str | Path, record: dict[str, Any]) -> None:

@@ -168,6 +168,7 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
     REFRESH_MS = 50  # ~20 Hz at most
     MAX_POINTS = 4000  # per curve at most: the min and max of one bucket per pixel column, up to 2,000 columns
     MAX_SYMBOLS = 300  # eval points drawn with markers up to this many
+    SHORT_CURVE = 40   # train curves this short get a marker on each point (a one-point curve is a dot)
     GRID_PEN = "#e4e8ee"  # opaque: alpha-blended grid lines cost most of a repaint
 
     def __init__(self, metrics: RunMetrics, parent: QWidget | None = None):
@@ -184,7 +185,11 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
         for key, title, ylabel, color in PLOTS:
             row, col, rs, cs = positions[key]
             p = self.addPlot(row=row, col=col, rowspan=rs, colspan=cs)
-            p.setTitle(f"<span style='color:#1f2a37;font-size:10pt'><b>{title}</b></span>")
+            # The loss plot's key is in its title, outside the data: a legend box inside the plot
+            # covered the curve's end (issue 21).
+            key_html = ("&nbsp;&nbsp;<span style='color:#2f6db5'>━ train</span>&nbsp;&nbsp;"
+                        "<span style='color:#d35400'>●━ eval</span>") if key == "loss" else ""
+            p.setTitle(f"<span style='color:#1f2a37;font-size:10pt'><b>{title}</b>{key_html}</span>")
             p.setLabel("bottom", "optimizer step", color="#3a4450")
             p.setLabel("left", ylabel, color="#3a4450")
             p.showGrid(x=True, y=True)
@@ -205,8 +210,7 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
             self._pens[key] = (pg.mkPen(color, width=2), pg.mkPen(color, width=1))
             self.curves[key] = p.plot([], [], pen=self._pens[key][0], name=title, skipFiniteCheck=True)
         loss = self.plots["loss"]
-        legend = loss.addLegend(offset=(-10, 10), labelTextColor="#1f2a37", brush=pg.mkBrush(255, 255, 255, 210))
-        legend.addItem(self.curves["loss"], "train")
+        self._short: dict[str, bool] = {k: False for k in _TRAIN_KEYS}
         self._eval_symbol = dict(symbol="o", symbolSize=7, symbolBrush="#d35400", symbolPen="w")
         self.curves["eval_loss"] = loss.plot([], [], pen=pg.mkPen("#d35400", width=2),
                                              name="eval", **self._eval_symbol)
@@ -292,6 +296,17 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
             dx, dy = decimate(xs, m.y(k)[i0:i1], cap)
             if dx.base is not None:  # a view of the metrics' buffer: give the curve its own copy
                 dx, dy = dx.copy(), dy.copy()
+            short = len(dx) <= self.SHORT_CURVE
+            if short != self._short[k]:
+                self._short[k] = short
+                color = self._pens[k][0].color()
+                if short:
+                    self.curves[k].setSymbol("o")
+                    self.curves[k].setSymbolSize(5)
+                    self.curves[k].setSymbolBrush(color)
+                    self.curves[k].setSymbolPen(color)
+                else:
+                    self.curves[k].setSymbol(None)
             self.curves[k].setData(dx, dy, connect="finite")
         ex, ey = decimate(np.asarray(m.eval_steps, dtype=float), np.asarray(m.eval_loss, dtype=float), cap)
         marked = len(ex) <= self.MAX_SYMBOLS

@@ -173,3 +173,129 @@ def test_other_cpu_names_a_busy_program():
     finally:
         hog.kill()
         hog.wait()
+
+
+# -- a chat you can keep ------------------------------------------------------------------------------
+@pytest.fixture()
+def chat_page_factory(qtbot, project, tiny_model_dir):
+    from desktop.pages.chat import ChatPage
+    from desktop.session import Session
+    from desktop.workers import stop_all_jobs
+
+    made = []
+
+    def make():
+        s = Session()
+        s.open_project(project.root, model_override=str(tiny_model_dir))
+        page = ChatPage(s)
+        qtbot.addWidget(page)
+        page.resize(1300, 800)
+        page.gen_editors["max_new_tokens"].setValue(6)
+        made.append(page)
+        return page
+
+    yield make
+    for p in made:
+        p.shutdown()
+    stop_all_jobs(timeout_ms=60_000)
+
+
+def test_chat_is_saved_restored_cleared_and_exported(qtbot, chat_page_factory, project, tmp_path):
+    from backend import transcript
+
+    cp = chat_page_factory()
+    # no run yet: the hint says who answers
+    assert "The base model answers" in cp.empty_hint.text() and "tuned model answers" not in cp.empty_hint.text()
+    assert cp.modes() == ["base"]
+    assert cp.ask("How tall is the tower?")
+    qtbot.waitUntil(lambda: not cp.is_busy(), timeout=120_000)
+    (ex,) = cp.exchanges()
+    answer = ex.answers["base"]
+    assert answer.done and answer.seconds is not None
+    # one time per answer: the card's; the status does not give a second one
+    assert answer.timing.text().startswith(f"answered in {answer.seconds:.1f} s")
+    assert "Answered in" not in cp.status.text()
+
+    saved = transcript.load(project.transcript_path)
+    assert len(saved) == 1 and saved[0].question == "How tall is the tower?"
+    rec = saved[0].answers[0]
+    assert rec["mode"] == "base" and rec["run"] is None and rec["answer"] == answer.answer_text()
+    assert rec["seconds"] == pytest.approx(answer.seconds, abs=1e-3)
+
+    # reopen: the chat is back, with its times
+    cp2 = chat_page_factory()
+    (ex2,) = cp2.exchanges()
+    again = ex2.answers["base"]
+    assert again.answer_text() == answer.answer_text() and again.timing.text() == answer.timing.text()
+    assert cp2.empty_hint.isHidden()
+
+    # export as Markdown
+    out = cp2.export_transcript(tmp_path / "chat.md")
+    md = out.read_text(encoding="utf-8")
+    assert md.startswith("# Chat: proj") and "## How tall is the tower?" in md and "### Base model · no documents" in md
+
+    # Clear asks first; No keeps everything, Yes moves the transcript aside
+    asked = []
+    cp2.confirm_clear = lambda text: asked.append(text) or False
+    assert not cp2.clear_chat() and len(cp2.exchanges()) == 1 and project.transcript_path.exists()
+    assert "Clear the 1 question(s) of this chat?" in asked[0]
+    cp2.confirm_clear = lambda text: True
+    assert cp2.clear_chat()
+    assert cp2.exchanges() == [] and not project.transcript_path.exists()
+    (old,) = project.chat_dir.glob("transcript-*.jsonl")
+    assert transcript.load(old)[0].question == "How tall is the tower?"
+    assert cp2.status.text() == f"Cleared; the old chat is in {old.name}."
+
+
+def test_answer_markdown_is_rendered_and_never_markup():
+    from desktop.pages.chat import answer_html
+
+    h = answer_html("The tower is **500 m** tall, *about*.\n\n- one `a*b*`\n- two <img src=x>\n1. first")
+    assert "<b>500 m</b>" in h and "<i>about</i>" in h and "<code" in h and "a*b*</code>" in h
+    assert "<li>two &lt;img src=x&gt;</li>" in h and "<ol" in h and "<img" not in h
+    plain = answer_html("snake_case_name, 2*3*4 and a lone ** stay as written")
+    assert "<i>" not in plain and "<b>" not in plain and "snake_case_name" in plain
+
+
+def test_short_curves_are_dots_and_the_key_is_outside_the_plot(qtbot, tmp_path):
+    from desktop.plots import QtRunMetrics, RunMetrics
+
+    m = RunMetrics()
+    view = QtRunMetrics(m)
+    qtbot.addWidget(view)
+    view.resize(900, 400)
+    m.add({"type": "train", "step": 1, "max_steps": 30, "loss": 2.5, "learning_rate": 1e-3, "grad_norm": 1.0,
+           "tokens_per_s": 100.0, "memory_mb": 500.0})
+    view.refresh()
+    assert view.curve_points("loss") == 1
+    assert view.curves["loss"].opts["symbol"] == "o"  # one point: a dot, not an invisible line
+    assert view.plots["loss"].legend is None and "train" in view.plots["loss"].titleLabel.text
+    for step in range(2, 60):
+        m.add({"type": "train", "step": step, "max_steps": 60, "loss": 2.5 - step / 30})
+    view.refresh()
+    assert view.curves["loss"].opts["symbol"] is None  # a long curve is a line
+    view.grab().save(str(tmp_path / "plots.png"))
+
+
+def test_problems_how_to_fix_column_wraps_instead_of_cutting_off(qtbot):
+    from PySide6.QtWidgets import QTreeWidgetItem
+
+    from desktop.pages.data import DataPage
+    from desktop.session import Session
+
+    page = DataPage(Session())
+    qtbot.addWidget(page)
+    page.resize(900, 700)
+    t = page.problems_tree
+    hint = ("add the answer the model should give as the last message, with role 'assistant', or set the file "
+            "to 'off' on this page")
+    t.addTopLevelItem(QTreeWidgetItem(["support.jsonl:12", "the conversation ends with the user", hint]))
+    t.addTopLevelItem(QTreeWidgetItem(["support.jsonl:13", "short", "short"]))
+    page.tabs.setCurrentWidget(t)
+    t.resize(860, 300)
+    qtbot.waitUntil(lambda: t.header().sectionSize(2) > 100)
+    t.doItemsLayout()
+    long_row, short_row = (t.visualItemRect(t.topLevelItem(i)).height() for i in (0, 1))
+    width = t.fontMetrics().horizontalAdvance(hint)
+    assert width > t.header().sectionSize(2)  # it does not fit on one line here...
+    assert long_row >= 2 * short_row           # ...so its row grows to show it all

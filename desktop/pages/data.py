@@ -9,9 +9,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
-                               QMessageBox, QProgressBar, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QMessageBox, QProgressBar, QPushButton, QSplitter, QStyledItemDelegate,
+                               QStyleOptionViewItem, QTableWidget, QTableWidgetItem, QTabWidget, QTextBrowser,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from backend import events as ev
 from backend.filetypes import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, classify, dialog_pattern
@@ -36,6 +36,21 @@ def _item(text: str, tip: str = "", align_right: bool = False) -> QTableWidgetIt
     if align_right:
         it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return it
+
+
+class _WrapDelegate(QStyledItemDelegate):
+    """Row heights from the text wrapped at its column's width (QTreeView alone keeps one line)."""
+
+    def sizeHint(self, option, index):  # noqa: N802 (Qt override)
+        opt = QStyleOptionViewItem(option)
+        view = self.parent()
+        # The style wraps only inside a valid rectangle: the column's width, any height (a copy in PySide).
+        rect = opt.rect
+        rect.setWidth(max(40, view.header().sectionSize(index.column()) - 8))
+        rect.setHeight(max(rect.height(), 10_000))
+        opt.rect = rect
+        opt.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
+        return super().sizeHint(opt, index)
 
 
 class QtTokenHistogram(pg.PlotWidget):
@@ -153,11 +168,16 @@ class DataPage(Page):
         self.problems_tree.setRootIsDecorated(False)
         self.problems_tree.setAlternatingRowColors(True)
         self.problems_tree.setWordWrap(True)
-        self.problems_tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.problems_tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        self.problems_tree.header().setStretchLastSection(False)
-        self.problems_tree.header().setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
-        self.problems_tree.setColumnWidth(2, 180)
+        self.problems_tree.setTextElideMode(Qt.TextElideMode.ElideNone)
+        # "Problem" and "How to fix" share the width and wrap (a fixed 180 px hint column cut the
+        # advice off, issue 21); rows grow to fit once the columns change width.
+        header = self.problems_tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.problems_tree.setItemDelegate(_WrapDelegate(self.problems_tree))
+        header.sectionResized.connect(lambda *_: self.problems_tree.scheduleDelayedItemsLayout())
         self.preview_view = QTextBrowser()
         self.preview_view.setOpenLinks(False)
         hist_widget = QWidget()
