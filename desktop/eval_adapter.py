@@ -137,6 +137,19 @@ def question_tags(q: dict) -> set[str]:
     return tags | {"all"}
 
 
+def verdict_text(questions: Sequence[dict]) -> str:
+    """What tuning and the documents changed, in one sentence of counts."""
+    if not questions:
+        return ""
+    c = {k: sum(1 for q in questions if k in question_tags(q))
+         for k in ("improved", "regressed", "rag_fixed", "rag_broke", "still_wrong", "right")}
+    parts = [f"tuning fixed {c['improved']} and broke {c['regressed']}",
+             f"the documents fixed {c['rag_fixed']}" + (f" and broke {c['rag_broke']}" if c["rag_broke"] else "")]
+    tail = f"{c['right']} right in every mode, {c['still_wrong']} wrong in every mode"
+    return (f"Of {len(questions)} questions: " + "; ".join(parts) + f"; {tail}. "
+            "The Questions tab lists them.")
+
+
 def filter_questions(questions: Sequence[dict], key: str) -> list[int]:
     """Indices of the questions a filter keeps."""
     return [i for i, q in enumerate(questions) if key in question_tags(q)]
@@ -315,5 +328,5 @@ def read_rows(path: Path, project: Any) -> tuple[list, list[dict]]:
 
 
 __all__ = ["EvalEngine", "DraftRow", "METRICS", "MODES", "FILTERS", "fmt_interval", "fmt_value",
-           "filter_questions", "filter_counts", "cell_state", "loss_text", "forgetting_text",
+           "filter_questions", "filter_counts", "verdict_text", "cell_state", "loss_text", "forgetting_text",
            "overlap_notes", "read_rows", "report_dict", "to_answer", "to_source"]

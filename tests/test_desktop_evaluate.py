@@ -277,3 +277,38 @@ def test_drafted_questions_are_reviewed_and_overlap_is_flagged(qtbot, page, proj
     assert page.start_draft()
     qtbot.waitUntil(lambda: not page.is_busy(), timeout=JOB_TIMEOUT)
     assert page.banner.kind == "error" and "no usable question/answer pairs" in page.banner.text()
+
+
+def test_figures_filters_and_words():
+    from desktop.eval_adapter import (cell_state, filter_counts, filter_questions, fmt_interval, forgetting_text,
+                                      loss_text, overlap_notes, verdict_text)
+
+    assert fmt_interval({"value": 0.62, "low": 0.45, "high": 0.78, "n": 20}, "rate") == "62 % (45–78)"
+    assert fmt_interval({"value": 0.512, "low": 0.43, "high": 0.6}, "score") == "0.51 (0.43–0.60)"
+    assert fmt_interval({"value": None, "low": None, "high": None, "n": 0}, "rate") == "–"
+    assert fmt_interval(None, "score") == "–"
+    qs = [{"tags": ["improved", "rag_fixed"], "verdict": "improved"}, {"tags": ["regressed"], "verdict": "regressed"},
+          {"tags": ["still_wrong"], "verdict": "still_wrong"}, {"tags": ["right"], "verdict": "right"}]
+    assert filter_questions(qs, "improved") == [0] and filter_questions(qs, "rag_fixed") == [0]
+    assert filter_questions(qs, "regressed") == [1] and filter_questions(qs, "still_wrong") == [2]
+    assert filter_questions(qs, "all") == [0, 1, 2, 3]
+    assert filter_counts(qs) == {"all": 4, "improved": 1, "regressed": 1, "rag_fixed": 1, "still_wrong": 1}
+    assert verdict_text(qs).startswith("Of 4 questions: tuning fixed 1 and broke 1; the documents fixed 1;")
+    assert cell_state({"correct": True, "abstained": True}) == "right"  # abstaining on an unanswerable one
+    assert cell_state({"correct": False, "abstained": True}) == "abstained"
+    assert cell_state({"correct": False}) == "wrong" and cell_state(None) == "missing"
+    assert loss_text({"base": {"eval_loss": 2.5, "perplexity": 12.18}, "tuned": {"eval_loss": 1.9,
+                                                                                "perplexity": 6.69}}) == (
+        "Validation loss 2.500 → 1.900 (perplexity 12.18 → 6.69), base → tuned: lower is better, tuning lowered it.")
+    assert loss_text({"note": "no validation data"}) == "Validation loss: no validation data."
+    kind, text = forgetting_text({"flag": True, "message": "tuning made general answers worse: 41 → 29 of 50"})
+    assert kind == "warning" and text.endswith("41 → 29 of 50")
+    assert forgetting_text(None)[0] == "info"
+
+    class Row:
+        def __init__(self, id, question):
+            self.id, self.question = id, question
+    notes = overlap_notes([Row("a", "Q one?"), Row("b", "Q two?")],
+                          [{"id": "b", "question": "Q two?", "file": "/x/train.jsonl", "line": 7, "match": "exact"},
+                           {"id": "zz", "question": "q  ONE?", "file": "t.csv", "line": 2, "match": "near"}])
+    assert notes == {1: "also a training row (train.jsonl:7)", 0: "also nearly a training row (t.csv:2)"}

@@ -27,7 +27,8 @@ from backend import events as ev
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
                                   cell_state, filter_counts, filter_questions, fmt_interval,
-                                  forgetting_text, loss_text, overlap_notes, read_rows, report_dict, to_answer)
+                                  forgetting_text, loss_text, overlap_notes, read_rows, report_dict, to_answer,
+                                  verdict_text)
 from desktop.eval_widgets import STATE_STYLE, QtQuestionTable, QtScoreBars, QtScorecard
 from desktop.pages.chat import FEEDBACK_FILE, QtAnswer
 from desktop.runs import list_runs
@@ -185,9 +186,11 @@ class EvaluatePage(Page):
         self.bars = QtScoreBars()
         self.loss_note = _Note()
         self.forgetting_note = _Note()
+        self.verdict_note = _Note()
         left = QVBoxLayout()
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.scorecard)
+        left.addWidget(self.verdict_note)
         left.addWidget(self.loss_note)
         left.addWidget(self.forgetting_note)
         left.addStretch(1)
@@ -628,6 +631,7 @@ class EvaluatePage(Page):
         card = report.get("scorecard") or {}
         self.scorecard.show_scorecard(card)
         self.bars.show_scorecard(card)
+        self.verdict_note.show_note("info", verdict_text(questions))
         self.loss_note.show_note("info", loss_text(report.get("loss")))
         kind, text = forgetting_text(report.get("forgetting"))
         self.forgetting_note.show_note(kind, text)
@@ -810,7 +814,8 @@ class EvaluatePage(Page):
 
     def show_source(self, source) -> None:
         """A retrieved passage with its file, page and chunk."""
-        page = f", page {source.page}" if source.page is not None else ""
+        # text files carry page 1 too; a page number only helps in paged files (as on the Chat page)
+        page = f", page {source.page}" if source.page is not None and source.file.lower().endswith(".pdf") else ""
         self.source_title.setText(f"{source.file}{page}, passage {source.chunk + 1} · similarity {source.score:.2f}")
         self.source_view.setPlainText(source.text or "(the passage text is not stored in this result)")
 
