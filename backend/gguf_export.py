@@ -196,6 +196,25 @@ class VocabInfo:
     bos_token: str | None
 
 
+def _source_records(model_dir: Path) -> list[Path]:
+    """``tune_studio_source.json`` of the GGUF a model folder was converted from, directly or via its base model.
+
+    A merged export names its base model in ``tune_studio.json``; the default
+    model's conversion in the cache names the GGUF file it came from.
+    """
+    from backend.errors import TuneError
+    from backend.models import resolve_model
+
+    out = [model_dir / "tune_studio_source.json"]
+    try:
+        base = json.loads((model_dir / "tune_studio.json").read_text(encoding="utf-8")).get("base_model")
+        if isinstance(base, str) and base:
+            out.append(Path(resolve_model(base)) / "tune_studio_source.json")
+    except (OSError, ValueError, AttributeError, TuneError):
+        pass
+    return [p for p in out if p.is_file()]
+
+
 def _pre_tokenizer_name(tok_json: dict, model_dir: Path) -> str:
     """The llama.cpp pre-tokenizer name (``tokenizer.ggml.pre``).
 
@@ -204,8 +223,7 @@ def _pre_tokenizer_name(tok_json: dict, model_dir: Path) -> str:
     against the names transformers' GGUF loader knows, so the file reloads with
     the same splitting.
     """
-    src = model_dir / "tune_studio_source.json"
-    if src.is_file():
+    for src in _source_records(model_dir):
         try:
             info = json.loads(src.read_text(encoding="utf-8"))
             import gguf
@@ -500,7 +518,10 @@ def write_gguf(model_dir: str | Path, out: str | Path, *, quant: str = "f16", na
     w = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[arch])
     try:
         w.add_type(gguf.GGUFType.MODEL)
-        w.add_name(name or model_dir.name)
+        gname = name or model_dir.name
+        if gname == "mistral":  # transformers' GGUF loader would look for a "mistral" arch gguf-py does not have
+            gname = "mistral (llama architecture)"
+        w.add_name(gname)
         w.add_context_length(int(config.get("max_position_embeddings") or 2048))
         w.add_embedding_length(hidden)
         w.add_block_count(n_layers)
