@@ -29,6 +29,47 @@ def set_offline(allow_hub: bool = False) -> None:
         hub.HF_HUB_OFFLINE = not allow_hub
 
 
+#: Library warnings that say nothing a user can act on (``(message start, category)``): a
+#: deprecation inside peft's own call into transformers, printed at every adapter load.
+QUIET_WARNINGS = (("`is_gradient_checkpointing` is deprecated", "FutureWarning"),)
+
+
+def quiet_library_output() -> None:
+    """Keep progress bars and known library warnings out of the terminal in GUI-started work.
+
+    The window's jobs (data check, indexing, chat) and its training child log
+    through the app; tqdm bars and a transformers ``FutureWarning`` printed to
+    the terminal only look like errors.  Environment variables reach the
+    libraries before they are imported (nothing heavy is imported here) and are
+    inherited by the training child; libraries already imported are told too.
+    """
+    import sys
+    import warnings
+
+    for key, value in (("TQDM_DISABLE", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+                       ("HF_DATASETS_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error")):
+        os.environ.setdefault(key, value)
+    specs = []
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=_re_escape(message), category=FutureWarning
+                                if category == "FutureWarning" else Warning)
+        specs.append(f"ignore:{message}:{category}")
+    # Child processes (the training child) read their filters from PYTHONWARNINGS at start-up.
+    have = [w for w in os.environ.get("PYTHONWARNINGS", "").split(",") if w]
+    os.environ["PYTHONWARNINGS"] = ",".join(have + [s for s in specs if s not in have])
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+        datasets.disable_progress_bars()
+
+
+def _re_escape(text: str) -> str:
+    import re
+    return re.escape(text)
+
+
 def cache_dir() -> Path:
     """User cache folder (converted models).  ``TUNE_STUDIO_CACHE`` overrides it."""
     env = os.environ.get("TUNE_STUDIO_CACHE")

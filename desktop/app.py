@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         from desktop.selftest import run_self_test
         return run_self_test()
 
-    from backend.runtime import set_offline
+    from backend.runtime import quiet_library_output, set_offline
     set_offline(False)
+    quiet_library_output()  # no tqdm bars or library FutureWarnings in the terminal (issue 21)
     from PySide6.QtWidgets import QApplication
 
     own_process = QApplication.instance() is None

@@ -46,6 +46,7 @@ def make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             self.cancelled = False
             self.last_eval: dict | None = None
             self.last_train: dict | None = None
+            self.pause_pending = False
 
         def _memory_mb(self) -> float:
             if device_kind == "cuda":
@@ -60,23 +61,36 @@ def make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             self.start_step = state.global_step
 
         def on_step_end(self, args, state, control, **kw):
-            if should_pause is not None:
-                paused_at = None
-                while should_pause() and not should_stop():
-                    if paused_at is None:
-                        paused_at = time.time()
-                        emit(ev.log(f"Paused at step {state.global_step}"))
-                    time.sleep(0.1)
-                if paused_at is not None:
-                    gap = time.time() - paused_at
-                    self.t0 += gap  # ETA and tokens/s ignore the pause
-                    self.last_t += gap
-                    emit(ev.log(f"Resumed at step {state.global_step}"))
             if on_any_rank(should_stop(), args.device):
                 self.cancelled = True
                 control.should_save = True
                 control.should_training_stop = True
+            elif should_pause is not None and should_pause():
+                # Pause once this step's record is out (on_log, right after this callback), so the
+                # log's "Paused at step N" and the step shown agree (issue 21: they were one apart).
+                self.pause_pending = True
+                control.should_log = True
             return control
+
+        def _pause(self, state, control) -> None:
+            """Wait while paused (a stop ends the wait, saves a checkpoint and stops)."""
+            self.pause_pending = False
+            paused_at = None
+            while should_pause() and not should_stop():
+                if paused_at is None:
+                    paused_at = time.time()
+                    emit(ev.log(f"Paused at step {state.global_step}"))
+                time.sleep(0.1)
+            if paused_at is not None:
+                gap = time.time() - paused_at
+                self.t0 += gap  # ETA and tokens/s ignore the pause
+                self.last_t += gap
+                if not should_stop():
+                    emit(ev.log(f"Resumed at step {state.global_step}"))
+            if should_stop():
+                self.cancelled = True
+                control.should_save = True
+                control.should_training_stop = True
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
@@ -106,6 +120,9 @@ def make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
                            elapsed_s=round(elapsed, 2), memory_mb=self._memory_mb())
             self.last_train = rec
             emit(rec)
+            if self.pause_pending:
+                self._pause(state, control)
+            return control
 
         def on_save(self, args, state, control, **kw):
             ck = runs.checkpoint_dir(run_dir, state.global_step)
