@@ -1,8 +1,9 @@
 """Chat latency: a RAG answer from the default model (k = 4) against the seed articles' pipeline.
 
-The sample project's documents are indexed with ``tune ingest`` (not timed).  Then,
-with the models loaded (as they are in the running app), the project's example
-questions are asked in turn, alternating the two contenders:
+The sample project's documents are indexed with ``backend.rag.ingest`` (what
+``tune ingest`` runs; not timed).  Then, with the models loaded (as they are in
+the running app), the project's example questions are asked in turn,
+alternating the two contenders:
 
 ``ours``  ``backend.rag.chain.ChatSession.ask`` in ``base+rag`` mode with the app's
           default retrieval (k = 4) and generation settings, streaming tokens;
@@ -58,10 +59,9 @@ def prepare_project(folder: Path, model: str | None, max_documents: int | None =
         d["base_model"] = model
         pj.write_text(json.dumps(d, indent=2))
     docs = sorted(str(p) for p in (root / "documents").iterdir() if p.is_file())[:max_documents]
-    proc = subprocess.run([sys.executable, "-m", "backend", "ingest", str(root), *docs], cwd=str(REPO), env=_env(),
-                          capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError(f"tune ingest failed: {proc.stderr[-1500:]}")
+    from backend.rag import ingest  # what `tune ingest` and the Chat page call
+
+    ingest(root, docs)
     return root
 
 

@@ -15,7 +15,9 @@ the same run:
                  what it is; it is not the engine's speed-up.
 
 All read the same JSONL file of generated chat rows (log-normal lengths, loss on
-the answers only), train one epoch over it with the same batch size, learning
+the answers only; the engine's data preparation and the scripts' ``apply_chat_template``
+give identical input ids, and the engine leaves the newline after each answer's end
+token out of the loss: one label per row fewer), train one epoch over it with the same batch size, learning
 rate, seed and thread count (``OMP_NUM_THREADS``), and log every optimizer step.
 Two intervals per run:
 
@@ -84,12 +86,13 @@ class Opts:
     repeats: int = 3                  # timed pairs (hf_tuned, ours), alternating the order
     paired_repeats: int = 3           # diagnostic: in-process A/B repeats of every micro-batch (0 = skip)
     seed_recipe: bool = True          # run the seeds' recipe once
+    paired_inprocess: bool = False    # the diagnostic in this process (quick: one process start less)
     seed: int = 42
 
 
 # quick: one pair, no warm-up, no seeds' recipe (the baseline script's other collator; a process start saved)
 QUICK = dict(rows=8, max_length=64, min_len=12, max_len=60, median_len=30.0, batch_size=2, save_steps=2,
-             warmup=0, repeats=1, paired_repeats=1, seed_recipe=False)
+             warmup=0, repeats=1, paired_repeats=1, seed_recipe=False, paired_inprocess=True)
 CUDA = dict(rows=1024, max_length=1024, min_len=20, max_len=1000, median_len=170.0, batch_size=16,
             save_steps=32, warmup=1, repeats=3, paired_repeats=3)
 
@@ -527,8 +530,9 @@ def run(opts: Opts) -> dict:
         rows_path = workdir / "rows.json"
         rows_path.write_text(json.dumps(rows))
         try:
-            pr = run_json_subprocess("bench.train_cpu", ["--worker", "paired", "--rows-file", str(rows_path),
-                                                         "--opts", json.dumps(asdict(opts))])
+            pr = (run_paired(str(rows_path), opts) if opts.paired_inprocess else
+                  run_json_subprocess("bench.train_cpu", ["--worker", "paired", "--rows-file", str(rows_path),
+                                                          "--opts", json.dumps(asdict(opts))]))
             block["paired"] = pr
             block["paired_fwd_bwd_speedup"] = ratio(pr["ours"]["real_tokens_per_s_median"],
                                                     pr["hf_tuned"]["real_tokens_per_s_median"])
