@@ -66,8 +66,9 @@ def _shield_bools() -> None:
         if cell.value + 1 != sys.getrefcount(b):
             log.debug("bool refcount shield skipped: unexpected object layout")
             return
+    cushion = 1 << 40 if sys.maxsize > 2**32 else 1 << 28  # far from overflow on 32-bit builds too
     for b in (True, False):
-        ctypes.c_ssize_t.from_address(id(b)).value += 1 << 40
+        ctypes.c_ssize_t.from_address(id(b)).value += cushion
     _BOOLS_SHIELDED = True
 
 
