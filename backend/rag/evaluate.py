@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend import events as ev
+from backend import runs
 from backend.errors import DataError, RunError, TuneError
 from backend.evalsets import EvalRow, keyword_found, normalise_text, read_evalset, resolve_evalset
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -70,9 +71,7 @@ except ImportError:  # until chain.py has it: the same idea, fewer phrasings
 
 
 def _eval_path(run_dir: str | Path, name: str, suffix: str = ".json") -> Path:
-    from backend.runs import eval_path
-
-    return eval_path(run_dir, name, suffix)
+    return runs.eval_path(run_dir, name, suffix)
 
 
 # ---------------------------------------------------------------------------
@@ -181,7 +180,7 @@ def validation_loss(chat: "HFChatModel", run_dir: str | Path, *, on_event: ev.On
     from backend.models import perplexity
 
     out: dict[str, Any] = {"before": None, "after": None, "rows": 0, "source": None, "note": ""}
-    evals = [e for e in read_events(Path(run_dir) / "metrics.jsonl") if e.get("type") == "eval"
+    evals = [e for e in read_events(runs.metrics_path(run_dir)) if e.get("type") == "eval"
              and isinstance(e.get("eval_loss"), (int, float))]
     if evals:
         out["trainer_eval_loss"] = evals[-1]["eval_loss"]
@@ -190,7 +189,7 @@ def validation_loss(chat: "HFChatModel", run_dir: str | Path, *, on_event: ev.On
         from backend.config import RunConfig
         from backend.data import prepare
 
-        cfg = RunConfig.load(Path(run_dir) / "config.json")
+        cfg = RunConfig.load(runs.config_path(run_dir))
         rows = prepare(cfg, chat.tokenizer, should_stop=should_stop).eval
     except (TuneError, ImportError) as e:
         out["note"] = f"validation rows not rebuilt ({e})"
@@ -206,7 +205,7 @@ def validation_loss(chat: "HFChatModel", run_dir: str | Path, *, on_event: ev.On
             return out
     if evals:
         loss = evals[-1]["eval_loss"]
-        out.update(after={"loss": loss, "perplexity": perplexity(loss)}, source="metrics.jsonl (last eval)")
+        out.update(after={"loss": loss, "perplexity": perplexity(loss)}, source=f"{runs.METRICS} (last eval)")
         first = evals[0]
         if first.get("step", 1) == 0:
             out["before"] = {"loss": first["eval_loss"], "perplexity": perplexity(first["eval_loss"])}
@@ -220,11 +219,11 @@ def _mean_loss(chat: "HFChatModel", rows: list[dict], *, adapter: bool, on_event
     """Token-weighted mean cross-entropy over rows (labels -100 carry no loss)."""
     import torch
 
-    model = chat.hf_model
-    device = next(model.parameters()).device
     total, count = 0.0, 0
     stage = "loss-tuned" if adapter else "loss-base"
     with chat._lock, chat.adapter_context(adapter), torch.inference_mode():
+        model = chat.model_for(adapter)  # a full fine-tune's base is a second model (loaded on first use)
+        device = next(model.parameters()).device
         for i, r in enumerate(rows):
             if should_stop():
                 return None
