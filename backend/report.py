@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend import runs
 from backend.errors import RunError
 from backend.fsutil import atomic_write_text, read_json, sha256_file
 
@@ -88,7 +89,7 @@ def _data_rows(path: Path, known: dict[str, dict]) -> Any:
 
 def _data_section(run: Path, cfg: dict[str, Any]) -> str:
     data = cfg.get("data") or {}
-    report = read_json(run / "data_report.json", {}) or {}
+    report = read_json(runs.data_report_path(run), {}) or {}
     known: dict[str, dict] = {}
     for f in (report.get("files") or []) + ((report.get("validation") or {}).get("files") or []):
         if isinstance(f, dict) and f.get("path"):
@@ -129,8 +130,8 @@ def _versions() -> list[tuple[str, str]]:
 
 
 def _environment_section(run: Path) -> str:
-    status = read_json(run / "status.json", {}) or {}
-    prov = read_json(run / "adapter" / "tune_studio.json", {}) or {}
+    status = runs.read_status(run)
+    prov = read_json(runs.provenance_path(runs.final_dir(run) or runs.adapter_dir(run)), {}) or {}
     from backend.events import read_events
 
     rows: list[tuple[str, Any]] = []
@@ -140,7 +141,7 @@ def _environment_section(run: Path) -> str:
             v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
         if v not in (None, ""):
             rows.append((f"run {k}", v))
-    for r in read_events(run / "metrics.jsonl"):
+    for r in read_events(runs.metrics_path(run)):
         msg = r.get("message") or ""
         if r.get("type") == "log" and msg.startswith("Device:"):
             rows.append(("training device", msg.split(":", 1)[1].strip()))
@@ -253,7 +254,7 @@ def svg_bars(report: Any, metric: str = "accuracy", *, width: int = 420, height:
 def _curves_section(run: Path) -> str:
     from backend.events import read_events
 
-    recs = read_events(run / "metrics.jsonl")
+    recs = read_events(runs.metrics_path(run))
     train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"
              and isinstance(r.get("loss"), (int, float)) and isinstance(r.get("step"), (int, float))]
     evals = [(r["step"], r["eval_loss"]) for r in recs if r.get("type") == "eval"
@@ -369,7 +370,7 @@ def _evaluation_section(rep: Any) -> str:
 
 
 def _exports_section(run: Path) -> str:
-    d = run / "exports"
+    d = runs.exports_dir(run)
     found = sorted(d.glob("*/parity.json")) if d.is_dir() else []
     if not found:
         return ""
@@ -418,7 +419,7 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None,
     from backend.workspace import require_run_dir
 
     run = require_run_dir(run_dir)
-    cfg = read_json(run / "config.json", {}) or {}
+    cfg = read_json(runs.config_path(run), {}) or {}
     names = [evalset] if isinstance(evalset, str) else list(evalset or list_reports(run))
     reports = []
     for n in names:
@@ -430,11 +431,7 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None,
                                  "evaluate it first (`tune eval PROJECT --evalset NAME --run RUN`)"))
         reports.append(rep)
     if out_path is None:
-        try:
-            from backend.runs import report_path
-            out = report_path(run)
-        except ImportError:  # pragma: no cover - before backend/runs.py
-            out = run / "report.html"
+        out = runs.report_path(run)
     else:
         out = Path(out_path).expanduser()
     title = f"Tune Studio report — {run.name}"
