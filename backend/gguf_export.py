@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from backend import events as ev
+from backend import runs
 from backend.export import ExportError
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def _source_records(model_dir: Path) -> list[Path]:
 
     out = [model_dir / "tune_studio_source.json"]
     try:
-        base = json.loads((model_dir / "tune_studio.json").read_text(encoding="utf-8")).get("base_model")
+        base = json.loads(runs.provenance_path(model_dir).read_text(encoding="utf-8")).get("base_model")
         if isinstance(base, str) and base:
             out.append(Path(resolve_model(base)) / "tune_studio_source.json")
     except (OSError, ValueError, AttributeError, TuneError):

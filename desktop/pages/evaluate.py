@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import runs as run_folder
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
                                   cell_state, filter_counts, filter_questions, fmt_interval,
@@ -1139,7 +1140,7 @@ class EvaluatePage(Page):
         run = self.selected_run()
         if run is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(run / "report.html"), "HTML (*.html)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(run_folder.report_path(run)), "HTML (*.html)")
         if path:
             self.export_report(Path(path))
 
