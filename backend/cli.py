@@ -215,8 +215,11 @@ def cmd_export(args) -> int:
     from backend.export import export_run
     from backend.gguf_export import K_QUANTS_NOTE, check_quant
     from backend.parity import recheck
+    from backend.runtime import quiet_library_output
 
     quiet_libraries()
+    if not args.verbose:
+        quiet_library_output()  # the GGUF loader's tqdm bar and peft's FutureWarning look like errors here
     targets = [(k, getattr(args, k)) for k in ("adapter", "merged", "gguf", "ollama") if getattr(args, k)]
     if not targets and not args.check:
         print("nothing to export: give --gguf OUT.gguf, --ollama DIR, --merged DIR or --adapter DIR "
