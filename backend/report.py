@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend import events as ev
 from backend import runs
 from backend.errors import RunError
 from backend.fsutil import atomic_write_text, read_json, sha256_file
@@ -143,7 +144,7 @@ def _environment_section(run: Path) -> str:
             rows.append((f"run {k}", v))
     for r in read_events(runs.metrics_path(run)):
         msg = r.get("message") or ""
-        if r.get("type") == "log" and msg.startswith("Device:"):
+        if r.get("type") == ev.LOG and msg.startswith("Device:"):
             rows.append(("training device", msg.split(":", 1)[1].strip()))
             break
     for k, v in prov.items():
@@ -255,17 +256,17 @@ def _curves_section(run: Path) -> str:
     from backend.events import read_events
 
     recs = read_events(runs.metrics_path(run))
-    train = [(r["step"], r["loss"]) for r in recs if r.get("type") == "train"
+    train = [(r["step"], r["loss"]) for r in recs if r.get("type") == ev.TRAIN
              and isinstance(r.get("loss"), (int, float)) and isinstance(r.get("step"), (int, float))]
-    evals = [(r["step"], r["eval_loss"]) for r in recs if r.get("type") == "eval"
+    evals = [(r["step"], r["eval_loss"]) for r in recs if r.get("type") == ev.EVAL
              and isinstance(r.get("eval_loss"), (int, float)) and isinstance(r.get("step"), (int, float))]
-    lr = [(r["step"], r["learning_rate"]) for r in recs if r.get("type") == "train"
+    lr = [(r["step"], r["learning_rate"]) for r in recs if r.get("type") == ev.TRAIN
           and isinstance(r.get("learning_rate"), (int, float)) and isinstance(r.get("step"), (int, float))]
     out = ["<h2>Training curves</h2>",
            svg_lines({"training loss": train, "validation loss": evals}, y_label="loss")]
     if lr:
         out.append(svg_lines({"learning rate": lr}, height=160, y_label="learning rate"))
-    fin = [r for r in recs if r.get("type") == "finished"]
+    fin = [r for r in recs if r.get("type") == ev.FINISHED]
     if fin:
         f = fin[-1]
         out.append(f"<p class=muted>Finished: {_e(f.get('status'))}"

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
+from backend import events as ev
 from backend.gguf_export import K_QUANTS_NOTE, QUANT_HELP
 from desktop.widgets import Banner, muted
 from desktop.workers import Job
@@ -231,7 +232,7 @@ class ExportDialog(QDialog):
             self.status.setText("Stopping…")
 
     def _on_event(self, e: dict) -> None:
-        if e.get("type") == "progress":
+        if e.get("type") == ev.PROGRESS:
             total, cur = e.get("total"), e.get("current") or 0
             if total:
                 self.progress.setRange(0, int(total))

@@ -180,7 +180,7 @@ def validation_loss(chat: "HFChatModel", run_dir: str | Path, *, on_event: ev.On
     from backend.models import perplexity
 
     out: dict[str, Any] = {"before": None, "after": None, "rows": 0, "source": None, "note": ""}
-    evals = [e for e in read_events(runs.metrics_path(run_dir)) if e.get("type") == "eval"
+    evals = [e for e in read_events(runs.metrics_path(run_dir)) if e.get("type") == ev.EVAL
              and isinstance(e.get("eval_loss"), (int, float))]
     if evals:
         out["trainer_eval_loss"] = evals[-1]["eval_loss"]
