@@ -619,6 +619,9 @@ class ChatPage(Page):
         self.rag_check.setChecked(has_docs and self._want["rag"])
         busy = self.is_busy()
         self.ask_button.setEnabled(not busy and self.session.project is not None)
+        has_chat = bool(self.exchanges())
+        self.clear_button.setEnabled(not busy and has_chat)
+        self.export_chat_button.setEnabled(has_chat)
         self.stop_button.setEnabled(self._job is not None and self._job.is_running())
         self.index_button.setEnabled(not busy and has_docs)
         self.run_combo.setEnabled(not busy)
@@ -909,6 +912,7 @@ class ChatPage(Page):
         if saved:
             self.empty_hint.hide()
             self.status.setText(f"The chat of {s.project.name} so far ({len(saved)} question(s)); Clear starts anew.")
+        self._update_controls()
         return len(saved)
 
     def confirm_clear(self, text: str) -> bool:
@@ -970,6 +974,7 @@ class ChatPage(Page):
                 item.widget().deleteLater()
         self._exchange = None
         self.empty_hint.show()
+        self._update_controls()
 
     def exchanges(self) -> list[QtExchange]:
         """The exchanges shown, oldest first."""
@@ -984,13 +989,15 @@ class ChatPage(Page):
     def _update_empty_hint(self) -> None:
         s = self.session
         examples = (s.project.settings or {}).get("example_questions", []) if s.project else []
+        docs = ("using the passages the index finds; the sources appear under each answer."
+                if self.session.document_files() else "without documents (add some on the Data page to answer "
+                "from them).")
         if self.selected_run() is not None:
-            who = ("<p>The tuned model answers, using the passages the index finds; the sources appear under "
-                   "each answer. Tick <i>Base and tuned side by side</i> to see what the fine-tuning changed.</p>")
+            who = (f"<p>The tuned model answers, {docs} Tick <i>Base and tuned side by side</i> to see what the "
+                   "fine-tuning changed.</p>")
         else:
-            who = ("<p>The base model answers (no training run yet), using the passages the index finds; the "
-                   "sources appear under each answer. Train a run on the Train page to compare it with the "
-                   "tuned model.</p>")
+            who = (f"<p>The base model answers (no training run yet), {docs} Train a run on the Train page to "
+                   "compare it with the tuned model.</p>")
         text = "<p style='font-size:11pt'>Ask a question about the project's documents.</p>" + who
         if examples:
             text += "<p>Try: " + " &nbsp;·&nbsp; ".join(

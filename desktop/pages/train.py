@@ -716,7 +716,7 @@ class _OtherCpu:
         self._said = ""
 
     def describe(self, exclude: set[int], min_gap_s: float = 5.0) -> str:
-        """``"other programs use about 1.6 CPU cores (chrome, python3)"``, or ``""`` when they do not."""
+        """``"other programs use about 1.6 of 8 CPU cores (chrome, python3)"``, or ``""`` when they do not."""
         try:
             import psutil
         except ImportError:  # pragma: no cover - psutil is a dependency
@@ -732,7 +732,8 @@ class _OtherCpu:
         if total < self.MIN_CORES:
             self._said = ""
             return ""
-        self._said = f"other programs use about {total:.1f} CPU cores ({', '.join(names[:3])})"
+        cores = psutil.cpu_count() or 1
+        self._said = (f"other programs use about {total:.1f} of {cores} CPU cores ({', '.join(names[:3])})")
         return self._said
 
     def start(self, exclude: set[int]) -> None:
