@@ -329,3 +329,33 @@ def test_source_panel_highlights_the_evidence_and_escapes_text():
     assert "&lt;b&gt;bold?&lt;/b&gt; &amp; more." in out and "<b>" not in out
     assert "<a name='evidence'></a><span style='background:#ffe27a'>Fault SC-39 means the sensor is dirty.</span>" in out
     assert out.count("<span") == 1
+
+
+def test_copy_bias_raises_exactly_the_context_tokens(tiny_model_dir):
+    import torch
+
+    from backend.rag.chat_model import load_chat_model
+
+    chat = load_chat_model(None, str(tiny_model_dir))
+    gen, _, _ = chat._generate_kwargs(None, {"copy_bias": ("Fault SC-39", 3.0)})
+    (proc,) = gen["logits_processor"]
+    ids = set(chat.tokenizer("Fault SC-39", add_special_tokens=False)["input_ids"])
+    scores = proc(torch.zeros((1, 1), dtype=torch.long), torch.zeros((1, len(chat.tokenizer))))
+    assert {int(i) for i in torch.nonzero(scores[0]).flatten()} == ids
+    assert float(scores[0, next(iter(ids))]) == 3.0
+    off, _, _ = chat._generate_kwargs(None, {"copy_bias": ("Fault SC-39", 0.0)})
+    assert "logits_processor" not in off
+
+
+def test_unsupported_claims_and_the_grounding_setting():
+    from backend.errors import ConfigError
+    from backend.rag.chain import unsupported_claims
+    from backend.rag.settings import RetrievalSettings
+
+    ctx = "When everyone's phone leaves the geofence (default radius 500 m), the Brisa switches to Eco Range."
+    assert unsupported_claims("The default radius is 500 m.", ctx, "How big is the geofence?") == []
+    assert unsupported_claims("It is set to 68 meters by Kestrel.", ctx) == ["68", "Kestrel"]
+    assert unsupported_claims("The Brisa switches to Eco Range.", ctx) == []
+    assert RetrievalSettings().grounding == "quote"
+    with pytest.raises(ConfigError, match="unknown grounding"):
+        RetrievalSettings(grounding="maybe")

@@ -45,6 +45,34 @@ _ABSTAIN_PATTERNS = re.compile(
     re.IGNORECASE)
 
 
+_CLAIM = re.compile(r"\d+(?:[.,:]\d+)*|\b[A-Z][\w-]*[A-Z0-9][\w-]*\b|\b[A-Z][a-z]+\b")
+
+
+def unsupported_claims(answer: str, context: str, question: str = "") -> list[str]:
+    """Numbers, codes and names in ``answer`` that neither the context nor the question contains.
+
+    A small model writes "set to 68 meters" next to a context that says "500 m":
+    such an answer states something the documents do not.
+
+    Examples
+    --------
+    >>> unsupported_claims("The radius is 68 meters.", "default radius 500 m", "How big is the geofence?")
+    ['68']
+    >>> unsupported_claims("E4 means the Wi-Fi password was rejected.", "E4 — Wi-Fi password rejected.")
+    []
+    """
+    from backend.rag.hybrid import STOPWORDS
+
+    known = (context + " " + question).casefold()
+    out = []
+    for m in _CLAIM.finditer(answer):
+        w = m.group(0)
+        if w.casefold() in STOPWORDS or w.casefold() in known:
+            continue
+        out.append(w)
+    return list(dict.fromkeys(out))
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer declines to answer ("Your documents don't say.", "I don't know", ...).
 
@@ -102,6 +130,9 @@ class Answer:
         ``end`` are character offsets into ``sources[source_index].text``).
     relevance
         The best evidence sentence's score (compared with the abstention threshold).
+    quoted
+        The model's answer stated numbers or names the evidence does not hold, so the
+        best evidence sentence is shown instead (``RetrievalSettings.grounding``).
     """
 
     question: str
@@ -113,13 +144,14 @@ class Answer:
     abstained: bool = False
     evidence: list[dict[str, Any]] = field(default_factory=list)
     relevance: float | None = None
+    quoted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable (the ``tune ask --json`` output)."""
         return {"question": self.question, "answer": self.answer, "mode": self.mode,
                 "sources": [s.to_dict() for s in self.sources], "seconds": round(self.seconds, 3),
                 "stopped": self.stopped, "abstained": self.abstained, "evidence": list(self.evidence),
-                "relevance": None if self.relevance is None else round(self.relevance, 4)}
+                "relevance": None if self.relevance is None else round(self.relevance, 4), "quoted": self.quoted}
 
 
 # ---------------------------------------------------------------------------
@@ -376,8 +408,15 @@ class ChatSession:
                     on_token(text)
         stopped = bool(should_stop and should_stop())
         text = "".join(parts).strip()
+        quoted = False
+        if (self.settings.grounding == "quote" and evidence and not stopped and "context" in inputs
+                and not is_abstention(text) and unsupported_claims(text, inputs["context"], question)):
+            # the model stated numbers or names the documents do not: show what they do say
+            from backend.rag.evidence import plain
+
+            text, quoted = plain(evidence[0]["sentence"]), True
         return Answer(question, text, mode, found, time.perf_counter() - t0, stopped,
-                      abstained=is_abstention(text), evidence=evidence, relevance=relevance)
+                      abstained=is_abstention(text), evidence=evidence, relevance=relevance, quoted=quoted)
 
     def ask_all(self, question: str, modes: Sequence[str] | None = None, **kwargs: Any) -> dict[str, Answer]:
         """Answer in several modes (default: all this session can), retrieving once."""
@@ -448,5 +487,5 @@ def _project_base_model(project: "Project | str | Path") -> str:
     return d.get("base_model") or "default"
 
 
-__all__ = ["ABSTAIN_ANSWER", "Answer", "ChatSession", "MODES", "ask", "build_context", "build_rag_chain",
+__all__ = ["unsupported_claims", "ABSTAIN_ANSWER", "Answer", "ChatSession", "MODES", "ask", "build_context", "build_rag_chain",
            "format_context", "is_abstention", "mode_name", "parse_mode", "rag_prompt"]
