@@ -99,8 +99,8 @@ def _describe_exit(rc: int) -> str:
         except ValueError:
             name = f"signal {-rc}"
         if -rc == getattr(signal, "SIGKILL", 9):
-            return (f"the training process was killed ({name}); the system's out-of-memory killer does this "
-                    "when memory runs out")
+            return (f"the training process was killed ({name}): the system does this when memory runs out, "
+                    "or someone ended the process")
         if -rc == getattr(signal, "SIGSEGV", 11):
             return f"the training process crashed ({name}, a segmentation fault in a native library)"
         return f"the training process ended on {name}"
