@@ -177,13 +177,13 @@ def cmd_runs(args) -> int:
     if not rows:
         print(f"no runs yet in {project.runs_dir}")
         return 0
-    table = [("RUN", "STATUS", "METHOD", "STEP", "RESUMABLE", "BEST EVAL LOSS", "STARTED")]
+    table = [("RUN", "STATUS", "METHOD", "STEP", "RESUMABLE", "BEST EVAL LOSS", "STARTED", "NAME")]
     for row in rows:
         status = "interrupted" if row["interrupted"] else row["status"]
         step = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "-")
         best = f"{row['best_eval_loss']:.4f}" if row["best_eval_loss"] is not None else "-"
         table.append((row["id"], status, row["method"], step, "yes" if row["resumable"] else "no", best,
-                      row["created"]))
+                      row["created"], row["name"]))
     widths = [max(len(str(r[i])) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())

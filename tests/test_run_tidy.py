@@ -99,6 +99,9 @@ def test_cli_runs_delete_and_rename(tmp_path, capsys):
     assert main(["runs", str(project.root), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["id"]: r["name"] for r in rows}["a1"] == "baseline"
+    assert main(["runs", str(project.root)]) == 0
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "NAME" and any(line.startswith("a1") and line.endswith("baseline") for line in lines)
     assert main(["runs", str(project.root), "--delete", "baseline"]) == 0
     assert "deleted" in capsys.readouterr().out and not a.exists()
     assert main(["runs", str(project.root), "--delete", "a1"]) == 2
