@@ -96,11 +96,14 @@ def _quiet_libraries() -> None:
 def run(request: dict[str, Any], out: IO[str], controls: Controls) -> int:
     """Carry out one request, writing its events to ``out``; returns the exit code."""
     finished: list[dict] = []
+    started: list[dict] = []
     lock = threading.Lock()
 
     def on_event(rec: dict) -> None:
         if rec.get("type") == ev.FINISHED:
             finished.append(rec)
+        elif rec.get("type") == ev.STARTED:
+            started.append(rec)
         line = ev.encode(rec)
         with lock:
             out.write(line + "\n")
@@ -127,7 +130,7 @@ def run(request: dict[str, Any], out: IO[str], controls: Controls) -> int:
         if not finished:  # failed before the run started (its own events say nothing yet)
             on_event(ev.event(ev.FINISHED, status="failed", reason=str(e), run_dir=request.get("run_dir"),
                               error=e.to_dict()))
-        return 3 if finished[0].get("run_dir") else e.exit_code
+        return 3 if started else e.exit_code
     return 0 if result.status == "completed" else 3
 
 
