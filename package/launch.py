@@ -17,6 +17,10 @@ def _main() -> int:
         from backend.child import main as child_main
 
         return child_main()
+    if sys.argv[1:2] == ["--store-probe"]:  # backend.rag.storecheck.PROBE_FLAG: open a Chroma store, no Qt
+        from backend.rag.storecheck import _probe_main
+
+        return _probe_main(sys.argv[2])
     from desktop.app import main
 
     return main() or 0

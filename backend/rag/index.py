@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from backend import events as ev
 from backend.errors import DocumentError, IndexStoreError
+from backend.lock import ProjectLock
 from backend.fsutil import atomic_write_json, read_json
 from backend.rag.hybrid import LEXICAL_FILE, BM25Index
+from backend.rag import storecheck
 from backend.rag.settings import IndexSettings, RetrievalSettings
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 COLLECTION = "documents"
 META_FILE = "index_meta.json"
 META_FORMAT = 1
+LOCK_WAIT_S = 600  # a second writer waits this long for the first (an ingest of a big folder)
 _FLUSH_CHUNKS = 1024  # chunks per Chroma write: large writes are much cheaper per chunk
 
 
@@ -161,6 +164,43 @@ def _client(path: Path):
             c = chromadb.PersistentClient(path=key, settings=Settings(anonymized_telemetry=False))
             _CLIENTS[key] = c
         return c
+
+
+def _drop_client(path: Path) -> None:
+    """Forget this process's Chroma client of ``path`` (before its folder is moved aside)."""
+    key = str(path.resolve())
+    with _CLIENTS_LOCK:
+        if _CLIENTS.pop(key, None) is not None:
+            try:
+                from chromadb.api.client import SharedSystemClient
+
+                SharedSystemClient.clear_system_cache()
+            except Exception:  # a client that never opened cleanly has nothing to clear
+                pass
+
+
+class IndexDamaged(IndexStoreError):
+    """The Chroma store can't be read; ``tune ingest`` (or Rebuild) moves it aside and rebuilds it."""
+
+
+def _recorded_chunks(index_dir: Path) -> int:
+    try:
+        meta = read_json(index_dir / META_FILE) or {}
+    except (ValueError, OSError):
+        return 0
+    return sum(int(r.get("chunks", 0)) for r in (meta.get("sources") or {}).values())
+
+
+def damage(index_dir: str | Path) -> str | None:
+    """What is wrong with a project's index in words (unreadable record or store), or ``None``."""
+    index_dir = Path(index_dir)
+    try:
+        read_json(index_dir / META_FILE)
+    except ValueError as e:
+        return f"its record {META_FILE} is unreadable ({e})"
+    except OSError:
+        pass
+    return storecheck.check(index_dir, _recorded_chunks(index_dir))
 
 
 def _has_collection(client) -> bool:
@@ -772,6 +812,12 @@ def open_index(project: "Project | str | Path", *, embeddings: "LocalEmbeddings 
         # the embedder the index was built with, when it is still where it was
         path = (index_status(project)["embedder"] or {}).get("path")
         model = path if path and Path(path).is_dir() else None
+    if check:
+        reason = damage(index_dir)
+        if reason:
+            raise IndexDamaged(f"the document index is damaged: {reason}", file=index_dir,
+                               hint="rebuild it: `tune ingest PROJECT --rebuild`, or Update index on the Chat page "
+                                    "(the damaged folder is kept as index.broken-<time>)")
     idx = DocumentIndex(index_dir, embeddings, root, embedding_model=model)
     if check:
         idx.require_ready()
@@ -840,11 +886,50 @@ def ingest(project: "Project | str | Path", paths: Sequence[str | Path] = (), *,
     IndexStoreError
         The index was built with another embedder (pass ``rebuild=True``).
     """
+    index_dir, root = _project_index(project)
+    with ProjectLock(root, "updating the document index", wait=LOCK_WAIT_S,
+                     on_wait=lambda m: on_event(ev.log(m, level="warning"))):
+        return _ingest(project, index_dir, root, paths, settings, rebuild, embeddings, on_event, should_stop)
+
+
+def _recover(index_dir: Path, root: Path, on_event: ev.OnEvent) -> list[Path] | None:
+    """Move a damaged index aside; the documents to index again (``None`` when it was fine)."""
+    reason = damage(index_dir)
+    if reason is None:
+        return None
+    _drop_client(index_dir)
+    moved = storecheck.move_aside(index_dir)
+    files: dict[str, Path] = {}
+    try:
+        old = read_json(moved / META_FILE) or {}
+    except (ValueError, OSError):
+        old = {}
+    for key, rec in (old.get("sources") or {}).items():
+        if rec.get("kind", "file") == "file":
+            files[key] = _key_path(key, root)
+    try:
+        from backend.documents import project_documents
+        from backend.workspace import Project
+
+        for f in project_documents(Project.open(root)):
+            files.setdefault(_source_key(Path(f), root), Path(f))
+    except Exception as e:  # not a project folder (a bare index) or no manifest: the record's files only
+        on_event(ev.log(f"no document list to rebuild from besides the index record ({e})", level="warning"))
+    on_event(ev.log(f"The document index was damaged ({reason}). It was moved to {moved.name} (kept, not "
+                    f"deleted) and is being rebuilt from {len(files)} recorded document(s).", level="warning"))
+    return [p for p in files.values() if p.is_file()]
+
+
+def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], settings: IndexSettings | None,
+            rebuild: bool, embeddings, on_event: ev.OnEvent, should_stop: ev.ShouldStop) -> IngestReport:
+    """:func:`ingest` under the project lock."""
     from backend.documents import file_sha256
 
     t0 = time.perf_counter()
     settings = settings or IndexSettings()
-    index_dir, root = _project_index(project)
+    again = _recover(index_dir, root, on_event)
+    if again is not None:
+        paths, rebuild = [*paths, *again], True
     load, suffixes = loader()
     files, skipped = _expand(paths, suffixes, on_event)
     idx = DocumentIndex(index_dir, embeddings, root, embedding_model=settings.embedding_model or None,
@@ -883,6 +968,7 @@ def ingest(project: "Project | str | Path", paths: Sequence[str | Path] = (), *,
     on_event(ev.progress("scan", len(keys), len(keys), f"Checked {len(keys)} files"))
     idx.update(versions, remove=remove, rebuild=rebuild, batch_size=settings.embed_batch_size,
                report=rep, on_event=on_event, should_stop=should_stop)
+    storecheck.remember_ok(index_dir)  # our own write: no need to probe these files again
     rep.seconds = round(time.perf_counter() - t0, 3)
     on_event(ev.log(rep.describe()))
     return rep
@@ -948,9 +1034,12 @@ def index_documents(project: "Project | str | Path", documents: Sequence["Docume
             h.update(d.page_content.encode("utf-8", "surrogatepass"))
             h.update(repr(sorted(_chroma_metadata(d.metadata or {}).items())).encode())
         versions[src] = (h.hexdigest(), docs, {"path": src, "file": Path(src).name, "kind": "documents"})
-    idx = DocumentIndex(index_dir, embeddings, root)
-    rep = idx.update(versions, remove=remove, rebuild=rebuild, batch_size=batch_size,
-                     on_event=on_event, should_stop=should_stop)
+    with ProjectLock(root, "updating the document index", wait=LOCK_WAIT_S,
+                     on_wait=lambda m: on_event(ev.log(m, level="warning"))):
+        idx = DocumentIndex(index_dir, embeddings, root)
+        rep = idx.update(versions, remove=remove, rebuild=rebuild, batch_size=batch_size,
+                         on_event=on_event, should_stop=should_stop)
+        storecheck.remember_ok(index_dir)
     rep.seconds = round(time.perf_counter() - t0, 3)
     return rep
 
@@ -965,15 +1054,18 @@ def remove_sources(project: "Project | str | Path", sources: Iterable[str | Path
         ``removed`` lists the sources that were indexed.
     """
     index_dir, root = _project_index(project)
-    idx = DocumentIndex(index_dir, embeddings, root)
-    known = idx.meta["sources"]
-    keys = []
-    for s in sources:
-        s = str(s)
-        if s in known:
-            keys.append(s)
-        else:
-            k = _source_key(Path(s).expanduser(), root)
-            if k in known:
-                keys.append(k)
-    return idx.update({}, remove=keys)
+    with ProjectLock(root, "updating the document index", wait=LOCK_WAIT_S):
+        idx = DocumentIndex(index_dir, embeddings, root)
+        known = idx.meta["sources"]
+        keys = []
+        for s in sources:
+            s = str(s)
+            if s in known:
+                keys.append(s)
+            else:
+                k = _source_key(Path(s).expanduser(), root)
+                if k in known:
+                    keys.append(k)
+        rep = idx.update({}, remove=keys)
+        storecheck.remember_ok(index_dir)
+        return rep

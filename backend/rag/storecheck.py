@@ -1,0 +1,169 @@
+"""Is the project's Chroma store readable?  Checked without letting a damaged one take the process down.
+
+A truncated ``chroma.sqlite3`` makes Chroma raise; a truncated HNSW ``header.bin``
+makes its native code abort the whole process (the app with it); a zero-byte
+database is silently replaced by an empty store.  So before the store is opened:
+
+1. cheap checks in this process: the database exists when the record says chunks
+   were written, is not empty, is a SQLite file, and passes SQLite's ``quick_check``;
+2. then a child process opens the store, counts the collection and runs one query
+   (which loads the HNSW files).  A crash there costs the child, not the app.
+
+A store that passed is remembered by a stamp of its files' names, sizes and
+modification times, so the child runs only after the files changed.  A damaged
+store is moved aside (``index.broken-<time>/``, never deleted) and rebuilt from the
+recorded documents (see docs/architecture.md, "RAG").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SQLITE_FILE = "chroma.sqlite3"
+OK_FILE = ".store-ok"          # the stamp of the files that last passed the check
+BROKEN_PREFIX = "index.broken-"
+PROBE_FLAG = "--store-probe"   # the frozen app's argument for the probe (package/launch.py)
+PROBE_TIMEOUT_S = 120
+
+
+def _stamp(index_dir: Path) -> str:
+    """Names, sizes and mtimes of the store's files (our own record files left out)."""
+    h = hashlib.sha256()
+    for p in sorted(index_dir.rglob("*")):
+        if p.is_file() and p.name != OK_FILE and not p.name.endswith(".json"):
+            st = p.stat()
+            h.update(f"{p.relative_to(index_dir)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def quick_check(index_dir: str | Path, expected_chunks: int) -> str | None:
+    """Problems visible without opening Chroma, in words; ``None`` when none."""
+    db = Path(index_dir) / SQLITE_FILE
+    if not db.exists():
+        return f"its database {SQLITE_FILE} is missing" if expected_chunks else None
+    size = db.stat().st_size
+    if size == 0:
+        return f"its database {SQLITE_FILE} is empty (0 bytes)" + (
+            f" although {expected_chunks} chunks were recorded" if expected_chunks else "")
+    with open(db, "rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            return f"{SQLITE_FILE} is not a SQLite database"
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        return f"{SQLITE_FILE} can't be read ({e})"
+    if rows != [("ok",)]:
+        return f"{SQLITE_FILE} failed SQLite's check ({'; '.join(str(r[0]) for r in rows[:3])})"
+    return None
+
+
+def probe_command(index_dir: Path) -> list[str]:
+    """The command line of the probe child (this interpreter, or the frozen app)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, PROBE_FLAG, str(index_dir)]
+    return [sys.executable, "-m", "backend.rag.storecheck", str(index_dir)]
+
+
+def probe(index_dir: str | Path) -> str | None:
+    """Open the store in a child process; the reason it failed, in words, or ``None``."""
+    index_dir = Path(index_dir)
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        out = subprocess.run(probe_command(index_dir), capture_output=True, text=True, env=env,
+                             timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"opening it did not finish in {PROBE_TIMEOUT_S} s"
+    if out.returncode == 0:
+        return None
+    if out.returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-out.returncode).name
+        except ValueError:
+            name = f"signal {-out.returncode}"
+        return f"opening it crashed the reader ({name})"
+    last = [line for line in out.stderr.strip().splitlines() if line.strip()]
+    return f"opening it failed ({last[-1][:300] if last else f'exit code {out.returncode}'})"
+
+
+def check(index_dir: str | Path, expected_chunks: int) -> str | None:
+    """Whether the store can be used: ``None``, or what is wrong with it in words.
+
+    Parameters
+    ----------
+    index_dir
+        The project's ``index/`` folder.
+    expected_chunks
+        Chunks the index record says were written (0 for a new index).
+    """
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        return None
+    stamp = _stamp(index_dir)
+    try:
+        if (index_dir / OK_FILE).read_text(encoding="utf-8").strip() == stamp:
+            return None
+    except OSError:
+        pass
+    reason = quick_check(index_dir, expected_chunks)
+    if reason is None and (index_dir / SQLITE_FILE).exists():
+        reason = probe(index_dir)
+    if reason is None:
+        remember_ok(index_dir)
+    return reason
+
+
+def remember_ok(index_dir: str | Path) -> None:
+    """Record that the store's files as they are now are known to be good (after a write we made)."""
+    index_dir = Path(index_dir)
+    try:
+        (index_dir / OK_FILE).write_text(_stamp(index_dir), encoding="utf-8")
+    except OSError:
+        pass  # a read-only project: the check simply runs again next time
+
+
+def move_aside(index_dir: str | Path) -> Path:
+    """Rename a damaged ``index/`` to ``index.broken-<time>/`` next to it (never deleted); returns the new path."""
+    index_dir = Path(index_dir)
+    dest = index_dir.with_name(BROKEN_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = index_dir.with_name(f"{BROKEN_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    os.replace(index_dir, dest)
+    return dest
+
+
+def _probe_main(index_dir: str) -> int:
+    """The child's side: open the store, count, and run one query (loads the HNSW files)."""
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=index_dir, settings=Settings(anonymized_telemetry=False))
+    for col in client.list_collections():
+        coll = client.get_collection(getattr(col, "name", col))
+        n = coll.count()
+        if n:
+            got = coll.get(limit=1, include=["embeddings"])
+            emb = got["embeddings"][0]
+            coll.query(query_embeddings=[list(map(float, emb))], n_results=min(2, n))
+    print(json.dumps({"ok": True}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_probe_main(sys.argv[1]))
