@@ -415,7 +415,11 @@ class MainWindow(QMainWindow):
         self.activateWindow()
 
     def _on_run_selected(self, run_dir) -> None:
-        self.statusBar().showMessage(f"Run selected for chat: {Path(run_dir).name}" if run_dir else "", 5000)
+        from desktop.runs import read_run
+
+        summary = read_run(Path(run_dir)) if run_dir else None  # its name as the run history shows it
+        name = summary.name if summary is not None else (Path(run_dir).name if run_dir else "")
+        self.statusBar().showMessage(f"Run selected for chat: {name}" if run_dir else "", 5000)
 
     # -- closing -------------------------------------------------------------------
     def confirm_stop_training(self) -> bool:

@@ -143,7 +143,7 @@ def test_buttons_named_apart_and_finish_notice_uses_the_history_name(qtbot, trai
 def test_estimate_beside_the_live_eta_says_when_slower(qtbot, train_page):
     tp = train_page
     tp._set_estimate(60.0)
-    assert tp.stat["estimate"].text() == "1 min 00 s"
+    assert tp.stat["estimate"].text() == "estimated 1 min 00 s in all"
     rec = {"type": "train", "step": 5, "max_steps": 30, "loss": 1.0, "elapsed_s": 20.0, "eta_s": 50.0}
     tp._on_train_record(rec)  # 70 s in all: within 1.5x
     assert "Slower than estimated" not in tp.status_label.text()

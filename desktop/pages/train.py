@@ -100,13 +100,15 @@ class TrainPage(Page):
         cards = QHBoxLayout()
         self.stat = {}
         for key, title in (("step", "Step"), ("loss", "Train loss"), ("eval", "Eval loss (perplexity)"),
-                           ("tps", "Tokens / s"), ("elapsed", "Elapsed"), ("eta", "Time left"),
-                           ("estimate", "Estimated (whole run)")):
+                           ("tps", "Tokens / s"), ("elapsed", "Elapsed"), ("eta", "Time left")):
             card, value = _stat(title)
             self.stat[key] = value
             cards.addWidget(card, 1)
-        self.stat["estimate"].setToolTip("What the Configure page estimated for this run; compare it with "
-                                         "Elapsed + Time left")
+            if key == "eta":  # the estimate sits with the live ETA, so a slow run shows at a glance
+                self.stat["estimate"] = muted("")
+                self.stat["estimate"].setToolTip("What the Configure page estimated for the whole run; compare "
+                                                 "it with Elapsed + Time left")
+                card.layout().addWidget(self.stat["estimate"])
         self._estimate_s: float | None = None   # the Configure page's estimate for the run in progress
         self._slow_note = ""                      # said once a run is much slower than estimated
         self._cpu = _OtherCpu()
@@ -398,7 +400,7 @@ class TrainPage(Page):
     def _set_estimate(self, seconds: float | None) -> None:
         self._estimate_s = seconds
         self._slow_note = ""
-        self.stat["estimate"].setText(fmt_duration(seconds))
+        self.stat["estimate"].setText(f"estimated {fmt_duration(seconds)} in all" if seconds else "")
         self.stat["estimate"].setStyleSheet("")
 
     def _check_pace(self, e: dict) -> None:
@@ -536,7 +538,7 @@ class TrainPage(Page):
             self.stat["tps"].setText(fmt_number(round(lt["tokens_per_s"])) if lt.get("tokens_per_s") else "–")
             self.stat["elapsed"].setText(fmt_duration(lt.get("elapsed_s")))
             self.stat["eta"].setText("–")
-            self.stat["estimate"].setText("–")
+            self.stat["estimate"].setText("")
             if total:
                 self.progress.setRange(0, int(total))
                 self.progress.setValue(int(lt.get("step") or 0))
