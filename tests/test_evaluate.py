@@ -352,3 +352,45 @@ def test_cli_eval_report_distill_questions(project, run, tmp_path, capsys, monke
     assert main(["report", str(run), "--evalset", "nope"]) == 2
     assert main(["distill-questions", str(project.root), "--name", "../bad"]) == 2
     assert "not a usable evalset name" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# end to end: the default model on the sample project
+
+
+@pytest.mark.e2e
+def test_e2e_sample_project_short_run_evaluated_on_its_evalset(tmp_path):
+    import shutil
+
+    from backend.evalsets import evalset_path, read_evalset, training_overlap
+    from backend.rag.evaluate import MODES, evaluate, load_report
+    from backend.rag.index import ingest
+    from backend.rag.settings import GenerationSettings
+    from backend.report import write_report
+    from backend.training import train
+    from backend.workspace import Project, resolve_run_config
+
+    src = Path(__file__).resolve().parents[1] / "resources" / "sample_project"
+    shutil.copytree(src, tmp_path / "brisa", ignore=shutil.ignore_patterns("runs", "index"))
+    proj = Project.open(tmp_path / "brisa")
+    rows = read_evalset(evalset_path(proj, "brisa"))
+    kinds = {k: [r for r in rows if r.kind == k] for k in ("trained", "documents", "unanswerable")}
+    assert len(rows) >= 24 and min(len(v) for v in kinds.values()) >= 5
+    assert training_overlap(rows, proj) == []  # no test question is a training question
+    ingest(proj, [proj.documents_dir])
+    # two steps of the Quick CPU test preset: the path, not the quality (no timed assertions either way)
+    cfg = resolve_run_config(proj, preset="quick", overrides={"training.max_steps": 2, "training.eval_steps": 0,
+                                                               "training.save_steps": 2,
+                                                               "output_dir": str(tmp_path / "run")})
+    res = train(cfg)
+    assert res.status == "completed", res.reason
+    picked = kinds["trained"][:2] + kinds["documents"][:2] + kinds["unanswerable"][:1]
+    rep = evaluate(proj, picked, res.run_dir, name="brisa-e2e", generation=GenerationSettings(max_new_tokens=40))
+    assert rep.modes == list(MODES) and not rep.cancelled
+    assert rep.scorecard["tuned+rag"]["retrieval_hit_rate"]["n"] == 4
+    assert rep.scorecard["base"]["abstention"]["n"] == 1
+    assert all(len(q["modes"]) == 4 and q["modes"]["tuned+rag"]["answer"] for q in rep.questions)
+    assert rep.loss.get("base") and rep.loss.get("tuned")
+    assert load_report(res.run_dir, "brisa-e2e").to_dict() == rep.to_dict()
+    html = write_report(res.run_dir, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "brisa-e2e" in html and "<polyline" in html and not re.search(r"https?:", html)
