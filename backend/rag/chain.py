@@ -63,7 +63,9 @@ def unsupported_claims(answer: str, context: str, question: str = "") -> list[st
     """
     from backend.rag.hybrid import STOPWORDS
 
-    known = (context + " " + question).casefold()
+    text = context + " " + question
+    # whole numbers and whole words: "2" is not supported by "2024", nor "Pro" by "provided"
+    known = {t.casefold() for t in re.findall(r"\d+(?:[.,:]\d+)*|[^\W\d_][\w-]*", text)}
     out = []
     for m in _CLAIM.finditer(answer):
         w = m.group(0)
