@@ -89,7 +89,7 @@ def render_pages(window, out_dir: Path, *, timeout_s: float = 240.0, ask: str | 
         if page is window.evaluate_page and page.report is not None:  # the answers behind the figures
             page.tabs.setCurrentIndex(1)
             page.question_table.selectRow(0)
-            _pump(0.3)
+            _pump(1.5)  # the answer cards fit their text over a few layout passes
             extra = out_dir / f"{i + 1:02d}-{page.title.lower()}-questions.png"
             if window.grab().save(str(extra)):
                 extras.append(extra)
