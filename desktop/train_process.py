@@ -44,7 +44,7 @@ CHILD_FLAG = "--train-child"
 """The frozen app's argument that makes it act as the training child (package/launch.py)."""
 
 STDERR_TAIL = 40  # lines of the child's stderr kept for the failure message
-POLL_S = 0.1      # how often the controls are checked while no event arrives
+POLL_S = 0.02     # how often Pause/Stop are checked while no event arrives (pause lands within a step)
 
 
 @dataclass
