@@ -77,3 +77,13 @@ def test_resume_does_not_take_trust_from_the_run_folder(tmp_path, tiny_model_dir
     with pytest.raises(TuneError):
         resume(run, on_event=said.append)  # no data files: it fails after the trust check
     assert any("asks for trust_remote_code" in (e.get("message") or "") for e in said)
+
+
+def test_completed_run_whose_adapter_was_deleted_says_so(tmp_path, tiny_model_dir):
+    from backend.errors import RunError
+    from backend.rag.chat_model import load_chat_model
+
+    run, _ = _planted_run(tmp_path, tiny_model_dir)
+    shutil.rmtree(runs.adapter_dir(run))
+    with pytest.raises(RunError, match="the run completed, but its adapter/ .* is gone.*put the folder back"):
+        load_chat_model(run)

@@ -369,6 +369,9 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     if run_dir is not None:
         run_cfg = read_run_config(run_dir)
         if not runs.has_chat_model(run_dir):
+            if runs.read_status(run_dir).get("status") == "completed":
+                raise RunError("the run completed, but its adapter/ (or model/) folder is gone: deleted or moved",
+                               file=run_dir, hint="put the folder back, or train the run again")
             raise RunError("the run has no adapter yet and no model (it has not finished)", file=run_dir,
                            hint="pick a completed run, or resume this one with `tune resume`")
         if runs.kind(run_dir) == "model":
