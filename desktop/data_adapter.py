@@ -40,6 +40,12 @@ class DataReport:
     train_rows: int
     eval_rows: int
     train_files: list[str] = field(default_factory=list)
+    document_problems: list = field(default_factory=list)  # documents that can't be read
+
+    @property
+    def problems(self) -> list:
+        """Every problem: the datasets' and the documents'."""
+        return [*self.check.problems, *self.document_problems]
 
     @property
     def mean_tokens(self) -> float | None:
@@ -50,18 +56,37 @@ class DataReport:
     def problems_for(self, path: str | Path) -> list:
         """Problems located in one file."""
         p = str(path)
-        return [q for q in self.check.problems if q.file == p]
+        return [q for q in self.problems if q.file == p]
 
     def errors_in(self, paths: list[str]) -> list:
         """Error-level problems in any of ``paths``."""
         ps = {str(p) for p in paths}
-        return [q for q in self.check.errors if q.file in ps]
+        return [q for q in self.problems if q.severity == "error" and q.file in ps]
+
+
+def check_documents(documents: list[str], *, should_stop: ev.ShouldStop = ev.never_stop) -> list:
+    """Read each document as the index and training will; a ``Problem`` per one that can't be read."""
+    from backend.data.readers import Problem
+    from backend.documents import load_document
+    from backend.errors import DocumentError
+
+    out = []
+    for d in documents:
+        if should_stop():
+            break
+        try:
+            load_document(d)
+        except DocumentError as e:
+            out.append(Problem(str(d), e.line, e.message, e.hint or "replace the file with a readable copy, "
+                               "or remove it from the project", "error", "page" if str(d).lower().endswith(".pdf")
+                               else "line"))
+    return out
 
 
 def check_project_data(files: list[str], train_files: list[str], validation_files: list[str],
-                       model_path: str, cfg, *, on_event: ev.OnEvent = ev.no_event,
+                       model_path: str, cfg, *, documents: list[str] = (), on_event: ev.OnEvent = ev.no_event,
                        should_stop: ev.ShouldStop = ev.never_stop) -> DataReport:
-    """Check ``files`` with the model's tokenizer and preview the training files.
+    """Check ``files`` with the model's tokenizer, preview the training files, and read ``documents``.
 
     Raises
     ------
@@ -87,7 +112,9 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
         split = cfg.data.validation_split
         eval_n = 0 if split <= 0 or usable_train < 2 else min(max(1, round(usable_train * split)), usable_train - 1)
         train_n = usable_train - eval_n
-    return DataReport(report, per_file, rows, train_n, eval_n, list(train_files))
+    on_event(ev.progress("data", 0, None, "Reading the documents…"))
+    return DataReport(report, per_file, rows, train_n, eval_n, list(train_files),
+                      check_documents(list(documents), should_stop=should_stop))
 
 
 def unique_destination(folder: Path, name: str) -> Path:

@@ -302,3 +302,23 @@ def test_recent_projects_list_the_project_just_opened(qtbot, window, tmp_path):
     assert w.open_project(other.root, resolve=False)
     qtbot.waitUntil(lambda: "other-project" in recent.item(0).text(),
                     timeout=5_000)
+
+
+def test_unreadable_document_is_named_on_the_data_page_and_blocks_training_on_it(qtbot, window):
+    """A binary notes.txt shows its problem where it was added; ticked "Train on text", it blocks Next."""
+    w = window
+    _to_data_checked(qtbot, w)
+    page = w.data_page
+    notes = w.session.project.documents_dir / "notes.txt"
+    notes.write_bytes(b"\x00\x01binary\x00" * 64)
+    w.session.data_changed()
+    page.start_check()
+    qtbot.waitUntil(lambda: w.session.data_report is not None and not page.is_busy(), timeout=60_000)
+    texts = [page.problems_tree.topLevelItem(i).text(0) for i in range(page.problems_tree.topLevelItemCount())]
+    assert any(t.startswith("notes.txt") for t in texts), texts
+    assert page.validate() is None  # not trained on: reported, but the datasets can still train
+    w.session.set_document_training(notes, True)
+    w.data_page.start_check()
+    qtbot.waitUntil(lambda: w.session.data_report is not None and not page.is_busy(), timeout=60_000)
+    msg = page.validate()
+    assert msg and "notes.txt" in msg and "can't be read" in msg

@@ -237,6 +237,10 @@ class DataPage(Page):
         r: DataReport | None = s.data_report
         if r is None:
             return "The data has not been checked yet." if s.model_path else "Choose a model first (Model page)."
+        unreadable = r.errors_in([str(p) for p in s.training_documents()])
+        if unreadable:
+            return (f"The document {Path(unreadable[0].file).name} is marked “Train on text” but can't be read "
+                    "(see Problems): replace it or untick “Train on text”.")
         used = [str(p) for p in train + s.files_with_role("validation")]
         errs = r.errors_in(used)
         if errs:
@@ -356,7 +360,7 @@ class DataPage(Page):
         self._last_data_cfg = {k: getattr(cfg.data, k) for k in DATA_KEYS}
         self._job = Job(check_project_data, files, [str(p) for p in s.files_with_role("train")],
                         [str(p) for p in s.files_with_role("validation")], s.model_path, cfg,
-                        name="check-data", parent=self)
+                        documents=[str(p) for p in s.document_files()], name="check-data", parent=self)
         self._job.event.connect(self._on_job_event)
         self._job.returned.connect(self._on_job_returned)
         self._job.errored.connect(self._on_job_errored)
@@ -472,7 +476,12 @@ class DataPage(Page):
             d.setItem(row, 1, _item(_size(path), align_right=True))
             key = path.resolve().relative_to(s.project.root.resolve()).as_posix()
             rec = indexed.get(key)
-            if rec is None:
+            bad = s.data_report.problems_for(path) if s.data_report is not None else []
+            if bad:
+                it = _item("can't be read", bad[0].text())
+                it.setForeground(QColor("#c0392b"))
+                d.setItem(row, 2, it)
+            elif rec is None:
                 d.setItem(row, 2, _item("not indexed yet", "Indexed when you open the Chat page"))
             elif path in changed:
                 d.setItem(row, 2, _item("changed", "Indexed again when you open the Chat page"))
@@ -513,7 +522,7 @@ class DataPage(Page):
             f"a run trains on ≈{report.train_rows:,} rows and evaluates on ≈{report.eval_rows:,} · "
             f"{s.get('truncated', 0)} truncated, {s.get('dropped_overlong', 0)} dropped, "
             f"{s.get('duplicates', 0)} duplicates")
-        for p in report.check.problems:
+        for p in report.problems:
             loc = f"{Path(p.file).name}:{p.line}" if p.line and p.unit == "line" else (
                 f"{Path(p.file).name} ({p.unit} {p.line})" if p.line else Path(p.file).name)
             it = QTreeWidgetItem([loc, p.message, p.hint or ""])
@@ -522,11 +531,12 @@ class DataPage(Page):
             it.setToolTip(2, p.hint or "")
             it.setForeground(1, QColor("#c0392b" if p.severity == "error" else "#8a5a00"))
             self.problems_tree.addTopLevelItem(it)
-        n = len(report.check.problems)
+        n = len(report.problems)
         self.tabs.setTabText(2, f"Problems ({n})" if n else "Problems")
-        if report.check.errors:
-            first = report.check.errors[0]
-            self.banner.show_message("error", f"{len(report.check.errors)} problem(s) in the data",
+        errors = [p for p in report.problems if p.severity == "error"]
+        if errors:
+            first = errors[0]
+            self.banner.show_message("error", f"{len(errors)} problem(s) in the data",
                                      f"First: {first.text()}")
         elif self.banner.kind == "error":
             self.banner.clear()
