@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in parts:
         log("== quality ==")
         if (BENCH_DIR / "quality.py").exists():
-            res["quality"] = _part("bench.quality", q, 3600, "quality")
+            res["quality"] = _part("bench.quality", q + mdl, 3600, "quality")
         else:
             res["quality"] = {"skipped": "bench/quality.py is not written yet"}
     res["machine"]["load_avg_1m_end"] = machine_info().get("load_avg_1m")

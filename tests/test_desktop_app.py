@@ -200,7 +200,7 @@ def test_cancel_during_training_then_resume(qtbot, window, home):
         tp.start_training()
         qtbot.waitUntil(lambda: tp.metrics.points("loss") >= 1, timeout=TRAIN_TIMEOUT)
         tp.pause_button.click()
-        assert tp.pause_button.text() == "Resume"
+        assert tp.pause_button.text() == "Continue"  # the pause toggle, named apart from "Resume run"
         n = tp.metrics.points("loss")
         qtbot.wait(800)
         seen.append(tp.metrics.points("loss") - n)
