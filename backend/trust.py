@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from backend.workspace import TRUST_FIELDS
+#: Per-machine settings a file may not switch on: field -> (GUI label, CLI flag).
+TRUST_FIELDS: dict[str, tuple[str, str]] = {
+    "trust_remote_code": ("Trust remote code", "--trust-remote-code"),
+    "allow_pickle_weights": ("Allow pickle weights", "--allow-pickle-weights"),
+}
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
@@ -25,14 +29,14 @@ def asked(model_section: dict | object) -> list[str]:
 
 
 def notices(names: list[str], source: str, *, cli: bool) -> list[str]:
-    """One sentence per refused trust field: what asked for it and how to allow it."""
+    """One sentence per refused trust field: what asked for it (``source``) and how to allow it."""
     out = []
     for name in names:
         label, flag = TRUST_FIELDS[name]
         how = (f"pass {flag} if you trust the model's source" if cli else
                f"tick “{label}” on the Model page if you trust the model's source")
         out.append(f"{source} asks for {name} ({label.lower()}), which a file cannot switch on; "
-                   f"it is off for this session — {how}.")
+                   f"it is off — {how}.")
     return out
 
 

@@ -33,17 +33,13 @@ from backend import runs
 from backend.errors import ConfigError, TuneError
 from backend.filetypes import is_dataset_file, is_document_file
 from backend.fsutil import atomic_write_json, read_json
+from backend.trust import TRUST_FIELDS, notices
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
 
 PROJECT_FILE = "project.json"
 ROLES = ("train", "validation", "off")
-#: Per-machine settings a project file may not switch on: field -> (GUI label, CLI flag).
-TRUST_FIELDS: dict[str, tuple[str, str]] = {
-    "trust_remote_code": ("Trust remote code", "--trust-remote-code"),
-    "allow_pickle_weights": ("Allow pickle weights", "--allow-pickle-weights"),
-}
 # Filled in when a run starts (they name this machine's files), so never saved.
 _PATH_KEYS = ("train_files", "validation_files", "document_files")
 
@@ -163,14 +159,7 @@ class Project:
         cli
             Name the ``tune`` flag rather than the GUI's checkbox.
         """
-        out = []
-        for name in self.trust_requests:
-            label, flag = TRUST_FIELDS[name]
-            how = (f"pass {flag} to allow it for this run" if cli else
-                   f"tick “{label}” on the Model page to allow it on this computer")
-            out.append(f"This project asks for {name} ({label.lower()}), which a project file cannot switch "
-                       f"on; {how} if you trust the model's source.")
-        return out
+        return notices(list(self.trust_requests), "This project", cli=cli)
 
     # -- files ------------------------------------------------------------------------
     def dataset_files(self) -> list[Path]:
