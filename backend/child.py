@@ -34,6 +34,7 @@ import threading
 from typing import IO, Any
 
 from backend import events as ev
+from backend.cliutil import quiet_libraries
 from backend.errors import TuneError
 
 PAUSE, CONTINUE, STOP = "pause", "continue", "stop"
@@ -82,17 +83,6 @@ def _lower_priority(nice: int) -> None:
         logging.getLogger(__name__).warning("could not lower the priority: %s", e)
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 def run(request: dict[str, Any], out: IO[str], controls: Controls) -> int:
     """Carry out one request, writing its events to ``out``; returns the exit code."""
     finished: list[dict] = []
@@ -114,7 +104,7 @@ def run(request: dict[str, Any], out: IO[str], controls: Controls) -> int:
         action = request.get("action")
         if action not in ("train", "resume"):
             raise ValueError(f"unknown action {action!r}")
-        _quiet_libraries()
+        quiet_libraries()
         from backend.training import resume, train
 
         kwargs = {"on_event": on_event, "should_stop": controls.stop.is_set,
