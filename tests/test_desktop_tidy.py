@@ -155,9 +155,10 @@ def test_estimate_beside_the_live_eta_says_when_slower(qtbot, train_page):
 
 
 def test_other_cpu_names_a_busy_program():
-    # a real busy process is seen as "other programs" (and the excluded ones are not)
+    # a real busy process is seen as "other programs"; the excluded process tree (ours) is not
     import subprocess
     import sys
+    import time
 
     from desktop.pages.train import _OtherCpu
 
@@ -165,11 +166,14 @@ def test_other_cpu_names_a_busy_program():
     try:
         cpu = _OtherCpu()
         cpu.MIN_CORES = 0.0
-        cpu.start({os.getpid()})
-        import time
+        cpu.start(set())  # the hog is our child: exclude nothing so that it counts as another program
         time.sleep(1.0)
-        said = cpu.describe({os.getpid()}, min_gap_s=0)
+        said = cpu.describe(set(), min_gap_s=0)
         assert "python" in said and said.startswith("other programs use about"), said
+        assert hog.pid in cpu._procs
+        ours = _OtherCpu()
+        ours.start({os.getpid()})  # the children of an excluded process are not "other programs"
+        assert hog.pid not in ours._procs and os.getpid() not in ours._procs
     finally:
         hog.kill()
         hog.wait()
