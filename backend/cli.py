@@ -86,8 +86,8 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     The notices name trust flags the project asked for and was not given.
     """
     from backend.config import RunConfig, parse_set
-    from backend.presets import apply_preset
-    from backend.workspace import Project, resolve_run_config
+    from backend.presets import apply_preset, preset
+    from backend.workspace import Project, fact_set_size, resolve_run_config
 
     base = RunConfig.load(args.config) if args.config else None
     overrides: dict = dict(parse_set(args.set or []))
@@ -107,7 +107,11 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
         return cfg, notices
     cfg = base or RunConfig()
     if args.preset:
-        cfg = apply_preset(cfg, args.preset)
+        rows = mean_tokens = None
+        if preset(args.preset).derived:  # fitted to the rows of --data (or the config's training files)
+            tok_cfg = cfg.with_overrides({"model.name_or_path": args.model}) if args.model else cfg
+            rows, mean_tokens = fact_set_size(list(args.data or cfg.data.train_files), tok_cfg)
+        cfg = apply_preset(cfg, args.preset, rows=rows, mean_tokens=mean_tokens)
     # a flag only switches trust on; a config file the user names keeps its own values
     trust_on = {f"model.{k}": True for k, v in trust.items() if v}
     return cfg.with_overrides({**trust_on, **overrides}), []
@@ -293,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--project", help="project folder: train what the GUI would (its datasets and roles, "
                    "documents marked 'train on', saved settings); runs go to PROJECT/runs/")
     t.add_argument("--preset", choices=PRESET_KEYS,
-                   help="start from a preset (the Configure page's Quick CPU test / Balanced LoRA / Quality)")
+                   help="start from a preset (the Configure page's Quick CPU test / Balanced LoRA / Quality / "
+                        "Learn the facts, which is fitted to the training rows)")
     t.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
                    help="run Python code shipped with the model folder (only for models you trust)")
     t.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",

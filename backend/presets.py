@@ -2,6 +2,11 @@
 
 Shown on the Configure page and applied by ``tune train --preset``; both go
 through :func:`backend.workspace.resolve_run_config` so they agree.
+
+Most presets are fixed values.  "Learn the facts" is derived from the data: its
+epochs, learning rate and batch come from the row count and row length
+(:func:`backend.recipes.facts_recipe`), so applying it needs those two numbers
+(the Data page's check, or :func:`backend.workspace.fact_set_size` for the CLI).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class Preset:
     label: str
     description: str
     overrides: dict[str, Any]
+    derived: bool = False  # the overrides come from the data (rows, mean tokens): see preset_overrides
 
 
 PRESETS: tuple[Preset, ...] = (
@@ -53,6 +59,11 @@ PRESETS: tuple[Preset, ...] = (
             "training.save_steps": 25, "training.logging_steps": 1, "training.gradient_checkpointing": True,
             "training.early_stopping_patience": 3, "data.max_length": 2048, "data.packing": True,
             "data.validation_split": 0.1}),
+    Preset("facts", "Learn the facts",
+           "For small question-answer sets (up to 400 rows): epochs, learning rate and batch fitted to your "
+           "rows so that every fact is seen often enough, within about 10 minutes on a CPU. Every row is "
+           "trained (no validation split). The default for a dataset this small.",
+           {}, derived=True),
 )
 
 
@@ -73,15 +84,50 @@ def preset(key: str) -> Preset:
     raise ConfigError(f"unknown preset '{key}'", field="preset", hint=f"use one of {', '.join(PRESET_KEYS)}")
 
 
-def apply_preset(cfg: "RunConfig", key: str) -> "RunConfig":
-    """A copy of ``cfg`` with the preset's values."""
-    return cfg.with_overrides(preset(key).overrides)
+def preset_overrides(key: str, cfg: "RunConfig | None" = None, *, rows: int | None = None,
+                     mean_tokens: float | None = None) -> dict[str, Any]:
+    """The dotted-key values preset ``key`` sets.
+
+    A derived preset needs ``rows`` (usable training rows) and takes
+    ``mean_tokens`` (their mean length) and ``cfg.data.raft`` into account.
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, or a derived one without ``rows``.
+    """
+    p = preset(key)
+    if not p.derived:
+        return dict(p.overrides)
+    if not rows:
+        raise ConfigError(f"the '{p.label}' preset is fitted to your training rows, which have not been counted yet",
+                          field="preset", hint="check the data first (the Data page), then choose the preset again")
+    from backend.recipes import facts_recipe
+
+    raft = bool(cfg.data.raft) if cfg is not None else False
+    return facts_recipe(rows, mean_tokens=float(mean_tokens or 64.0), raft=raft)
 
 
-def matching_preset(cfg: "RunConfig") -> str | None:
-    """The preset whose values ``cfg`` has, if any."""
+def apply_preset(cfg: "RunConfig", key: str, *, rows: int | None = None,
+                 mean_tokens: float | None = None) -> "RunConfig":
+    """A copy of ``cfg`` with the preset's values (``rows``/``mean_tokens``: see :func:`preset_overrides`)."""
+    return cfg.with_overrides(preset_overrides(key, cfg, rows=rows, mean_tokens=mean_tokens))
+
+
+def matching_preset(cfg: "RunConfig", *, rows: int | None = None, mean_tokens: float | None = None) -> str | None:
+    """The preset whose values ``cfg`` has, if any (a derived one only when ``rows`` is known)."""
     d = cfg.to_dict()
     for p in PRESETS:
-        if all(d[k.split(".")[0]][k.split(".")[1]] == v for k, v in p.overrides.items()):
+        if p.derived and not rows:
+            continue
+        values = preset_overrides(p.key, cfg, rows=rows, mean_tokens=mean_tokens)
+        if all(d[k.split(".")[0]][k.split(".")[1]] == v for k, v in values.items()):
             return p.key
     return None
+
+
+def recommended_preset(rows: int | None) -> str | None:
+    """The preset a dataset of ``rows`` usable rows should start from ("facts" for a small fact set)."""
+    from backend.recipes import is_small
+
+    return "facts" if rows and is_small(rows) else None

@@ -312,9 +312,37 @@ def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
     return settings, asked
 
 
+def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None]:
+    """Usable rows in the training ``files`` and their mean length in tokens.
+
+    What the "Learn the facts" preset is fitted to (:func:`backend.presets.preset_overrides`);
+    the Data page has the same two numbers from its check.
+
+    Raises
+    ------
+    ConfigError
+        No training files.
+    ModelError
+        The model's tokenizer cannot be loaded.
+    """
+    from backend.data import check_files
+    from backend.errors import ConfigError
+    from backend.models import load_tokenizer, resolve_model
+
+    if not files:
+        raise ConfigError("there are no training files to fit the preset to", field="data.train_files",
+                          hint="give a dataset the role 'train' on the Data page (or pass --data)")
+    path = resolve_model(cfg.model.name_or_path, allow_pickle_weights=cfg.model.allow_pickle_weights)
+    tok = load_tokenizer(path, trust_remote_code=cfg.model.trust_remote_code)
+    rep = check_files(files, tok, cfg)
+    rows = sum(int(f.get("rows_usable", 0)) for f in rep.summary.get("files", []))
+    return rows, (rep.summary.get("tokens_kept") or {}).get("mean")
+
+
 def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,
                        overrides: Mapping[str, Any] | None = None, trust_remote_code: bool = False,
-                       allow_pickle_weights: bool = False) -> "RunConfig":
+                       allow_pickle_weights: bool = False, rows: int | None = None,
+                       mean_tokens: float | None = None) -> "RunConfig":
     """The configuration a new run of ``project`` starts with: the GUI's Start and ``tune train --project``.
 
     Parameters
@@ -334,6 +362,9 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
     trust_remote_code, allow_pickle_weights
         This machine's choice (a GUI checkbox, a CLI flag); whatever ``base``
         or ``project.json`` says is replaced.
+    rows, mean_tokens
+        The training rows a derived preset ("facts") is fitted to; counted
+        with :func:`fact_set_size` when such a preset is asked for without them.
 
     Returns
     -------
@@ -347,11 +378,17 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         An unknown preset, or an override that is not a valid field or value.
     """
     from backend.presets import apply_preset
+    from backend.presets import preset as find_preset
 
     cfg = base if base is not None else project.saved_run_config()
-    if preset:
-        cfg = apply_preset(cfg, preset)
     overrides = dict(overrides or {})
+    if preset:
+        if find_preset(preset).derived and not rows:  # counted with the tokenizer of the model the run uses
+            model = {k: v for k, v in overrides.items() if k.startswith("model.") and k not in
+                     ("model.trust_remote_code", "model.allow_pickle_weights")}
+            rows, mean_tokens = fact_set_size([str(p) for p in project.files_with_role("train")],
+                                              cfg.with_overrides(model))
+        cfg = apply_preset(cfg, preset, rows=rows, mean_tokens=mean_tokens)
     files: dict[str, Any] = {
         "output_dir": "",
         "data.train_files": [str(p) for p in project.files_with_role("train")],

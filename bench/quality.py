@@ -1,8 +1,8 @@
 """Answer quality on the sample project: train with the default small-data recipe, evaluate four modes.
 
 End to end as a user would: a copy of ``resources/sample_project``, its
-documents ingested (hybrid index), a run trained with the recipe the app picks
-for a dataset of this size (:func:`backend.recipes.facts_recipe`, RAFT on), then
+documents ingested (hybrid index), a run trained with the preset the app picks
+for a dataset of this size ("Learn the facts", :func:`backend.recipes.facts_recipe`, RAFT on), then
 the sample evalset ``brisa`` answered in the four modes {base, tuned} x {with
 documents, without} plus the forgetting probe.  The scorecard goes to
 ``bench/results.json`` under ``quality.*``; the goals of issue 18 are checked
@@ -60,22 +60,20 @@ def _by_kind(questions: list[dict], modes: list[str]) -> dict[str, dict[str, Any
 
 
 def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = None,
-        raft: bool = True) -> dict[str, Any]:
+        raft: bool = True, keep: str | None = None) -> dict[str, Any]:
     """Train (unless ``run_dir``) and evaluate; the ``quality`` block of results.json."""
     setup_env()
-    from backend.data import prepare
     from backend.evalsets import read_evalset
-    from backend.models import load_tokenizer, resolve_model
+    from backend.presets import preset_overrides
     from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
     from backend.rag.index import ingest
     from backend.rag.settings import RetrievalSettings
-    from backend.recipes import facts_recipe
     from backend.training import train
-    from backend.workspace import Project, resolve_run_config
+    from backend.workspace import Project, fact_set_size, resolve_run_config
 
     out: dict[str, Any] = {"machine": machine_info(), "quick": quick}
-    tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    tmp = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="bench-quality-"))
     try:
         if run_dir:
             run = Path(run_dir).resolve()
@@ -94,16 +92,14 @@ def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = 
             base = resolve_run_config(proj)
             if model:
                 base = base.with_overrides({"model.name_or_path": model})
-            tok = load_tokenizer(resolve_model(base.model.name_or_path))
-            rows = prepare(base.with_overrides({"data.validation_split": 0.0}), tok).train
-            mean_tokens = sum(len(r["input_ids"]) for r in rows) / max(1, len(rows))
-            overrides = facts_recipe(len(rows), mean_tokens=mean_tokens + (260 if raft else 0), raft=raft)
-            overrides["data.raft"] = raft
-            if quick:
-                overrides.update({"training.max_steps": 2, "training.save_steps": 2})
-            cfg = resolve_run_config(proj, base=base, overrides=overrides)
-            out["recipe"] = {"rows": len(rows), "mean_tokens": round(mean_tokens, 1), **overrides}
-            log(f"training {len(rows)} rows: {overrides['training.epochs']} epochs, raft={raft}")
+            base = base.with_overrides({"data.raft": raft})
+            n_rows, mean_tokens = fact_set_size([str(p) for p in proj.files_with_role("train")], base)
+            overrides = {"training.max_steps": 2, "training.save_steps": 2} if quick else {}
+            cfg = resolve_run_config(proj, base=base, preset="facts", rows=n_rows, mean_tokens=mean_tokens,
+                                     overrides=overrides)
+            recipe = preset_overrides("facts", base, rows=n_rows, mean_tokens=mean_tokens)
+            out["recipe"] = {"rows": n_rows, "mean_tokens": round(mean_tokens or 0, 1), "data.raft": raft, **recipe}
+            log(f"training {n_rows} rows: {cfg.training.epochs:g} epochs, raft={raft}")
             t0 = time.perf_counter()
             result = train(cfg, project_dir=proj.root)
             out["train_s"] = round(time.perf_counter() - t0, 1)
@@ -146,7 +142,7 @@ def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = 
                             for q in d["questions"]]
         return out
     finally:
-        if run_dir is None:
+        if run_dir is None and keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -156,9 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", default=None, help="evaluate this run instead of training one")
     p.add_argument("--model", default=None, help="base model (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--no-raft", action="store_true", help="train without RAFT (plain question-answer rows)")
+    p.add_argument("--keep", default=None, metavar="DIR",
+                   help="build the project copy (and its run) in DIR and keep it, for --run later")
     p.add_argument("--out", default=None, help="write the JSON here too")
     a = p.parse_args(argv)
-    return emit(run(quick=a.quick, run_dir=a.run, model=a.model, raft=not a.no_raft), a.out)
+    return emit(run(quick=a.quick, run_dir=a.run, model=a.model, raft=not a.no_raft, keep=a.keep), a.out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class DataReport:
     train_rows, eval_rows
         Rows a run would train and evaluate on (the split is approximate when
         the rows are split by ``validation_split``).
+    fact_rows
+        Usable rows in the training files before any split: what the "Learn
+        the facts" preset is fitted to (it trains every row).
     """
 
     check: Any
@@ -41,6 +44,14 @@ class DataReport:
     eval_rows: int
     train_files: list[str] = field(default_factory=list)
     document_problems: list = field(default_factory=list)  # documents that can't be read
+    fact_rows: int = 0
+    has_validation_files: bool = False
+
+    def rows_for(self, cfg) -> int:
+        """Training rows under ``cfg``'s validation split (the check may have run under another one)."""
+        if self.has_validation_files or not self.fact_rows:
+            return self.train_rows
+        return self.fact_rows - _split_off(self.fact_rows, cfg.data.validation_split)
 
     @property
     def problems(self) -> list:
@@ -109,12 +120,17 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
     if validation_files:
         train_n, eval_n = usable_train, usable_val
     else:
-        split = cfg.data.validation_split
-        eval_n = 0 if split <= 0 or usable_train < 2 else min(max(1, round(usable_train * split)), usable_train - 1)
+        eval_n = _split_off(usable_train, cfg.data.validation_split)
         train_n = usable_train - eval_n
     on_event(ev.progress("data", 0, None, "Reading the documents…"))
     return DataReport(report, per_file, rows, train_n, eval_n, list(train_files),
-                      check_documents(list(documents), should_stop=should_stop))
+                      check_documents(list(documents), should_stop=should_stop), fact_rows=usable_train,
+                      has_validation_files=bool(validation_files))
+
+
+def _split_off(rows: int, split: float) -> int:
+    """Rows a ``validation_split`` takes from ``rows`` training rows (as ``backend.data.split_rows``)."""
+    return 0 if split <= 0 or rows < 2 else min(max(1, round(rows * split)), rows - 1)
 
 
 def unique_destination(folder: Path, name: str) -> Path:

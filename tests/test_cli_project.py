@@ -144,3 +144,21 @@ def test_the_window_says_what_the_project_asked_for(qtbot, sample, tmp_path, mon
     assert not w.notice.isHidden() and "Trust remote code" in w.notice.text() and "Model page" in w.notice.text()
     w.session.save_project()
     assert "trust_remote_code" not in json.loads((sample / "project.json").read_text())["settings"]["run_config"]["model"]
+
+
+def test_the_facts_preset_counts_the_rows_the_same_way_in_the_gui_and_the_cli(sample, tiny_model_dir):
+    # the GUI fits it to the Data page's check; the CLI counts the training files itself
+    from desktop.data_adapter import check_project_data
+
+    s = Session()
+    s.open_project(sample, model_override=str(tiny_model_dir))
+    s.save_project()
+    files = [str(p) for p in s.files_with_role("train")]
+    report = check_project_data(files, files, [], str(tiny_model_dir), s.config)
+    assert report.fact_rows == 130 and report.rows_for(s.config) < 130  # the quick preset splits off rows
+    s.set_config(apply_preset(s.config, "facts", rows=report.fact_rows, mean_tokens=report.mean_tokens))
+    assert report.rows_for(s.config) == 130  # ... and "Learn the facts" trains every row
+    gui = s.run_config().to_dict()
+    cli = _cli_config("--project", str(sample), "--model", str(tiny_model_dir), "--preset", "facts")
+    assert gui == cli
+    assert cli["data"]["validation_split"] == 0.0 and cli["training"]["epochs"] >= 2

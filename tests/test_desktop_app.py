@@ -7,6 +7,7 @@ temporary user folder, with the session's tiny model instead of the bundled one.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -322,3 +323,29 @@ def test_unreadable_document_is_named_on_the_data_page_and_blocks_training_on_it
     qtbot.waitUntil(lambda: w.session.data_report is not None and not page.is_busy(), timeout=60_000)
     msg = page.validate()
     assert msg and "notes.txt" in msg and "can't be read" in msg
+
+
+def test_a_new_project_with_a_small_fact_set_starts_from_the_facts_preset(qtbot, window, tmp_path, tiny_model_dir):
+    # issue 18: "a preset (and the default when the dataset is that small)"
+    w = window
+    pp = w.project_page
+    pp.new_name.setText("facts")
+    pp.new_location.setText(str(tmp_path / "projects"))
+    pp.create_button.click()
+    w.go_to(1, force=True)
+    w.session.set_model_source(str(tiny_model_dir))  # the tiny model (no bundled-model convert)
+    w.model_page.ensure_resolved(force=True)
+    qtbot.waitUntil(lambda: w.session.model_path is not None, timeout=60_000)
+    w.go_to(2, force=True)
+    sample = Path(__file__).resolve().parents[1] / "resources" / "sample_project" / "datasets" / "brisa_support.jsonl"
+    w.data_page.add_files([sample], "dataset")
+    qtbot.waitUntil(lambda: w.session.data_report is not None and not w.data_page.is_busy(), timeout=60_000)
+    cp = w.configure_page
+    assert cp.preset_buttons["facts"].isChecked(), cp.preset_note.text()
+    cfg = w.session.config
+    assert cfg.data.validation_split == 0.0 and cfg.training.epochs >= 2 and cfg.training.max_steps == 0
+    assert w.session.data_report.fact_rows == 130
+    saved = json.loads((w.session.project.root / "project.json").read_text())["settings"]["run_config"]
+    assert saved["training"]["epochs"] == cfg.training.epochs  # chosen once, then the user's to change
+    cp.apply_preset("quick")
+    assert "Recommended for your 130 training rows: Learn the facts." in cp.preset_note.text()

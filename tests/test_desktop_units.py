@@ -88,10 +88,28 @@ def test_presets_are_valid_and_distinct():
     base = RunConfig()
     keys = set()
     for p in PRESETS:
-        cfg = apply_preset(base, p.key)
-        assert matching_preset(cfg) == p.key
+        rows = 130 if p.derived else None  # a derived preset is fitted to the training rows
+        cfg = apply_preset(base, p.key, rows=rows, mean_tokens=60.0)
+        assert matching_preset(cfg, rows=rows, mean_tokens=60.0) == p.key
         keys.add(json.dumps(cfg.to_dict(), sort_keys=True))
     assert len(keys) == len(PRESETS)
+
+
+def test_the_facts_preset_is_fitted_to_the_rows_and_asks_for_them():
+    from backend.errors import ConfigError
+    from backend.presets import recommended_preset
+
+    with pytest.raises(ConfigError, match="have not been counted") as e:
+        apply_preset(RunConfig(), "facts")
+    assert "Data page" in e.value.hint
+    small = apply_preset(RunConfig(), "facts", rows=130, mean_tokens=60.0)
+    assert small.data.validation_split == 0.0 and small.training.max_steps == 0
+    assert small.training.epochs == 10.0  # 130 rows x 10 epochs x 60 tokens fits 10 min at 140 tokens/s
+    raft = apply_preset(RunConfig().with_overrides({"data.raft": True}), "facts", rows=130, mean_tokens=60.0)
+    assert raft.training.epochs == 2.0 and raft.data.max_length == 512  # passages make each row ~5x longer
+    assert matching_preset(small) is None  # without the rows it can't be told
+    assert matching_preset(small, rows=400, mean_tokens=60.0) != "facts"  # fitted to other rows
+    assert recommended_preset(130) == "facts" and recommended_preset(5000) is None and recommended_preset(0) is None
 
 
 def test_planned_steps():

@@ -126,7 +126,7 @@ def test_resolve_run_config_fills_in_the_project_files(tmp_path):
 
 
 def test_presets_by_key():
-    assert PRESET_KEYS == ("quick", "balanced", "quality")
+    assert PRESET_KEYS == ("quick", "balanced", "quality", "facts")
     assert preset("quality").overrides["method.method"] == "rslora"
 
 

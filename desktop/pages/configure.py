@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QGroupBox, QHBoxLayout, QLa
 
 from backend.errors import ConfigError
 from backend.estimate import RunEstimate, estimate_run
-from backend.presets import PRESETS, apply_preset, matching_preset
+from backend.presets import PRESETS, apply_preset, matching_preset, preset, recommended_preset
 from desktop.form import QtRunConfigForm
 from desktop.session import Session
 from desktop.widgets import Page, fmt_duration, muted
@@ -126,6 +126,7 @@ class ConfigurePage(Page):
         session.events.model.connect(self.refresh_estimate)
         session.events.device.connect(lambda _d: self.refresh_estimate())
         session.events.data.connect(self.refresh_estimate)
+        session.events.data.connect(self._on_data_report)
         self._on_session_config(session.config)
 
     # -- Page API -----------------------------------------------------------------
@@ -143,25 +144,53 @@ class ConfigurePage(Page):
             self.session.save_project()
 
     # -- presets -------------------------------------------------------------------
+    def _fact_set(self) -> tuple[int | None, float | None]:
+        """The checked training rows and their mean tokens (what a derived preset is fitted to)."""
+        report = self.session.data_report
+        if report is None:
+            return None, None
+        return getattr(report, "fact_rows", None) or None, getattr(report, "mean_tokens", None)
+
     def apply_preset(self, key: str) -> None:
         """Apply a preset over the current configuration."""
         self.form.flush()
+        rows, mean_tokens = self._fact_set()
         try:
-            cfg = apply_preset(self.session.config, key)
+            cfg = apply_preset(self.session.config, key, rows=rows, mean_tokens=mean_tokens)
         except ConfigError as e:
             self.banner.show_error(e)
+            self._show_preset(matching_preset(self.session.config, rows=rows, mean_tokens=mean_tokens))
             return
         self.session.set_config(cfg)
         self.session.save_project()
+
+    def _on_data_report(self) -> None:
+        """A small fact set in a project never configured here starts from the preset made for it."""
+        rows, mean_tokens = self._fact_set()
+        project = self.session.project
+        key = recommended_preset(rows)
+        if key and project is not None and "run_config" not in (project.settings or {}):
+            self.apply_preset(key)
+        else:
+            self._show_preset(matching_preset(self.session.config, rows=rows, mean_tokens=mean_tokens))
+
+    def _show_preset(self, key: str | None) -> None:
+        """Check the button of preset ``key`` and describe it (or say the settings are custom)."""
+        for k, b in self.preset_buttons.items():
+            b.setChecked(k == key)
+        rows, _ = self._fact_set()
+        note = preset(key).description if key else "Custom settings."
+        rec = recommended_preset(rows)
+        if rec and rec != key:
+            note += f" Recommended for your {rows:,} training rows: {preset(rec).label}."
+        self.preset_note.setText(note)
 
     # -- form <-> session ---------------------------------------------------------------
     def _on_session_config(self, cfg) -> None:
         self.form.set_config(cfg)
         self._error = None
-        key = matching_preset(cfg)
-        for k, b in self.preset_buttons.items():
-            b.setChecked(k == key)
-        self.preset_note.setText(next((p.description for p in PRESETS if p.key == key), "Custom settings."))
+        rows, mean_tokens = self._fact_set()
+        self._show_preset(matching_preset(cfg, rows=rows, mean_tokens=mean_tokens))
         self.refresh_estimate()
         self.completeChanged.emit()
 
@@ -174,10 +203,8 @@ class ConfigurePage(Page):
             self.session.set_config(cfg)
         finally:
             self.session.events.config.connect(self._on_session_config)
-        key = matching_preset(cfg)
-        for k, b in self.preset_buttons.items():
-            b.setChecked(k == key)
-        self.preset_note.setText(next((p.description for p in PRESETS if p.key == key), "Custom settings."))
+        rows, mean_tokens = self._fact_set()
+        self._show_preset(matching_preset(cfg, rows=rows, mean_tokens=mean_tokens))
         self.refresh_estimate()
         self.completeChanged.emit()
 
@@ -207,7 +234,7 @@ class ConfigurePage(Page):
             self.warn_label.setText("")
             return
         report = s.data_report
-        rows = getattr(report, "train_rows", None) if report is not None else None
+        rows = report.rows_for(s.config) if report is not None else None
         est = estimate_run(s.config, s.model_info, s.device, rows, getattr(report, "mean_tokens", None))
         self.estimate = est
         m = est.memory

@@ -238,7 +238,7 @@ class TrainPage(Page):
             self.banner.show_error(e)
             return False
         if s.model_info is not None and s.device is not None:
-            rows = getattr(s.data_report, "train_rows", None)
+            rows = s.data_report.rows_for(cfg) if s.data_report is not None else None
             est = estimate_run(cfg, s.model_info, s.device, rows, getattr(s.data_report, "mean_tokens", None))
             if est.likely_oom and not self.confirm_oom_start(est.warnings[0]):
                 return False
