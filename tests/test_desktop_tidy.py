@@ -362,3 +362,19 @@ def test_gui_started_work_prints_no_progress_bars_or_known_library_warnings(tmp_
     assert r.returncode == 0, r.stderr
     assert "bar" not in r.stderr and "is_gradient_checkpointing" not in r.stderr, r.stderr
     assert "something else" in r.stderr
+
+
+def test_a_source_named_like_markup_is_shown_as_plain_text(qtbot, chat_page_factory):
+    # issue 20: a file name is the user's text, never Qt rich text
+    from PySide6.QtCore import Qt
+
+    from backend.rag.index import Source
+
+    cp = chat_page_factory()
+    src = Source(file="<b>notes</b>.pdf", path="documents/<b>notes</b>.pdf", page=3, chunk=0, text="E4 means x.",
+                 score=0.5)
+    cp.show_source(src)
+    assert cp.source_title.textFormat() == Qt.TextFormat.PlainText
+    assert cp.source_title.text() == "<b>notes</b>.pdf, page 3 — passage 1"
+    txt = Source(file="a.md", path="a.md", page=1, chunk=1, text="x", score=0.1)
+    assert txt.shown_page is None and txt.label() == "a.md #1" and src.label() == "<b>notes</b>.pdf p.3 #0"

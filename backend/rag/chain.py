@@ -164,7 +164,7 @@ def format_context(sources: Sequence[Source], max_chars: int) -> str:
     """The passages as numbered blocks with their file names, cut to ``max_chars``."""
     blocks, used = [], 0
     for i, s in enumerate(sources, 1):
-        head = f"[{i}] {s.file}" + (f" (page {s.page})" if s.page is not None and s.file.lower().endswith(".pdf") else "")
+        head = f"[{i}] {s.file}" + (f" (page {s.shown_page})" if s.shown_page is not None else "")
         room = max_chars - used - len(head) - 2
         if room <= 50:
             break

@@ -88,10 +88,14 @@ class Source:
         """JSON-serialisable."""
         return asdict(self)
 
+    @property
+    def shown_page(self) -> int | None:
+        """The page to show: text formats carry page 1 too, and a page number only helps in paged files."""
+        return self.page if self.page is not None and self.file.lower().endswith(".pdf") else None
+
     def label(self) -> str:
         """``'guide.pdf p.3 #2'``."""
-        # text formats carry page 1 too; a page number only helps in paged files
-        page = f" p.{self.page}" if self.page is not None and self.file.lower().endswith(".pdf") else ""
+        page = f" p.{self.shown_page}" if self.shown_page is not None else ""
         return f"{self.file}{page} #{self.chunk}"
 
 

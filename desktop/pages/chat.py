@@ -480,7 +480,9 @@ class ChatPage(Page):
         self.source_title = QLabel("Click a source under an answer.")
         self.source_title.setWordWrap(True)
         self.source_title.setObjectName("SectionTitle")
+        self.source_title.setTextFormat(Qt.TextFormat.PlainText)  # a file name is never markup
         self.source_path = muted("")
+        self.source_path.setTextFormat(Qt.TextFormat.PlainText)
         self.source_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.source_view = QTextBrowser()
         self.source_view.setFont(mono_font())
@@ -1010,7 +1012,7 @@ class ChatPage(Page):
 
     def show_source(self, source, evidence: list | None = None) -> None:
         """Show a retrieved passage with its file, page and score; ``evidence`` sentences are highlighted."""
-        page = f", page {source.page}" if source.page is not None and source.file.lower().endswith(".pdf") else ""
+        page = f", page {source.shown_page}" if source.shown_page is not None else ""
         self.source_title.setText(f"{source.file}{page} — passage {source.chunk + 1}")
         root = self.session.project.root if self.session.project else Path(".")
         path = Path(source.path)

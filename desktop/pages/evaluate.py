@@ -815,8 +815,7 @@ class EvaluatePage(Page):
 
     def show_source(self, source) -> None:
         """A retrieved passage with its file, page and chunk."""
-        # text files carry page 1 too; a page number only helps in paged files (as on the Chat page)
-        page = f", page {source.page}" if source.page is not None and source.file.lower().endswith(".pdf") else ""
+        page = f", page {source.shown_page}" if source.shown_page is not None else ""
         self.source_title.setText(f"{source.file}{page}, passage {source.chunk + 1} · similarity {source.score:.2f}")
         self.source_view.setPlainText(source.text or "(the passage text is not stored in this result)")
 
