@@ -33,14 +33,15 @@ class Preset:
 
 PRESETS: tuple[Preset, ...] = (
     Preset("quick", "Quick CPU test",
-           "Minutes on a laptop CPU: 30 optimizer steps on short rows with a small LoRA. "
-           "Checks the whole path; do not expect a good model.",
+           "Minutes on a laptop CPU: 30 optimizer steps on short rows (without passages from your documents) "
+           "with a small LoRA. Checks the whole path; do not expect a good model.",
            {"method.method": "lora", "method.lora_r": 8, "method.lora_alpha": 16, "method.lora_dropout": 0.05,
             "method.target_modules": [], "training.max_steps": 30, "training.epochs": 1.0,
             "training.batch_size": 2, "training.gradient_accumulation": 2, "training.learning_rate": 5e-4,
             "training.lr_scheduler": "cosine", "training.warmup_ratio": 0.05, "training.eval_steps": 10,
             "training.save_steps": 10, "training.logging_steps": 1, "training.gradient_checkpointing": False,
-            "training.early_stopping_patience": 0, "data.max_length": 256, "data.packing": True}),
+            "training.early_stopping_patience": 0, "data.max_length": 256, "data.packing": True,
+            "data.raft": False, "data.validation_split": 0.1}),
     Preset("balanced", "Balanced LoRA",
            "The recommended start: LoRA rank 16 on all linear layers, 3 epochs, cosine schedule.",
            {"method.method": "lora", "method.lora_r": 16, "method.lora_alpha": 32, "method.lora_dropout": 0.05,
@@ -48,7 +49,8 @@ PRESETS: tuple[Preset, ...] = (
             "training.batch_size": 4, "training.gradient_accumulation": 4, "training.learning_rate": 2e-4,
             "training.lr_scheduler": "cosine", "training.warmup_ratio": 0.03, "training.eval_steps": 50,
             "training.save_steps": 50, "training.logging_steps": 1, "training.gradient_checkpointing": False,
-            "training.early_stopping_patience": 0, "data.max_length": 1024, "data.packing": True}),
+            "training.early_stopping_patience": 0, "data.max_length": 1024, "data.packing": True,
+            "data.validation_split": 0.1}),
     Preset("quality", "Quality",
            "More capacity and more careful training: rank-32 rsLoRA, 5 epochs at a lower learning rate, "
            "longer rows, early stopping. Slower; meant for a GPU.",

@@ -27,7 +27,8 @@ def _tiny(window, **over):
     form = window.configure_page.form
     values = {"training.max_steps": 6, "training.batch_size": 4, "training.gradient_accumulation": 1,
               "training.eval_steps": 3, "training.save_steps": 3, "training.learning_rate": 1e-3,
-              "method.lora_r": 4, "method.lora_alpha": 8, "data.max_length": 128}
+              "method.lora_r": 4, "method.lora_alpha": 8, "data.max_length": 128,
+              "data.raft": False, "data.validation_split": 0.1}
     values.update(over)
     for key, value in values.items():
         form.set_value(key, value)

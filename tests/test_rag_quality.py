@@ -284,6 +284,27 @@ def test_raft_renders_rows_like_the_chat_deterministically_and_caches(tmp_path, 
     assert [e.messages for e in third] == [e.messages for e in first]
 
 
+def test_raft_indexes_documents_added_since_the_last_index_update(tmp_path, tiny_embedder):
+    # a run started straight after adding a document trains on its passages, as the chat would answer from it
+    from backend.config import RunConfig
+    from backend.data import raft
+    from backend.data.pipeline import read_and_normalise
+    from backend.rag.index import index_status
+
+    proj, f = _raft_project(tmp_path / "p", tiny_embedder)
+    (proj.documents_dir / "late.txt").write_text("Service bulletin. Fault ZZ-77 means the drum is loose.\n",
+                                                 encoding="utf-8")
+    f.write_text(json.dumps({"messages": [{"role": "user", "content": "What does fault ZZ-77 mean?"},
+                                          {"role": "assistant", "content": "The drum is loose."}]}) + "\n")
+    cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "raft_p_without_gold": 0.0}})
+    rows = [r.example for x in read_and_normalise(cfg.data.train_files, cfg.data, strict_files=True) for r in x.rows]
+    events = []
+    raft.apply_raft(rows, cfg.data, seed=1, on_event=events.append)  # no index given: the project's, updated
+    assert any("late.txt" in str(s) for s in index_status(proj)["sources"])
+    assert "Fault ZZ-77 means the drum is loose." in rows[0].messages[1]["content"]
+    assert any("Indexing 1 document" in (e.get("message") or "") for e in events)
+
+
 def test_raft_without_a_project_names_the_field(tmp_path):
     from backend.config import RunConfig
     from backend.data.raft import find_project

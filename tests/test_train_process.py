@@ -207,7 +207,7 @@ def test_run_stopped_by_closing_the_window_is_offered_on_reopen(qtbot, tmp_path,
     form = w.configure_page.form
     for key, value in {"training.max_steps": 30, "training.batch_size": 2, "training.gradient_accumulation": 1,
                        "training.eval_steps": 0, "training.save_steps": 1000, "data.max_length": 64,
-                       "method.lora_r": 4}.items():
+                       "method.lora_r": 4, "data.raft": False}.items():
         form.set_value(key, value)
     form.flush()
     w.next()
@@ -243,7 +243,8 @@ def test_killed_child_leaves_the_window_saying_so_with_resume(qtbot, tmp_path, m
     # a tiny run of the project's data through the page's own start path
     form = w.configure_page.form
     for key, value in {"training.max_steps": 30, "training.batch_size": 2, "training.eval_steps": 0,
-                       "training.save_steps": 2, "data.max_length": 64, "method.lora_r": 4}.items():
+                       "training.save_steps": 2, "data.max_length": 64, "method.lora_r": 4,
+                       "data.raft": False}.items():
         form.set_value(key, value)
     form.flush()
     pids = []

@@ -146,4 +146,6 @@ def test_sample_project_model():
     p = Project.open(root)
     assert [f.name for f in p.files_with_role("train")] == ["brisa_support.jsonl"]
     assert p.example_questions and p.description and p.trust_requests == []
-    assert matching_preset(p.saved_run_config()) == "quick"
+    # issue 18: the sample starts from the preset that learns its facts, answering from its documents
+    cfg = p.saved_run_config()
+    assert matching_preset(cfg, rows=130, mean_tokens=71.8) == "facts" and cfg.data.raft

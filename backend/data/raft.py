@@ -30,6 +30,7 @@ from backend.fsutil import atomic_write_json, read_json
 if TYPE_CHECKING:
     from backend.config import DataConfig
     from backend.data.formats import Example
+    from backend.rag.embeddings import LocalEmbeddings
     from backend.rag.index import DocumentIndex, Source
     from backend.rag.settings import RetrievalSettings
 
@@ -163,6 +164,31 @@ def _cache_key(question: str, answer: str, state: str, settings: "RetrievalSetti
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _update_index(project: Path, on_event: ev.OnEvent) -> "LocalEmbeddings | None":
+    """Index the project's new and changed documents first, as the chat does before it answers.
+
+    A project whose documents were never indexed (a fresh copy of the sample,
+    documents added since) would otherwise train on stale or no passages.
+    Returns the embedder it loaded (``None`` when nothing was stale).
+    """
+    from backend.errors import TuneError
+    from backend.rag.freshness import stale_documents
+    from backend.rag.index import ingest, open_index
+    from backend.workspace import Project
+
+    try:
+        proj = Project.open(project)
+    except TuneError:
+        return None  # not a project folder: open_index says what is missing
+    stale = stale_documents(proj, proj.document_files())
+    if not stale:
+        return None
+    on_event(ev.progress("raft", 0, None, f"Indexing {len(stale)} document(s) for the passages"))
+    emb = open_index(proj, check=False).embeddings  # the embedder recorded with the index, else the bundled one
+    ingest(proj, [str(p) for p in stale], embeddings=emb, on_event=on_event)
+    return emb
+
+
 def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 42,
                settings: "RetrievalSettings | None" = None, index: "DocumentIndex | None" = None,
                on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict[str, int]:
@@ -206,8 +232,9 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         return stats
     if index is None:
         project = find_project(dc)
+        emb = _update_index(project, on_event)
         try:
-            index = open_index(project)
+            index = open_index(project, embeddings=emb)
         except IndexStoreError as e:
             raise DataError(f"'Train the model to answer from your documents' needs the document index: {e.message}",
                             field="data.raft", file=e.file, hint=e.hint or "add documents first") from None
