@@ -207,6 +207,23 @@ def markdown(res: dict) -> str:
         if sr:
             lines.append(f"| seed_recipe (once) | {_fmt(sr.get('whole_s'))} | {_fmt(sr.get('steps_s'))} | "
                          f"{_fmt(sr.get('first_step_s'))} | {_fmt(sr.get('peak_rss_mb'))} |")
+    qu = res.get("quality", {})
+    if isinstance(qu, dict) and qu.get("goals"):
+        rec = qu.get("recipe") or {}
+        lines += ["", f"Answer quality (`quality.*`): the sample project trained with the \"Learn the facts\" preset "
+                  f"({rec.get('rows')} rows, {rec.get('training.epochs')} epochs, RAFT "
+                  f"{'on' if rec.get('data.raft') else 'off'}, {_fmt(qu.get('train_s'))} s of training), then its "
+                  "evalset answered in four modes.", "",
+                  "| Goal | What | Value | Goal | Met |", "|---|---|---|---|---|"]
+        for key, g in qu["goals"].items():
+            ok = g.get("met")
+            lines.append(f"| `quality.goals.{key}` | {_cell(str(g.get('what')))} | {_fmt(g.get('value'))} | "
+                         f"{g.get('goal')} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
+        lines += ["", "| Mode | trained facts | documents only | unanswerable | all |", "|---|---|---|---|---|"]
+        for mode, kinds in (qu.get("by_kind") or {}).items():
+            cells = [f"{(kinds.get(k) or {}).get('correct', '–')}/{(kinds.get(k) or {}).get('n', '–')}"
+                     for k in ("trained", "documents", "unanswerable", "all")]
+            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     fm = res.get("first_model", {})
     if isinstance(fm, dict) and fm.get("path"):
         lines += ["", f"First model: {fm.get('path')}."]

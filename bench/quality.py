@@ -60,7 +60,7 @@ def _by_kind(questions: list[dict], modes: list[str]) -> dict[str, dict[str, Any
 
 
 def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = None,
-        raft: bool = True, keep: str | None = None) -> dict[str, Any]:
+        raft: bool = True, keep: str | None = None, forgetting: bool = True) -> dict[str, Any]:
     """Train (unless ``run_dir``) and evaluate; the ``quality`` block of results.json."""
     setup_env()
     from backend.evalsets import read_evalset
@@ -110,7 +110,8 @@ def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = 
             rows_eval = rows_eval[:3] + [r for r in rows_eval if not r.answerable][:1]
         log(f"evaluating {len(rows_eval)} questions in {len(MODES)} modes")
         t0 = time.perf_counter()
-        report = evaluate(proj, rows_eval, run, name="brisa", modes=MODES, forgetting=not quick, with_loss=False)
+        report = evaluate(proj, rows_eval, run, name="brisa", modes=MODES, forgetting=forgetting and not quick,
+                          with_loss=False)
         out["eval_s"] = round(time.perf_counter() - t0, 1)
         d = report.to_dict()
         out["retrieval"] = RetrievalSettings().to_dict()
@@ -152,11 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", default=None, help="evaluate this run instead of training one")
     p.add_argument("--model", default=None, help="base model (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--no-raft", action="store_true", help="train without RAFT (plain question-answer rows)")
+    p.add_argument("--no-forgetting", action="store_true", help="skip the forgetting probe (100 answers)")
     p.add_argument("--keep", default=None, metavar="DIR",
                    help="build the project copy (and its run) in DIR and keep it, for --run later")
     p.add_argument("--out", default=None, help="write the JSON here too")
     a = p.parse_args(argv)
-    return emit(run(quick=a.quick, run_dir=a.run, model=a.model, raft=not a.no_raft, keep=a.keep), a.out)
+    return emit(run(quick=a.quick, run_dir=a.run, model=a.model, raft=not a.no_raft, keep=a.keep,
+                    forgetting=not a.no_forgetting), a.out)
 
 
 if __name__ == "__main__":
