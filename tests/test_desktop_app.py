@@ -38,8 +38,15 @@ def _tiny(window, **over):
 @pytest.fixture()
 def window(qtbot, home, tiny_model_dir):
     from desktop.app import create_window
+    from desktop.appstate import install_sample_project
     from desktop.workers import stop_all_jobs
 
+    # The sample trains with RAFT, which indexes its documents with the bundled embedder first; these
+    # tests use tiny models throughout (RAFT is tested in test_rag_quality.py and by the data check below).
+    sample = install_sample_project() / "project.json"
+    raw = json.loads(sample.read_text())
+    raw["settings"]["run_config"]["data"]["raft"] = False
+    sample.write_text(json.dumps(raw))
     w = create_window(model=str(tiny_model_dir))
     qtbot.addWidget(w)
     w.resize(1360, 880)
@@ -350,3 +357,17 @@ def test_a_new_project_with_a_small_fact_set_starts_from_the_facts_preset(qtbot,
     assert saved["training"]["epochs"] == cfg.training.epochs  # chosen once, then the user's to change
     cp.apply_preset("quick")
     assert "Recommended for your 130 training rows: Learn the facts." in cp.preset_note.text()
+
+
+def test_data_page_previews_the_sample_with_passages_when_raft_is_on(qtbot, window):
+    # issue 18: RAFT rows "shown in the Data page's preview"; the check finds the project's index (and
+    # indexes the documents first, as a run would) although the Configure page's config names no files
+    w = window
+    _to_data_checked(qtbot, w)
+    w.session.set_config(w.session.config.with_overrides({"data.raft": True}))
+    qtbot.waitUntil(lambda: w.data_page.is_busy(), timeout=10_000)
+    qtbot.waitUntil(lambda: not w.data_page.is_busy() and w.session.data_report is not None, timeout=240_000)
+    report = w.session.data_report
+    assert not report.problems, [p.message for p in report.problems]
+    text = w.data_page.preview_view.toPlainText()
+    assert "Context:" in text and "Question:" in text, text[:500]

@@ -23,7 +23,7 @@ from desktop.workers import Job
 
 ROLE_LABELS = {"train": "Training", "validation": "Validation", "off": "Not used"}
 DATA_KEYS = ("format", "column_mapping", "system_prompt", "validation_split", "max_length", "overlong",
-             "train_on_prompt", "dedupe")
+             "train_on_prompt", "dedupe", "raft", "raft_distractors", "raft_p_without_gold", "raft_project")
 MASKED_STYLE = "background:#eceff3;color:#6b7480;"
 TRAINED_STYLE = "background:#dff3e4;color:#10391f;"
 
@@ -356,7 +356,7 @@ class DataPage(Page):
         if not files or s.model_path is None:
             self._show_report(s.data_report)
             return
-        cfg = s.config
+        cfg = s.run_config()  # with the project's files, so RAFT finds the project's index
         self._last_data_cfg = {k: getattr(cfg.data, k) for k in DATA_KEYS}
         self._job = Job(check_project_data, files, [str(p) for p in s.files_with_role("train")],
                         [str(p) for p in s.files_with_role("validation")], s.model_path, cfg,
