@@ -129,3 +129,16 @@ def test_two_concurrent_ingests_keep_every_document(tmp_path, tiny_embedder_dir)
 
     idx = open_index(proj, embeddings=load_embeddings(str(tiny_embedder_dir), backend="torch"))
     assert idx.count() == status["chunks"]
+
+
+def test_a_truncated_hnsw_file_is_found_without_opening_the_store(built, tmp_path):
+    # a truncated data_level0.bin can pass the probe's one query and crash the next reader (seen in
+    # this suite as a segfault in Collection.count), so its size is checked against header.bin first
+    from backend.rag.storecheck import quick_check
+
+    root = _copy(built, tmp_path)
+    _, chunks = built
+    assert quick_check(root / "index", chunks) is None
+    CORRUPTIONS["truncated data_level0.bin"](root / "index")
+    said = quick_check(root / "index", chunks)
+    assert said and "data_level0.bin is truncated" in said, said

@@ -6,6 +6,8 @@ database is silently replaced by an empty store.  So before the store is opened:
 
 1. cheap checks in this process: the database exists when the record says chunks
    were written, is not empty, is a SQLite file, and passes SQLite's ``quick_check``;
+   each HNSW segment's files have the sizes its ``header.bin`` implies (a truncated
+   ``data_level0.bin`` can pass a single query and crash the next reader);
 2. then a child process opens the store, counts the collection and runs one query
    (which loads the HNSW files).  A crash there costs the child, not the app.
 
@@ -21,6 +23,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -41,6 +44,33 @@ def _stamp(index_dir: Path) -> str:
             st = p.stat()
             h.update(f"{p.relative_to(index_dir)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+# hnswlib's header as Chroma persists it: persist version (int), offsetLevel0, max_elements,
+# cur_element_count, size_data_per_element, label_offset, offsetData (size_t), maxlevel (int),
+# enterpoint (uint), maxM, maxM0, M (size_t), mult (double), ef_construction (size_t)
+HNSW_HEADER = struct.Struct("<iQQQQQQiIQQQdQ")
+
+
+def hnsw_problem(segment: Path) -> str | None:
+    """What is wrong with one HNSW segment folder's file sizes, in words; ``None`` when they agree."""
+    header = segment / "header.bin"
+    raw = header.read_bytes()
+    name = f"{segment.name}/"
+    if len(raw) != HNSW_HEADER.size:
+        return f"{name}header.bin has {len(raw)} bytes, not {HNSW_HEADER.size}"
+    fields = HNSW_HEADER.unpack(raw)
+    max_elements, count, per_element = fields[2], fields[3], fields[4]  # (link_lists.bin: sizes not checked)
+    if count > max_elements or per_element == 0 or per_element > 1 << 24:
+        return f"{name}header.bin holds impossible sizes"
+    for fname, want in (("data_level0.bin", max_elements * per_element), ("length.bin", max_elements * 4)):
+        f = segment / fname
+        have = f.stat().st_size if f.exists() else None
+        if have is None:
+            return f"{name}{fname} is missing"
+        if have < want:
+            return f"{name}{fname} is truncated ({have:,} of {want:,} bytes)"
+    return None
 
 
 def quick_check(index_dir: str | Path, expected_chunks: int) -> str | None:
@@ -65,6 +95,13 @@ def quick_check(index_dir: str | Path, expected_chunks: int) -> str | None:
         return f"{SQLITE_FILE} can't be read ({e})"
     if rows != [("ok",)]:
         return f"{SQLITE_FILE} failed SQLite's check ({'; '.join(str(r[0]) for r in rows[:3])})"
+    for header in sorted(Path(index_dir).glob("*/header.bin")):
+        try:
+            reason = hnsw_problem(header.parent)
+        except (OSError, struct.error) as e:
+            reason = f"{header.parent.name}/ can't be read ({e})"
+        if reason:
+            return reason
     return None
 
 
