@@ -619,7 +619,9 @@ class EvaluatePage(Page):
         questions = report.get("questions") or []
         created = report.get("created")
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if isinstance(created, (int, float)) else ""
-        run_name = Path(str(report.get("run_dir") or "")).name
+        run_dir = Path(str(report.get("run_dir") or ""))
+        summary = run_folder.read_run(run_dir) if run_dir.name else None
+        run_name = summary.name if summary is not None and summary.name else run_dir.name  # as the history names it
         head = (f"{run_name} on “{report.get('evalset', '')}”: {len(questions)} questions × "
                 f"{len(report.get('modes') or MODES)} modes")
         if report.get("seconds") is not None:
