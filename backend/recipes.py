@@ -18,7 +18,6 @@ SMALL_MAX_ROWS = 400         # up to here a dataset counts as a small fact set
 CPU_TOKENS_PER_S = 140.0     # measured LoRA training speed of the default 135M model, idle 2-core CPU (bench/results.json)
 CPU_BUDGET_S = 600.0         # the recipe's target: learned within 10 minutes on such a CPU
 MIN_EPOCHS, MAX_EPOCHS = 2.0, 12.0
-RAFT_CONTEXT_TOKENS = 260    # mean tokens a RAFT row adds: the retrieved evidence (900 chars) and a distractor
 
 
 def is_small(rows: int) -> bool:
@@ -35,11 +34,12 @@ def facts_recipe(rows: int, *, mean_tokens: float = 64.0, raft: bool = False,
     rows
         Usable training rows.
     mean_tokens
-        Mean tokens per row (question + answer, as rendered without passages).
+        Mean tokens per row as the run trains them: with ``data.raft`` the
+        rows carry retrieved passages (~330 tokens on the sample instead of
+        ~70), so fewer passes fit the budget, and copying from context also
+        needs fewer passes than recalling.
     raft
-        Rows carry retrieved passages (``data.raft``): each is
-        :data:`RAFT_CONTEXT_TOKENS` longer, so fewer passes fit the budget;
-        copying from context also needs fewer passes than recalling.
+        Rows carry retrieved passages (``data.raft``): a longer ``max_length``.
     tokens_per_s, budget_s
         Training speed and time budget the epochs are fitted to.
 
@@ -59,8 +59,7 @@ def facts_recipe(rows: int, *, mean_tokens: float = 64.0, raft: bool = False,
     eff = 8 if rows >= 64 else 4 if rows >= 24 else 2
     batch = min(eff, 4)
     accum = max(1, eff // batch)
-    row_tokens = float(mean_tokens) + (RAFT_CONTEXT_TOKENS if raft else 0.0)
-    fit = budget_s * tokens_per_s / max(1.0, rows * row_tokens)
+    fit = budget_s * tokens_per_s / max(1.0, rows * float(mean_tokens))
     epochs = max(MIN_EPOCHS, min(MAX_EPOCHS, math.floor(fit)))
     steps = math.ceil(rows / eff) * epochs
     # a short run needs a higher peak rate to move the facts in; LoRA on a 135M model is stable up to ~1e-3
@@ -79,4 +78,4 @@ def facts_recipe(rows: int, *, mean_tokens: float = 64.0, raft: bool = False,
     }
 
 
-__all__ = ["CPU_BUDGET_S", "RAFT_CONTEXT_TOKENS", "SMALL_MAX_ROWS", "facts_recipe", "is_small"]
+__all__ = ["CPU_BUDGET_S", "SMALL_MAX_ROWS", "facts_recipe", "is_small"]

@@ -313,10 +313,11 @@ def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
 
 
 def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None]:
-    """Usable rows in the training ``files`` and their mean length in tokens.
+    """Usable rows in the training ``files`` and their mean length in tokens, as ``cfg`` trains them.
 
     What the "Learn the facts" preset is fitted to (:func:`backend.presets.preset_overrides`);
-    the Data page has the same two numbers from its check.
+    the Data page has the same two numbers from the same check.  With ``data.raft`` on, the rows
+    are rendered with their passages (cached, so the run that follows reuses them).
 
     Raises
     ------
@@ -336,7 +337,8 @@ def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None
     tok = load_tokenizer(path, trust_remote_code=cfg.model.trust_remote_code)
     rep = check_files(files, tok, cfg)
     rows = sum(int(f.get("rows_usable", 0)) for f in rep.summary.get("files", []))
-    return rows, (rep.summary.get("tokens_kept") or {}).get("mean")
+    stats = rep.summary.get("tokens_kept") or rep.summary.get("tokens") or {}  # as DataReport.mean_tokens
+    return rows, stats.get("mean")
 
 
 def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,

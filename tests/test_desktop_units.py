@@ -47,7 +47,7 @@ def test_sample_installed_once_and_opened(home):
     s = Session()
     s.open_project(dest)
     assert s.config.model.name_or_path == "default"
-    assert matching_preset(s.config, rows=130, mean_tokens=71.8) == "facts" and s.config.data.raft
+    assert matching_preset(s.config, rows=130, mean_tokens=330.0) == "facts" and s.config.data.raft
     assert [p.name for p in s.files_with_role("train")] == ["brisa_support.jsonl", "mine.jsonl"]
 
 
@@ -105,8 +105,8 @@ def test_the_facts_preset_is_fitted_to_the_rows_and_asks_for_them():
     small = apply_preset(RunConfig(), "facts", rows=130, mean_tokens=60.0)
     assert small.data.validation_split == 0.0 and small.training.max_steps == 0
     assert small.training.epochs == 10.0  # 130 rows x 10 epochs x 60 tokens fits 10 min at 140 tokens/s
-    raft = apply_preset(RunConfig().with_overrides({"data.raft": True}), "facts", rows=130, mean_tokens=60.0)
-    assert raft.training.epochs == 2.0 and raft.data.max_length == 512  # passages make each row ~5x longer
+    raft = apply_preset(RunConfig().with_overrides({"data.raft": True}), "facts", rows=130, mean_tokens=330.0)
+    assert raft.training.epochs == 2.0 and raft.data.max_length == 512  # rows with passages are ~5x longer
     assert matching_preset(small) is None  # without the rows it can't be told
     assert matching_preset(small, rows=400, mean_tokens=60.0) != "facts"  # fitted to other rows
     assert recommended_preset(130) == "facts" and recommended_preset(5000) is None and recommended_preset(0) is None
