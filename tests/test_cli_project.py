@@ -163,3 +163,15 @@ def test_the_facts_preset_counts_the_rows_the_same_way_in_the_gui_and_the_cli(sa
     cli = _cli_config("--project", str(sample), "--model", str(tiny_model_dir), "--preset", "facts")
     assert gui == cli
     assert cli["data"]["validation_split"] == 0.0 and cli["training"]["epochs"] >= 2
+
+
+def test_the_time_estimate_counts_the_start_and_every_step(tiny_model_dir):
+    # issue 19: the estimate is compared with Start → adapter, which includes process start and model load
+    from backend.config import RunConfig
+    from backend.estimate import STARTUP_SECONDS, estimate_run
+    from backend.models import model_info
+    from backend.runtime import detect_device
+
+    cfg = RunConfig().with_overrides({"training.max_steps": 10})
+    est = estimate_run(cfg, model_info(str(tiny_model_dir)), detect_device("cpu"))
+    assert est.steps == 10 and est.total_seconds == pytest.approx(STARTUP_SECONDS + 10 * est.step_seconds)

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QGroupBox, QHBoxLayout, QLa
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from backend.errors import ConfigError
-from backend.estimate import RunEstimate, estimate_run
+from backend.estimate import STARTUP_SECONDS, RunEstimate, estimate_run
 from backend.presets import PRESETS, apply_preset, matching_preset, preset, recommended_preset
 from desktop.form import QtRunConfigForm
 from desktop.session import Session
@@ -252,7 +252,8 @@ class ConfigurePage(Page):
             basis = "max steps" if s.config.training.max_steps > 0 else \
                 f"{rows:,} training rows × {s.config.training.epochs:g} epochs"
             self.time_detail.setText(f"{est.steps:,} optimizer steps ({basis}), about "
-                                     f"{fmt_duration(est.step_seconds)} each (rough)")
+                                     f"{fmt_duration(est.step_seconds)} each, plus about {fmt_duration(STARTUP_SECONDS)} "
+                                     "to start (rough)")
         else:
             self.time_label.setText("–")
             self.time_detail.setText("Known once the data has been checked (Data page).")
