@@ -51,7 +51,9 @@ class DataReport:
         """Training rows under ``cfg``'s validation split (the check may have run under another one)."""
         if self.has_validation_files or not self.fact_rows:
             return self.train_rows
-        return self.fact_rows - _split_off(self.fact_rows, cfg.data.validation_split)
+        from backend.data import validation_count
+
+        return self.fact_rows - validation_count(self.fact_rows, cfg.data.validation_split)
 
     @property
     def problems(self) -> list:
@@ -106,7 +108,7 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
     DataCancelled
         ``should_stop()`` turned true.
     """
-    from backend.data import check_files, preview
+    from backend.data import check_files, preview, validation_count
     from backend.models import load_tokenizer
 
     on_event(ev.progress("data", 0, None, "Loading the tokenizer…"))
@@ -120,17 +122,12 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
     if validation_files:
         train_n, eval_n = usable_train, usable_val
     else:
-        eval_n = _split_off(usable_train, cfg.data.validation_split)
+        eval_n = validation_count(usable_train, cfg.data.validation_split)
         train_n = usable_train - eval_n
     on_event(ev.progress("data", 0, None, "Reading the documents…"))
     return DataReport(report, per_file, rows, train_n, eval_n, list(train_files),
                       check_documents(list(documents), should_stop=should_stop), fact_rows=usable_train,
                       has_validation_files=bool(validation_files))
-
-
-def _split_off(rows: int, split: float) -> int:
-    """Rows a ``validation_split`` takes from ``rows`` training rows (as ``backend.data.split_rows``)."""
-    return 0 if split <= 0 or rows < 2 else min(max(1, round(rows * split)), rows - 1)
 
 
 def unique_destination(folder: Path, name: str) -> Path:

@@ -10,11 +10,11 @@ from backend.data.distill import DistillResult, distill, parse_pairs
 from backend.data.encode import IGNORE_INDEX, Renderer, segments
 from backend.data.formats import FORMATS, Example, normalise_file
 from backend.data.pipeline import (CheckReport, DataCancelled, PreparedData, PreviewRow, check_files, histogram,
-                                   prepare, preview, split_rows, token_stats)
+                                   prepare, preview, split_rows, token_stats, validation_count)
 from backend.data.readers import Problem, decode_text, read_file
 
 __all__ = [
     "CheckReport", "DataCancelled", "DistillResult", "Example", "FORMATS", "IGNORE_INDEX", "PreparedData",
     "PreviewRow", "Problem", "Renderer", "check_files", "decode_text", "distill", "histogram", "normalise_file",
-    "parse_pairs", "prepare", "preview", "read_file", "segments", "split_rows", "token_stats",
+    "parse_pairs", "prepare", "preview", "read_file", "segments", "split_rows", "token_stats", "validation_count",
 ]

@@ -362,11 +362,18 @@ def histogram(lengths: Sequence[int], max_length: int | None = None, bins: int =
             "max_length": max_length}
 
 
+def validation_count(n: int, fraction: float) -> int:
+    """How many of ``n`` rows a ``validation_split`` of ``fraction`` holds out (at least 1, never all)."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(max(1, int(round(n * fraction))), n - 1)
+
+
 def split_rows(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Deterministic train / validation indices (both sorted) for ``n`` rows."""
-    if fraction <= 0 or n < 2:
+    n_val = validation_count(n, fraction)
+    if not n_val:
         return list(range(n)), []
-    n_val = min(max(1, int(round(n * fraction))), n - 1)
     idx = list(range(n))
     random.Random(seed).shuffle(idx)
     return sorted(idx[n_val:]), sorted(idx[:n_val])

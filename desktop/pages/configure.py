@@ -149,7 +149,7 @@ class ConfigurePage(Page):
         report = self.session.data_report
         if report is None:
             return None, None
-        return getattr(report, "fact_rows", None) or None, getattr(report, "mean_tokens", None)
+        return report.fact_rows or None, report.mean_tokens
 
     def apply_preset(self, key: str) -> None:
         """Apply a preset over the current configuration."""
@@ -159,26 +159,27 @@ class ConfigurePage(Page):
             cfg = apply_preset(self.session.config, key, rows=rows, mean_tokens=mean_tokens)
         except ConfigError as e:
             self.banner.show_error(e)
-            self._show_preset(matching_preset(self.session.config, rows=rows, mean_tokens=mean_tokens))
+            self._show_preset(self.session.config)
             return
         self.session.set_config(cfg)
         self.session.save_project()
 
     def _on_data_report(self) -> None:
         """A small fact set in a project never configured here starts from the preset made for it."""
-        rows, mean_tokens = self._fact_set()
+        rows, _ = self._fact_set()
         project = self.session.project
         key = recommended_preset(rows)
         if key and project is not None and "run_config" not in (project.settings or {}):
             self.apply_preset(key)
         else:
-            self._show_preset(matching_preset(self.session.config, rows=rows, mean_tokens=mean_tokens))
+            self._show_preset(self.session.config)
 
-    def _show_preset(self, key: str | None) -> None:
-        """Check the button of preset ``key`` and describe it (or say the settings are custom)."""
+    def _show_preset(self, cfg) -> None:
+        """Check the button of the preset ``cfg`` matches and describe it (or say the settings are custom)."""
+        rows, mean_tokens = self._fact_set()
+        key = matching_preset(cfg, rows=rows, mean_tokens=mean_tokens)
         for k, b in self.preset_buttons.items():
             b.setChecked(k == key)
-        rows, _ = self._fact_set()
         note = preset(key).description if key else "Custom settings."
         rec = recommended_preset(rows)
         if rec and rec != key:
@@ -189,8 +190,7 @@ class ConfigurePage(Page):
     def _on_session_config(self, cfg) -> None:
         self.form.set_config(cfg)
         self._error = None
-        rows, mean_tokens = self._fact_set()
-        self._show_preset(matching_preset(cfg, rows=rows, mean_tokens=mean_tokens))
+        self._show_preset(cfg)
         self.refresh_estimate()
         self.completeChanged.emit()
 
@@ -203,8 +203,7 @@ class ConfigurePage(Page):
             self.session.set_config(cfg)
         finally:
             self.session.events.config.connect(self._on_session_config)
-        rows, mean_tokens = self._fact_set()
-        self._show_preset(matching_preset(cfg, rows=rows, mean_tokens=mean_tokens))
+        self._show_preset(cfg)
         self.refresh_estimate()
         self.completeChanged.emit()
 
