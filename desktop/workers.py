@@ -23,6 +23,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 log = logging.getLogger(__name__)
@@ -255,7 +256,15 @@ class Job(QObject):
 
 
 def running_jobs() -> list[Job]:
-    """Jobs started and not finished."""
+    """Jobs started and not finished.
+
+    A job whose Qt object was deleted (its parent widget closed) before its queued
+    ``finished`` arrived never hears it; once its thread has ended it is dropped here.
+    """
+    for j in list(Job._active):
+        thread = j._thread
+        if not shiboken6.isValid(j) and (thread is None or thread.isFinished()):
+            Job._active.discard(j)
     return [j for j in Job._active if j.is_running()]
 
 

@@ -312,6 +312,24 @@ def test_stop_all_jobs_does_not_wait_for_the_gui_thread(qtbot):
     assert job.done and job.result == "stopped" and not running_jobs()
 
 
+def test_a_job_deleted_with_its_widget_is_not_running_forever(qtbot):
+    """A job whose parent widget went before its queued ``finished`` arrived: once its
+    thread ended it no longer counts as running (closing the window must not wait on it)."""
+    import shiboken6
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QWidget
+
+    from desktop.workers import Job, running_jobs
+
+    parent = QWidget()
+    job = Job(lambda: "done", parent=parent).start()
+    assert job.wait(10_000)
+    parent.deleteLater()  # deleted before the GUI thread handles the queued finished signal
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(job)
+    assert job not in running_jobs()
+
+
 def test_plot_view_closed_with_a_redraw_queued(qtbot):
     from desktop.plots import QtRunMetrics
 
