@@ -7,7 +7,8 @@ docs/architecture.md, "The project folder"), one JSON object per answer::
     {"v": 1, "exchange": "…", "time": 1764500000.0, "question": "…", "mode": "tuned+rag",
      "run": "/…/runs/<id>" | null, "run_name": "run Nov 30 11:51" | null, "answer": "…",
      "sources": [Source.to_dict(), …], "seconds": 2.41, "stopped": false, "abstained": false,
-     "evidence": [{"source_index", "sentence", "start", "end", "score"}, …]}
+     "evidence": [{"source_index", "sentence", "start", "end", "score"}, …],
+     "withheld": "" | "the model's words grounding replaced", "unsupported": ["579", …]}
 
 Answers to one question (base and tuned side by side) share ``exchange``.
 Lines are appended, never rewritten, so a crash loses at most the answer being
@@ -77,7 +78,8 @@ def answer_record(answer: Any, *, exchange: str, run_dir: str | Path | None = No
             "mode": d.get("mode", ""), "run": str(run_dir) if run_dir else None,
             "run_name": run_name or None, "answer": d.get("answer", ""), "sources": list(d.get("sources") or []),
             "seconds": d.get("seconds"), "stopped": bool(d.get("stopped")),
-            "abstained": bool(d.get("abstained")), "evidence": list(d.get("evidence") or [])}
+            "abstained": bool(d.get("abstained")), "evidence": list(d.get("evidence") or []),
+            "withheld": str(d.get("withheld") or ""), "unsupported": [str(c) for c in d.get("unsupported") or []]}
 
 
 def append(path: str | Path, record: dict[str, Any]) -> None:
@@ -181,6 +183,10 @@ def to_markdown(exchanges: list[Exchange], title: str = "Chat transcript") -> st
                 head += f" ({a['run_name']})"
             lines += [head, ""]
             lines += [(a.get("answer") or "").strip() or "*(no answer)*", ""]
+            if a.get("withheld"):
+                lacking = ", ".join(a.get("unsupported") or []) or "what it states"
+                lines += [f"> The model wrote: {' '.join(str(a['withheld']).split())}  ",
+                          f"> (withheld: the documents don't contain {lacking})", ""]
             facts = []
             if isinstance(a.get("seconds"), (int, float)):
                 facts.append(f"answered in {a['seconds']:.1f} s")

@@ -178,7 +178,9 @@ def to_answer(question: str, mode: str, result: dict):
 
     return Answer(question=question, answer=str(result.get("answer") or ""), mode=mode,
                   sources=[to_source(s) for s in result.get("sources") or []],
-                  seconds=float(result.get("seconds") or 0.0))
+                  seconds=float(result.get("seconds") or 0.0), abstained=bool(result.get("abstained")),
+                  evidence=list(result.get("evidence") or []), withheld=str(result.get("withheld") or ""),
+                  unsupported=[str(c) for c in result.get("unsupported") or []])
 
 
 # ---------------------------------------------------------------------------

@@ -378,3 +378,19 @@ def test_a_source_named_like_markup_is_shown_as_plain_text(qtbot, chat_page_fact
     assert cp.source_title.text() == "<b>notes</b>.pdf, page 3 — passage 1"
     txt = Source(file="a.md", path="a.md", page=1, chunk=1, text="x", score=0.1)
     assert txt.shown_page is None and txt.label() == "a.md #1" and src.label() == "<b>notes</b>.pdf p.3 #0"
+
+
+def test_an_answer_card_shows_the_withheld_words(qtbot):
+    """Grounding replaced the model's answer: the card says so, with the model's own words."""
+    from backend.rag.chain import ABSTAIN_ANSWER, Answer
+    from desktop.pages.chat import QtAnswer
+
+    card = QtAnswer("What does E4 mean?", "tuned+rag")
+    qtbot.addWidget(card)
+    card.finish(Answer("What does E4 mean?", ABSTAIN_ANSWER, "tuned+rag", abstained=True,
+                       withheld="E4 means the Y1 wire is off.", unsupported=["Y1"]))
+    assert card.answer_text() == ABSTAIN_ANSWER
+    assert not card.withheld_label.isHidden()
+    assert "E4 means the Y1 wire is off." in card.withheld_label.text() and "Y1." in card.withheld_label.text()
+    card.restore({"answer": "E4 means the Wi-Fi password was rejected.", "mode": "tuned+rag"})
+    assert card.withheld_label.isHidden()

@@ -377,6 +377,44 @@ def test_unsupported_claims_and_the_grounding_setting():
     assert unsupported_claims("The default radius is 500 m.", ctx, "How big is the geofence?") == []
     assert unsupported_claims("It is set to 68 meters by Kestrel.", ctx) == ["68", "Kestrel"]
     assert unsupported_claims("The Brisa switches to Eco Range.", ctx) == []
-    assert RetrievalSettings().grounding == "off" and RetrievalSettings(grounding="quote").grounding == "quote"
+    assert RetrievalSettings().grounding == "abstain"  # chosen by measurement: bench/quality.md
+    assert RetrievalSettings(grounding="quote").grounding == "quote"
     with pytest.raises(ConfigError, match="unknown grounding"):
         RetrievalSettings(grounding="maybe")
+
+
+def test_grounding_withholds_figures_the_documents_do_not_hold():
+    from backend.rag.chain import ABSTAIN_ANSWER, ground
+
+    ctx = "**E4 — Wi-Fi password rejected.** Re-enter the password. The warranty is 3 years."
+    ev = [{"sentence": "**E4 — Wi-Fi password rejected.**"}]
+    q = "What does error E4 mean?"
+    # a figure or code the context and the question lack: abstain (or quote), and say what was lacking
+    assert ground("E4 means the Y1 wire is off for 15 min.", ctx, q, ev, "abstain") == (
+        ABSTAIN_ANSWER, ["Y1", "15"])
+    assert ground("The warranty is 5 years.", ctx, q, ev, "quote") == ("E4 — Wi-Fi password rejected.", ["5"])
+    # supported figures (from the context or the question) and unsupported names pass under "abstain"
+    assert ground("E4 means the Wi-Fi password was rejected.", ctx, q, ev, "abstain") == (
+        "E4 means the Wi-Fi password was rejected.", [])
+    assert ground("Kestrel says: re-enter it.", ctx, q, ev, "abstain") == ("Kestrel says: re-enter it.", [])
+    assert ground("Kestrel says: re-enter it.", ctx, q, ev, "quote")[1] == ["Kestrel"]
+    # off, no evidence, or already an abstention: untouched
+    assert ground("It is 7 years.", ctx, q, ev, "off") == ("It is 7 years.", [])
+    assert ground("It is 7 years.", ctx, q, [], "abstain") == ("It is 7 years.", [])
+    assert ground("I don't know, maybe 7.", ctx, q, ev, "abstain") == ("I don't know, maybe 7.", [])
+
+
+def test_withheld_answers_are_kept_in_the_transcript_and_its_markdown(tmp_path):
+    from backend import transcript
+    from backend.rag.chain import ABSTAIN_ANSWER, Answer
+
+    a = Answer("What does E4 mean?", ABSTAIN_ANSWER, "tuned+rag", abstained=True,
+               withheld="E4 means the Y1 wire is off.", unsupported=["Y1"])
+    assert a.to_dict()["withheld"] == "E4 means the Y1 wire is off." and a.to_dict()["unsupported"] == ["Y1"]
+    path = tmp_path / "transcript.jsonl"
+    transcript.append(path, transcript.answer_record(a, exchange="x1"))
+    (ex,) = transcript.load(path)
+    (rec,) = ex.answers
+    assert rec["withheld"] == "E4 means the Y1 wire is off." and rec["unsupported"] == ["Y1"]
+    md = transcript.to_markdown([ex])
+    assert ABSTAIN_ANSWER in md and "The model wrote: E4 means the Y1 wire is off." in md and "contain Y1" in md

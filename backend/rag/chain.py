@@ -75,6 +75,40 @@ def unsupported_claims(answer: str, context: str, question: str = "") -> list[st
     return list(dict.fromkeys(out))
 
 
+def ground(answer: str, context: str, question: str, evidence: Sequence[dict[str, Any]],
+           grounding: str) -> tuple[str, list[str]]:
+    """The answer to show under ``grounding`` (``RetrievalSettings.grounding``), and what it lacked.
+
+    ``"abstain"``: an answer stating numbers or codes that neither the context nor the
+    question contains becomes :data:`ABSTAIN_ANSWER` (a wrong figure is the small model's
+    usual invention; names are often paraphrased, so they don't count: bench/quality.md).
+    ``"quote"``: an answer stating such numbers, codes or names becomes the best evidence
+    sentence.  ``"off"``, an abstention, or nothing unsupported: the answer as it is.
+
+    Examples
+    --------
+    >>> ev = [{"sentence": "Default radius **500 m**."}]
+    >>> ground("It is 68 m.", "Default radius 500 m.", "How big?", ev, "abstain")
+    ("Your documents don't say.", ['68'])
+    >>> ground("It is 68 m.", "Default radius 500 m.", "How big?", ev, "quote")
+    ('Default radius 500 m.', ['68'])
+    >>> ground("Ask Kestrel.", "Default radius 500 m.", "How big?", ev, "abstain")
+    ('Ask Kestrel.', [])
+    """
+    if grounding == "off" or not evidence or is_abstention(answer):
+        return answer, []
+    claims = unsupported_claims(answer, context, question)
+    if grounding == "abstain":
+        claims = [c for c in claims if any(ch.isdigit() for ch in c)]
+    if not claims:
+        return answer, []
+    if grounding == "quote":
+        from backend.rag.evidence import plain
+
+        return plain(evidence[0]["sentence"]), claims
+    return ABSTAIN_ANSWER, claims
+
+
 def is_abstention(text: str) -> bool:
     """Whether an answer declines to answer ("Your documents don't say.", "I don't know", ...).
 
@@ -135,6 +169,9 @@ class Answer:
     quoted
         The model's answer stated numbers or names the evidence does not hold, so the
         best evidence sentence is shown instead (``RetrievalSettings.grounding``).
+    withheld, unsupported
+        When grounding replaced the model's words (a quote, or :data:`ABSTAIN_ANSWER`):
+        those words, and the numbers, codes or names in them the documents don't contain.
     """
 
     question: str
@@ -147,13 +184,16 @@ class Answer:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     relevance: float | None = None
     quoted: bool = False
+    withheld: str = ""
+    unsupported: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable (the ``tune ask --json`` output)."""
         return {"question": self.question, "answer": self.answer, "mode": self.mode,
                 "sources": [s.to_dict() for s in self.sources], "seconds": round(self.seconds, 3),
                 "stopped": self.stopped, "abstained": self.abstained, "evidence": list(self.evidence),
-                "relevance": None if self.relevance is None else round(self.relevance, 4), "quoted": self.quoted}
+                "relevance": None if self.relevance is None else round(self.relevance, 4), "quoted": self.quoted,
+                "withheld": self.withheld, "unsupported": list(self.unsupported)}
 
 
 # ---------------------------------------------------------------------------
@@ -410,15 +450,14 @@ class ChatSession:
                     on_token(text)
         stopped = bool(should_stop and should_stop())
         text = "".join(parts).strip()
-        quoted = False
-        if (self.settings.grounding == "quote" and evidence and not stopped and "context" in inputs
-                and not is_abstention(text) and unsupported_claims(text, inputs["context"], question)):
-            # the model stated numbers or names the documents do not: show what they do say
-            from backend.rag.evidence import plain
-
-            text, quoted = plain(evidence[0]["sentence"]), True
+        quoted, withheld, claims = False, "", []
+        if evidence and not stopped and "context" in inputs:
+            shown, claims = ground(text, inputs["context"], question, evidence, self.settings.grounding)
+            if claims:
+                withheld, text, quoted = text, shown, self.settings.grounding == "quote"
         return Answer(question, text, mode, found, time.perf_counter() - t0, stopped,
-                      abstained=is_abstention(text), evidence=evidence, relevance=relevance, quoted=quoted)
+                      abstained=is_abstention(text), evidence=evidence, relevance=relevance, quoted=quoted,
+                      withheld=withheld, unsupported=claims)
 
     def ask_all(self, question: str, modes: Sequence[str] | None = None, **kwargs: Any) -> dict[str, Answer]:
         """Answer in several modes (default: all this session can), retrieving once."""

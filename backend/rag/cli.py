@@ -210,6 +210,9 @@ def cmd_ask(args: Any) -> int:
         print(json.dumps(d, indent=2, ensure_ascii=False))
         return 0
     print() if printed else print(answer.answer)
+    if printed and answer.withheld:
+        print(f"\n[withheld: it states {', '.join(answer.unsupported)}, which the documents don't contain]\n"
+              f"{answer.answer}")
     print(f"\n[{answer.mode}, {answer.seconds:.1f}s]")
     if answer.sources:
         print("Sources:")

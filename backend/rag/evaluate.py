@@ -585,7 +585,8 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
                 "f1": round(token_f1(a.answer, q.expected), 4) if q.answerable else None,
                 "similarity": None, "abstained": _abstained(a), "seconds": round(a.seconds, 3),
                 "sources": [_source_dict(s) for s in a.sources],
-                "evidence": list(getattr(a, "evidence", None) or [])}
+                "evidence": list(getattr(a, "evidence", None) or []),
+                "withheld": getattr(a, "withheld", ""), "unsupported": list(getattr(a, "unsupported", None) or [])}
             done += 1
         if item["modes"]:
             questions.append(item)

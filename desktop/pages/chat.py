@@ -182,6 +182,12 @@ class QtAnswer(QFrame):
         self.sources_label.setTextFormat(Qt.TextFormat.RichText)
         self.sources_label.linkActivated.connect(self._on_source_link_activated)
         self.sources_label.hide()
+        # grounding replaced the model's words (RetrievalSettings.grounding): show them, marked
+        self.withheld_label = QLabel("")
+        self.withheld_label.setWordWrap(True)
+        self.withheld_label.setStyleSheet("color:#8a5a00;")
+        self.withheld_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.withheld_label.hide()
         self.feedback_button = QToolButton()
         icon = QIcon(str(resources_dir() / "icons" / "thumbs-down.svg"))
         if not icon.isNull():
@@ -221,6 +227,7 @@ class QtAnswer(QFrame):
         lay.setSpacing(4)
         lay.addWidget(head)
         lay.addWidget(self.text)
+        lay.addWidget(self.withheld_label)
         lay.addWidget(self.sources_label)
         lay.addLayout(foot)
         lay.addWidget(self.editor_box)
@@ -257,6 +264,7 @@ class QtAnswer(QFrame):
         self._buffer = answer.answer
         self.evidence = list(getattr(answer, "evidence", None) or [])
         self._show_text(answer.answer or "(the model gave no answer)")
+        self.set_withheld(getattr(answer, "withheld", ""), getattr(answer, "unsupported", []))
         if answer.sources and not self.sources:
             self.set_sources(answer.sources)
         note = f"answered in {answer.seconds:.1f} s" + (" · stopped" if answer.stopped else "")
@@ -270,11 +278,22 @@ class QtAnswer(QFrame):
         self._buffer = record.get("answer") or ""
         self.evidence = list(record.get("evidence") or [])
         self._show_text(self._buffer or "(the model gave no answer)")
+        self.set_withheld(record.get("withheld") or "", record.get("unsupported") or [])
         self.set_sources(chat_log.sources_of(record))
         secs = self.seconds = record.get("seconds")
         note = f"answered in {secs:.1f} s" if isinstance(secs, (int, float)) else ""
         self.timing.setText(note + (" · stopped" if record.get("stopped") else ""))
         self.feedback_button.setEnabled(True)
+
+    def set_withheld(self, words: str, claims: list) -> None:
+        """Show the model's own answer when grounding replaced it, with what the documents lack."""
+        if not words:
+            self.withheld_label.hide()
+            return
+        lacking = ", ".join(str(c) for c in claims)
+        self.withheld_label.setText(f"The model wrote: “{words}” — withheld: the documents don't contain "
+                                    f"{lacking or 'what it states'}.")
+        self.withheld_label.show()
 
     def fail(self, text: str) -> None:
         """Generation failed or was stopped before an answer."""
