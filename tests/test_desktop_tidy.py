@@ -394,3 +394,14 @@ def test_an_answer_card_shows_the_withheld_words(qtbot):
     assert "E4 means the Y1 wire is off." in card.withheld_label.text() and "Y1." in card.withheld_label.text()
     card.restore({"answer": "E4 means the Wi-Fi password was rejected.", "mode": "tuned+rag"})
     assert card.withheld_label.isHidden()
+
+
+def test_the_chat_settings_switch_grounding(chat_page_factory):
+    """Every answer-quality technique is a setting on the Chat page, grounding among them."""
+    page = chat_page_factory()
+    combo = page.ret_editors["grounding"]
+    assert [combo.itemText(i) for i in range(combo.count())] == ["abstain", "quote", "off"]
+    assert page.retrieval_settings().grounding == "abstain"
+    combo.setCurrentText("quote")
+    assert page.retrieval_settings().grounding == "quote"
+    assert {"k", "hybrid", "evidence", "copy_bias", "abstain", "abstain_threshold"} <= set(page.ret_editors)

@@ -7,6 +7,7 @@ import html
 import logging
 import re
 import time
+import typing
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -364,12 +365,17 @@ def _settings_form(cls, fields: tuple[str, ...]) -> tuple[QFormLayout, dict[str,
     form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
     editors: dict[str, QWidget] = {}
     defaults = cls()
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name not in fields:
             continue
         meta = f.metadata
         value = getattr(defaults, f.name)
-        if isinstance(value, bool):
+        if isinstance(value, str):  # a Literal: its choices, the default selected
+            w = QComboBox()
+            w.addItems([str(c) for c in typing.get_args(hints[f.name])])
+            w.setCurrentText(value)
+        elif isinstance(value, bool):
             w: QWidget = QCheckBox()
             w.setChecked(value)
         elif isinstance(value, int):
@@ -380,6 +386,8 @@ def _settings_form(cls, fields: tuple[str, ...]) -> tuple[QFormLayout, dict[str,
             w = FloatSpinBox(float(meta.get("min", 0)), float(meta.get("max", 10)))
             w.setSingleStep(0.05)
             w.setValue(value)
+        if not isinstance(w, QCheckBox):
+            w.setMinimumWidth(w.fontMetrics().horizontalAdvance("abstain") + 40)  # the value stays readable
         tip = meta.get("help", "")
         w.setToolTip(tip)
         lab = QLabel(meta.get("label", f.name) + ":")
@@ -505,6 +513,7 @@ class ChatPage(Page):
         self.source_path.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.source_view = QTextBrowser()
         self.source_view.setFont(mono_font())
+        self.source_view.setMinimumHeight(90)
         sl = QVBoxLayout(src_box)
         sl.addWidget(self.source_title)
         sl.addWidget(self.source_path)
@@ -514,8 +523,8 @@ class ChatPage(Page):
         gen_box = QGroupBox("Generation")
         gform, self.gen_editors = _settings_form(GenerationSettings, ("temperature", "top_p", "max_new_tokens",
                                                                       "repetition_penalty"))
-        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "copy_bias", "abstain",
-                                                                "abstain_threshold"))
+        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "copy_bias", "grounding",
+                                                                "abstain", "abstain_threshold"))
         self.ret_editors = ret_editors
         self.gen_editors.update(ret_editors)
         for i in range(rform.rowCount()):
@@ -523,6 +532,9 @@ class ChatPage(Page):
             fld = rform.itemAt(i, QFormLayout.ItemRole.FieldRole).widget()
             gform.addRow(lab, fld)
         gen_box.setLayout(gform)
+        # never squeezed below its rows' height: the source passage above gives way on a short window
+        gen_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.source_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
 
         idx_box = QGroupBox("Document index")
         self.index_label = muted("")
@@ -542,7 +554,7 @@ class ChatPage(Page):
         rl.addWidget(src_box, 1)
         rl.addWidget(gen_box)
         rl.addWidget(idx_box)
-        right.setMinimumWidth(320)
+        right.setMinimumWidth(max(320, right.minimumSizeHint().width()))  # the settings' values stay readable
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
@@ -777,9 +789,10 @@ class ChatPage(Page):
         return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k not in self.ret_editors})
 
     def retrieval_settings(self):
-        """``RetrievalSettings`` from the editors (hybrid search, evidence, copy bias, abstention, k)."""
+        """``RetrievalSettings`` from the editors (hybrid search, evidence, copy bias, grounding, abstention, k)."""
         from backend.rag.settings import RetrievalSettings
-        return RetrievalSettings(**{k: (w.isChecked() if isinstance(w, QCheckBox) else w.value())
+        return RetrievalSettings(**{k: (w.isChecked() if isinstance(w, QCheckBox) else
+                                        w.currentText() if isinstance(w, QComboBox) else w.value())
                                     for k, w in self.ret_editors.items()})
 
     def _on_ask_clicked(self) -> None:
