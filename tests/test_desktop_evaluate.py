@@ -176,6 +176,11 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     assert card.sources  # the passages retrieved for the question
     card.sourceClicked.emit(card.sources[0])
     assert page.source_view.toPlainText().strip()
+    # the sentence the answer rests on is highlighted, as on the Chat page
+    assert card.evidence
+    best = card.sources[card.evidence[0]["source_index"]]
+    card.sourceClicked.emit(best)
+    assert "#ffe27a" in page.source_view.toHtml().lower()
     wrong = next((c for c in page.cards.values() if c.feedback_button.isEnabled()), None)
     if wrong is not None:
         wrong.feedback_button.click()

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
-                               QVBoxLayout, QWidget)
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 from backend import events as ev
 from backend import runs as run_folder
@@ -31,7 +31,7 @@ from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIG
                                   forgetting_text, loss_text, overlap_notes, read_rows, report_dict, to_answer,
                                   verdict_text)
 from desktop.eval_widgets import STATE_STYLE, QtQuestionTable, QtScoreBars, QtScorecard
-from desktop.pages.chat import FEEDBACK_FILE, QtAnswer
+from desktop.pages.chat import FEEDBACK_FILE, QtAnswer, highlighted_html
 from desktop.runs import list_runs
 from desktop.session import Session
 from desktop.style import mono_font
@@ -265,8 +265,7 @@ class EvaluatePage(Page):
         cards_scroll.setWidget(self.cards_box)
         src_box = QGroupBox("Source passage")
         self.source_title = _plain_label("Click a source under an answer.")
-        self.source_view = QPlainTextEdit()
-        self.source_view.setReadOnly(True)
+        self.source_view = QTextBrowser()  # the evidence sentences highlighted, as on the Chat page
         self.source_view.setFont(mono_font())
         sl = QVBoxLayout(src_box)
         sl.addWidget(self.source_title)
@@ -802,24 +801,29 @@ class EvaluatePage(Page):
                                f"border-top: 3px solid {STATE_EDGE[state]}; border-radius: 4px; }}")
             card.feedback_button.setEnabled(state != STATE_RIGHT)
             card.feedback_button.setText("Correct it")
-            card.sourceClicked.connect(self.show_source)
+            card.sourceClicked.connect(lambda src, c=card: self.show_source(src, c.evidence_for(src)))
             card.correctionSaved.connect(self.save_correction)
             row, col = CARD_CELLS[mode]
             self.cards_layout.addWidget(card, row, col, Qt.AlignmentFlag.AlignTop)
             self.cards[mode] = card
-        first = next((c.sources[0] for c in self.cards.values() if c.sources), None)
+        first = next((c for c in self.cards.values() if c.sources), None)
         if first is not None:
-            self.show_source(first)
+            self.show_source(first.sources[0], first.evidence_for(0))
         else:
             self.source_title.setText("No passages: these modes answered without the documents."
                                       if self.cards else "")
             self.source_view.setPlainText("")
 
-    def show_source(self, source) -> None:
-        """A retrieved passage with its file, page and chunk."""
+    def show_source(self, source, evidence: list | None = None) -> None:
+        """A retrieved passage with its file, page and chunk; ``evidence`` sentences are highlighted."""
         page = f", page {source.shown_page}" if source.shown_page is not None else ""
         self.source_title.setText(f"{source.file}{page}, passage {source.chunk + 1} · similarity {source.score:.2f}")
-        self.source_view.setPlainText(source.text or "(the passage text is not stored in this result)")
+        if not source.text:
+            self.source_view.setPlainText("(the passage text is not stored in this result)")
+            return
+        self.source_view.setHtml(highlighted_html(source.text, evidence or []))
+        if evidence:
+            self.source_view.scrollToAnchor("evidence")
 
     def save_correction(self, question: str, answer: str) -> None:
         """Append a corrected answer to ``datasets/feedback.jsonl``, as the Chat page does."""
