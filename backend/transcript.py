@@ -168,6 +168,15 @@ def archive(path: str | Path) -> Path | None:
     return dest
 
 
+def lacking(unsupported: list) -> str:
+    """What a withheld answer stated that the documents lack, in words (Chat page and Markdown alike).
+
+    >>> lacking(["579", "199"]), lacking([])
+    ("the documents don't contain 579, 199", "the documents don't contain what it states")
+    """
+    return "the documents don't contain " + (", ".join(str(c) for c in unsupported) or "what it states")
+
+
 def to_markdown(exchanges: list[Exchange], title: str = "Chat transcript") -> str:
     """The exchanges as a Markdown document: each question, its answers with mode, run, time and sources."""
     lines = [f"# {title}", ""]
@@ -184,9 +193,8 @@ def to_markdown(exchanges: list[Exchange], title: str = "Chat transcript") -> st
             lines += [head, ""]
             lines += [(a.get("answer") or "").strip() or "*(no answer)*", ""]
             if a.get("withheld"):
-                lacking = ", ".join(a.get("unsupported") or []) or "what it states"
                 lines += [f"> The model wrote: {' '.join(str(a['withheld']).split())}  ",
-                          f"> (withheld: the documents don't contain {lacking})", ""]
+                          f"> (withheld: {lacking(a.get('unsupported') or [])})", ""]
             facts = []
             if isinstance(a.get("seconds"), (int, float)):
                 facts.append(f"answered in {a['seconds']:.1f} s")

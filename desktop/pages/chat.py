@@ -133,6 +133,13 @@ class _AutoHeightText(QTextBrowser):
         self._fit()
 
 
+def show_passage(view: QTextBrowser, text: str, evidence: list) -> None:
+    """Show a passage in ``view`` with its evidence sentences highlighted, scrolled to the best one."""
+    view.setHtml(highlighted_html(text, evidence))
+    if evidence:
+        view.scrollToAnchor("evidence")
+
+
 def highlighted_html(text: str, evidence: list) -> str:
     """``text`` as escaped HTML (line breaks kept) with the evidence sentences' spans marked.
 
@@ -291,9 +298,7 @@ class QtAnswer(QFrame):
         if not words:
             self.withheld_label.hide()
             return
-        lacking = ", ".join(str(c) for c in claims)
-        self.withheld_label.setText(f"The model wrote: “{words}” — withheld: the documents don't contain "
-                                    f"{lacking or 'what it states'}.")
+        self.withheld_label.setText(f"The model wrote: “{words}” — withheld: {chat_log.lacking(claims)}.")
         self.withheld_label.show()
 
     def fail(self, text: str) -> None:
@@ -1050,9 +1055,7 @@ class ChatPage(Page):
         path = Path(source.path)
         full = path if path.is_absolute() else root / path
         self.source_path.setText(f"{full}\nsimilarity {source.score:.3f} (1 = same meaning)")
-        self.source_view.setHtml(highlighted_html(source.text, evidence or []))
-        if evidence:
-            self.source_view.scrollToAnchor("evidence")
+        show_passage(self.source_view, source.text, evidence or [])
 
     def save_correction(self, question: str, answer: str) -> None:
         """Append a corrected answer to ``datasets/feedback.jsonl`` (messages format)."""

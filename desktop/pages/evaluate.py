@@ -31,7 +31,7 @@ from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIG
                                   forgetting_text, loss_text, overlap_notes, read_rows, report_dict, to_answer,
                                   verdict_text)
 from desktop.eval_widgets import STATE_STYLE, QtQuestionTable, QtScoreBars, QtScorecard
-from desktop.pages.chat import FEEDBACK_FILE, QtAnswer, highlighted_html
+from desktop.pages.chat import FEEDBACK_FILE, QtAnswer, show_passage
 from desktop.runs import list_runs
 from desktop.session import Session
 from desktop.style import mono_font
@@ -821,9 +821,7 @@ class EvaluatePage(Page):
         if not source.text:
             self.source_view.setPlainText("(the passage text is not stored in this result)")
             return
-        self.source_view.setHtml(highlighted_html(source.text, evidence or []))
-        if evidence:
-            self.source_view.scrollToAnchor("evidence")
+        show_passage(self.source_view, source.text, evidence or [])
 
     def save_correction(self, question: str, answer: str) -> None:
         """Append a corrected answer to ``datasets/feedback.jsonl``, as the Chat page does."""
