@@ -108,6 +108,8 @@ def sdpa_varlen_attention(module, query, key, value, attention_mask, dropout: fl
         out = _cuda_varlen(query, key, value, kwargs, scaling, gqa)  # no host sync
         if out is not None:
             return out, None
+    if packed and query.is_cuda and cuda_mode == "mask" and torch.is_tensor(kwargs.get("cu_seq_lens_q")):
+        return _masked_attention(query, key, value, kwargs["cu_seq_lens_q"], scaling, dropout), None
     bounds = _segments(kwargs, q_len) if packed else None
     if bounds is None or len(bounds) < 2:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
@@ -124,7 +126,38 @@ def sdpa_varlen_attention(module, query, key, value, attention_mask, dropout: fl
 
 
 _HALF: tuple = ()
-_cuda_varlen_ok = False  # opt-in: enable(model, cuda_varlen=True); not yet run on a GPU here
+_cuda_varlen_ok = False  # opt-in: enable(model, cuda_varlen=True)
+# How packed rows attend on CUDA when FlashAttention-varlen is off: "rows" (one SDPA call per
+# row, as on the CPU) or "mask" (one SDPA call per layer with a block-diagonal causal mask).
+# "mask" is the default: on an H200, 1.45x the rows loop's tokens/s (many small kernels and a
+# host sync per layer) for 1.2x its memory (bench/gpu_check.py, docs/architecture.md).
+cuda_mode = "mask"
+_mask_cache: tuple = (None, None)  # (the batch's cu_seq_lens tensor, its mask): built once per batch
+
+
+def _masked_attention(query, key, value, cu, scaling, dropout: float = 0.0):
+    """Packed rows in one SDPA call with a block-diagonal causal mask; ``(1, T, heads, head_dim)``."""
+    import torch
+    mask = _block_causal_mask(cu, query.shape[2], query.device)  # no host sync
+    if query.shape[1] != key.shape[1]:  # expanded heads keep SDPA on its memory-efficient kernel
+        rep = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout,
+                                                           scale=scaling)
+    return out.transpose(1, 2).contiguous()
+
+
+def _block_causal_mask(cu, q_len: int, device):
+    """``(1, 1, T, T)`` bool: position i attends to j when both are in the same packed row and j <= i."""
+    global _mask_cache
+    if _mask_cache[0] is cu:
+        return _mask_cache[1]
+    import torch
+    pos = torch.arange(q_len, device=device)
+    row = torch.searchsorted(cu.to(device=device)[1:].contiguous(), pos, right=True)
+    mask = ((row[:, None] == row[None, :]) & (pos[:, None] >= pos[None, :]))[None, None]
+    _mask_cache = (cu, mask)
+    return mask
 
 
 def _cuda_varlen(query, key, value, kwargs, scaling, gqa):

@@ -96,6 +96,27 @@ def test_fastpath_matches_padded_hf_path(tiny_model_dir):
     assert torch.allclose(fast_logits, ref_logits, atol=1e-5)
 
 
+def test_block_mask_attention_matches_the_per_row_loop():
+    """CUDA's "mask" mode (one SDPA call, block-diagonal causal mask) = one causal SDPA call per packed row."""
+    import torch
+
+    from backend import fastpath
+
+    torch.manual_seed(0)
+    cu = torch.tensor([0, 5, 6, 13], dtype=torch.int32)  # rows of 5, 1 and 7 tokens
+    q = torch.randn(1, 4, 13, 8, requires_grad=True)
+    k, v = (torch.randn(1, 2, 13, 8, requires_grad=True) for _ in range(2))  # GQA: 4 query heads, 2 kv heads
+    out = fastpath._masked_attention(q, k, v, cu, scaling=None)
+    ref = torch.cat([torch.nn.functional.scaled_dot_product_attention(
+        q[:, :, s:e], k[:, :, s:e].repeat_interleave(2, 1), v[:, :, s:e].repeat_interleave(2, 1), is_causal=True)
+        for s, e in ((0, 5), (5, 6), (6, 13))], dim=2).transpose(1, 2)
+    assert out.shape == (1, 13, 4, 8) and torch.allclose(out, ref, atol=1e-6)
+    g, = torch.autograd.grad(out.sum(), k)
+    g_ref, = torch.autograd.grad(ref.sum(), k)
+    assert torch.allclose(g, g_ref, atol=1e-5)
+    assert fastpath._block_causal_mask(cu, 13, q.device) is fastpath._block_causal_mask(cu, 13, q.device)  # per batch
+
+
 def test_fused_ce_matches_hf_loss_and_gradients(tiny_model_dir):
     import torch
     from transformers import AutoTokenizer, DataCollatorForSeq2Seq
@@ -347,8 +368,9 @@ def test_rag_roofline_counts_the_encoder_gemms():
 # ---------------------------------------------------------------------------
 # make gpu-check: its CPU-side logic (planning, budget, parsing, reporting) without a GPU
 
-NO_GPU = {"cuda": False, "gpu": None, "bitsandbytes": False}
-GPU = {"cuda": True, "gpu": "NVIDIA H200", "bitsandbytes": False, "bitsandbytes_error": "No module named 'bitsandbytes'"}
+NO_GPU = {"cuda": False, "gpu": None, "bitsandbytes": False, "pyside6": True}
+GPU = {"cuda": True, "gpu": "NVIDIA H200", "bitsandbytes": False, "bitsandbytes_error": "No module named 'bitsandbytes'",
+       "pyside6": True}
 
 
 def test_gpu_check_plan_fits_the_budget_and_says_why_it_skips():
@@ -366,6 +388,28 @@ def test_gpu_check_plan_fits_the_budget_and_says_why_it_skips():
     assert sum(c["budget_s"] for c in squeezed) <= 130 and squeezed[1]["budget_s"] > squeezed[0]["budget_s"]
     with pytest.raises(ValueError, match="unknown checks"):
         plan(GPU, ["nope"])
+    # a GPU machine without Qt (a lent machine with only what fits its transfer) skips the GUI path alone
+    no_qt = {c["name"]: c["skip"] for c in plan({**GPU, "pyside6": False, "pyside6_error": "No module named 'PySide6'"})}
+    assert no_qt["gui_path"].startswith("PySide6 does not import") and no_qt["fused_vs_hf"] is None
+
+
+def test_gpu_check_random_weights_model_keeps_the_architecture_and_tokenizer(tmp_path):
+    """--random-weights: a folder without weights becomes a loadable model with the same shapes."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from bench.gpu_check import random_weights_model
+
+    src = tmp_path / "arch"
+    src.mkdir()
+    LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                num_key_value_heads=1).save_pretrained(src)
+    (src / "tokenizer.json").write_text("{}")
+    out = random_weights_model(src, tmp_path / "model")
+    assert (out / "tokenizer.json").read_text() == "{}" and list(out.glob("*.safetensors"))
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 2
+    with pytest.raises(SystemExit, match="no config.json"):
+        random_weights_model(tmp_path / "model" / "missing", tmp_path / "x")
 
 
 def test_gpu_check_parses_each_outcome():
