@@ -400,8 +400,9 @@ def test_the_chat_settings_switch_grounding(chat_page_factory):
     """Every answer-quality technique is a setting on the Chat page, grounding among them."""
     page = chat_page_factory()
     combo = page.ret_editors["grounding"]
-    assert [combo.itemText(i) for i in range(combo.count())] == ["abstain", "quote", "off"]
-    assert page.retrieval_settings().grounding == "abstain"
+    assert [combo.itemText(i) for i in range(combo.count())] == ["auto", "abstain", "quote", "off"]
+    assert page.retrieval_settings().grounding == "auto"
     combo.setCurrentText("quote")
     assert page.retrieval_settings().grounding == "quote"
-    assert {"k", "hybrid", "evidence", "copy_bias", "abstain", "abstain_threshold"} <= set(page.ret_editors)
+    assert {"k", "hybrid", "evidence", "section_weight", "copy_bias", "abstain", "abstain_threshold"} <= set(page.ret_editors)
+    assert page.retrieval_settings().section_weight == 0.6

@@ -176,6 +176,38 @@ def test_evidence_puts_the_answering_sentence_first_within_budget():
     assert ev.relevance == best.score > ev.best[1].score
 
 
+def test_section_title_ranks_the_sentence_under_it():
+    """A sentence under "## Limited warranty" answers "How long is the warranty?" though it says "warrants"."""
+    from backend.rag.embeddings import load_embeddings
+    from backend.rag.evidence import select_evidence
+
+    emb = load_embeddings()  # the real bundled all-MiniLM-L6-v2
+    sources = [_source("Certified installation extends the thermostat warranty from 3 to 5 years. "
+                       "Installation costs USD 129.", "faq.txt"),
+               _source("# Warranty and returns\n\n## Limited warranty\n\nKestrel warrants the thermostat against "
+                       "defects for 3 years from the date of purchase. Sensors are covered for 2 years.\n\n"
+                       "## Returns\n\nProducts can be returned within 60 days.", "warranty.md")]
+    q = "How long is the warranty?"
+    plain_rank = select_evidence(q, sources, emb, budget=900, section_weight=0.0)
+    titled = select_evidence(q, sources, emb, budget=900, section_weight=0.6)
+    assert plain_rank.best[0].source_index == 0 and plain_rank.context.startswith("Certified installation")
+    assert titled.best[0].text.startswith("Kestrel warrants") and titled.context.startswith("Warranty and returns")
+    # the abstention's relevance is the best sentence's own match, whatever the title weight
+    assert titled.relevance == pytest.approx(plain_rank.relevance)
+    assert titled.best[0].rank > titled.best[0].score
+
+
+def test_the_evidence_the_answer_rests_on_comes_first():
+    from backend.rag.evidence import order_by_support
+
+    ev = [{"sentence": "Installation by a Certified Installer extends the thermostat warranty to **5 years**."},
+          {"sentence": "The warranty does **not** cover water damage."},
+          {"sentence": "Kestrel warrants the Brisa T3 and T3 Pro for **3 years** from the date of purchase."}]
+    ordered = order_by_support("The Brisa T3 and Brisa T3 Pro have a 3-year limited warranty.", ev)
+    assert ordered[0] is ev[2] and ordered[1:] == ev[:2]
+    assert order_by_support("", ev) == ev and order_by_support("Nothing in common here.", ev) == ev
+
+
 def test_is_abstention():
     from backend.rag.chain import ABSTAIN_ANSWER, is_abstention
 
@@ -377,7 +409,7 @@ def test_unsupported_claims_and_the_grounding_setting():
     assert unsupported_claims("The default radius is 500 m.", ctx, "How big is the geofence?") == []
     assert unsupported_claims("It is set to 68 meters by Kestrel.", ctx) == ["68", "Kestrel"]
     assert unsupported_claims("The Brisa switches to Eco Range.", ctx) == []
-    assert RetrievalSettings().grounding == "abstain"  # chosen by measurement: bench/quality.md
+    assert RetrievalSettings().grounding == "auto"  # chosen by measurement: bench/quality.md
     assert RetrievalSettings(grounding="quote").grounding == "quote"
     with pytest.raises(ConfigError, match="unknown grounding"):
         RetrievalSettings(grounding="maybe")
@@ -398,10 +430,23 @@ def test_grounding_withholds_figures_the_documents_do_not_hold():
         "E4 means the Wi-Fi password was rejected.", [])
     assert ground("Kestrel says: re-enter it.", ctx, q, ev, "abstain") == ("Kestrel says: re-enter it.", [])
     assert ground("Kestrel says: re-enter it.", ctx, q, ev, "quote")[1] == ["Kestrel"]
+    # only the sentences from the first unsupported one on are withheld ("How long is the warranty?")
+    assert ground("The warranty is 3 years. Some last up to 7 years. E4 is Wi-Fi.", ctx, q, ev, "abstain") == (
+        "The warranty is 3 years.", ["7"])
+    assert ground("The warranty is 3 years. Some last up to 7 years.", ctx, q, ev, "quote") == (
+        "E4 — Wi-Fi password rejected.", ["7"])  # quote replaces the whole answer
+    assert ground("Some last 7 years. The warranty is 3 years.", ctx, q, ev, "abstain") == (ABSTAIN_ANSWER, ["7"])
     # off, no evidence, or already an abstention: untouched
     assert ground("It is 7 years.", ctx, q, ev, "off") == ("It is 7 years.", [])
     assert ground("It is 7 years.", ctx, q, [], "abstain") == ("It is 7 years.", [])
     assert ground("I don't know, maybe 7.", ctx, q, ev, "abstain") == ("I don't know, maybe 7.", [])
+
+
+def test_auto_grounding_abstains_for_the_tuned_model_and_quotes_for_the_base_model():
+    from backend.rag.chain import grounding_for
+
+    assert grounding_for("auto", tuned=True) == "abstain" and grounding_for("auto", tuned=False) == "quote"
+    assert all(grounding_for(g, t) == g for g in ("abstain", "quote", "off") for t in (True, False))
 
 
 def test_withheld_answers_are_kept_in_the_transcript_and_its_markdown(tmp_path):

@@ -43,7 +43,8 @@ class Sentence:
     text: str
     similarity: float = 0.0
     coverage: float = 0.0
-    score: float = 0.0
+    score: float = 0.0  # similarity + lexical weight x coverage: how well the sentence itself matches
+    rank: float = 0.0  # score + section weight x its section title's similarity: the order evidence is chosen in
     heading: bool = False
     section: int | None = None  # the sentence number of the heading above it (same source), if any
 
@@ -64,8 +65,9 @@ class Evidence:
     best
         The best sentences (the answer rests on them), best first.
     relevance
-        The best sentence's score: low means the retrieved text does not
-        answer the question (compared with the abstention threshold).
+        The best-matching sentence's own score (its section title not
+        counted): low means the retrieved text does not answer the question
+        (compared with the abstention threshold).
     """
 
     context: str
@@ -158,7 +160,8 @@ def _vectors(embeddings: Any, texts: list[str]):
 
 
 def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | None, *,
-                    lexical_weight: float = 0.5, lexicon: BM25Index | None = None) -> list[Sentence]:
+                    lexical_weight: float = 0.5, lexicon: BM25Index | None = None,
+                    section_weight: float = 0.0) -> list[Sentence]:
     """Every sentence of ``sources`` scored against ``question``.
 
     Parameters
@@ -176,11 +179,14 @@ def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | Non
     lexicon
         The index's BM25 statistics for the idf weights (default: the
         sentences themselves).
+    section_weight
+        Weight of the similarity of the sentence's section title (the Markdown
+        heading or title line above it) added to its ``rank``.
 
     Returns
     -------
     list[Sentence]
-        In source order, each with ``similarity``, ``coverage`` and ``score``.
+        In source order, each with ``similarity``, ``coverage``, ``score`` and ``rank``.
     """
     import numpy as np
 
@@ -212,6 +218,10 @@ def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | Non
         s.score = s.similarity + lexical_weight * s.coverage
         if s.heading:  # a title names the topic but answers nothing: it comes as context, rarely as evidence
             s.score *= HEADING_WEIGHT
+    for s in sents:
+        s.rank = s.score
+        if section_weight and s.section is not None:
+            s.rank += section_weight * sents[s.section].similarity
     return sents
 
 
@@ -227,13 +237,14 @@ def _is_heading(text: str) -> bool:
 
 def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | None, *, budget: int = 900,
                     neighbours: int = 1, lexical_weight: float = 0.5, top: int = 3,
-                    lexicon: BM25Index | None = None, labels: bool = False) -> Evidence:
+                    lexicon: BM25Index | None = None, labels: bool = False,
+                    section_weight: float = 0.0) -> Evidence:
     """The context for the prompt: the best sentences first, each with its neighbours, within ``budget``.
 
     Parameters
     ----------
-    question, sources, embeddings, lexical_weight, lexicon
-        As for :func:`score_sentences`.
+    question, sources, embeddings, lexical_weight, lexicon, section_weight
+        As for :func:`score_sentences`: sentences are chosen by ``rank``.
     budget
         Characters of context at most (a sentence that does not fit is left
         out; the best one is always kept, cut at a word if it alone is longer).
@@ -248,10 +259,11 @@ def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | Non
     -------
     Evidence
     """
-    sents = score_sentences(question, sources, embeddings, lexical_weight=lexical_weight, lexicon=lexicon)
+    sents = score_sentences(question, sources, embeddings, lexical_weight=lexical_weight, lexicon=lexicon,
+                            section_weight=section_weight)
     if not sents:
         return Evidence("", [], 0.0)
-    ranked = sorted(range(len(sents)), key=lambda n: -sents[n].score)
+    ranked = sorted(range(len(sents)), key=lambda n: -sents[n].rank)
     chosen: set[int] = set()
     used = 0
     group_order: list[int] = []  # source indexes in the order their best sentence ranks
@@ -292,7 +304,23 @@ def select_evidence(question: str, sources: Sequence[Any], embeddings: Any | Non
     if len(context) > budget and budget > 0:
         context = context[:budget].rsplit(" ", 1)[0] + " …"
     best = [sents[n] for n in ranked if not sents[n].heading][:max(1, top)] or [sents[ranked[0]]]
-    return Evidence(context, best, best[0].score if best else 0.0)
+    answers = [s.score for s in sents if not s.heading] or [best[0].score]
+    return Evidence(context, best, max(answers))
 
 
-__all__ = ["Evidence", "Sentence", "plain", "score_sentences", "select_evidence", "split_sentences"]
+def order_by_support(answer: str, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``Answer.evidence`` records with the sentences that hold most of the answer's words first.
+
+    The question ranked the evidence before the answer existed; once it does, the sentence it
+    rests on is the one sharing its words and figures ("3-year limited warranty" rests on
+    "warrants … for 3 years", not on "extends the warranty to 5 years").  Ties keep the
+    question's order.
+    """
+    words = set(tokenize(answer))
+    if not words or len(records) < 2:
+        return list(records)
+    return sorted(records, key=lambda r: -len(words & set(tokenize(r.get("sentence", "")))))
+
+
+__all__ = ["Evidence", "Sentence", "order_by_support", "plain", "score_sentences", "select_evidence",
+           "split_sentences"]

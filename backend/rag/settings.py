@@ -23,10 +23,11 @@ DEFAULT_SYSTEM_PROMPT = ("Answer the question in one short sentence using only t
 NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly."
 EVIDENCE_CHARS = 900  # chosen by measurement: bench/quality.md
 COPY_BIAS = 0.0  # chosen by measurement: bench/quality.md
-GROUNDING = "abstain"  # chosen by measurement: bench/quality.md
+SECTION_WEIGHT = 0.6  # chosen by measurement: bench/quality.md
+GROUNDING = "auto"  # chosen by measurement: bench/quality.md
 ABSTAIN_THRESHOLD = 0.5  # calibrated on the sample evalset: bench/quality.md
 EmbeddingBackend = Literal["auto", "torch", "onnx"]
-Grounding = Literal["abstain", "quote", "off"]
+Grounding = Literal["auto", "abstain", "quote", "off"]
 GROUNDINGS: tuple[str, ...] = get_args(Grounding)
 EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
@@ -87,8 +88,9 @@ class RetrievalSettings:
     evidence_chars: int = _f(EVIDENCE_CHARS, "Characters of evidence in the prompt.", min=100, max=20_000, label="Evidence budget (chars)")
     evidence_neighbours: int = _f(1, "Sentences before and after each chosen sentence that come with it.", min=0, max=10, label="Neighbour sentences")
     lexical_weight: float = _f(0.5, "Weight of shared rare words next to meaning when sentences are ranked.", min=0.0, max=10.0, label="Sentence word weight")
+    section_weight: float = _f(SECTION_WEIGHT, "Weight of the section title's match with the question when sentences are ranked: a sentence under \"Limited warranty\" answers \"How long is the warranty?\" even when it says \"warrants\" (0 = the sentence alone).", min=0.0, max=10.0, label="Section title weight")
     copy_bias: float = _f(COPY_BIAS, "Copy from the documents: added to the score of every word piece that occurs in the evidence while the answer is written, so a small model copies names and numbers instead of inventing them (0 = off).", min=0.0, max=20.0, label="Copy bias")
-    grounding: Grounding = _f(GROUNDING, "abstain = when the model's answer states numbers or codes that neither the evidence nor the question contains, say \"Your documents don't say.\" instead (small models invent figures next to the right sentence); quote = when it states such numbers, codes or names, show the best evidence sentence instead; off = always the model's words. The withheld words stay visible under the answer.", label="Unsupported answers")
+    grounding: Grounding = _f(GROUNDING, "abstain = when the model's answer states numbers or codes that neither the evidence nor the question contains, say \"Your documents don't say.\" instead (small models invent figures next to the right sentence); quote = when it states such numbers, codes or names, show the best evidence sentence instead; abstain keeps the answer's first sentences when only later ones invent; auto = abstain for the tuned model, quote for the base model (measured best for each); off = always the model's words. The withheld words stay visible under the answer.", label="Unsupported answers")
     abstain: bool = _f(True, "Say \"Your documents don't say.\" instead of answering when the best evidence scores below the threshold.", label="Abstain if nothing relevant")
     abstain_threshold: float = _f(ABSTAIN_THRESHOLD, "Relevance of the best evidence sentence (similarity + word weight x share of the question's rare words) below which the chat abstains.", min=0.0, max=3.0, label="Abstention threshold")
 

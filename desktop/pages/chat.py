@@ -528,8 +528,8 @@ class ChatPage(Page):
         gen_box = QGroupBox("Generation")
         gform, self.gen_editors = _settings_form(GenerationSettings, ("temperature", "top_p", "max_new_tokens",
                                                                       "repetition_penalty"))
-        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "copy_bias", "grounding",
-                                                                "abstain", "abstain_threshold"))
+        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "section_weight", "copy_bias",
+                                                                "grounding", "abstain", "abstain_threshold"))
         self.ret_editors = ret_editors
         self.gen_editors.update(ret_editors)
         for i in range(rform.rowCount()):
@@ -794,7 +794,8 @@ class ChatPage(Page):
         return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k not in self.ret_editors})
 
     def retrieval_settings(self):
-        """``RetrievalSettings`` from the editors (hybrid search, evidence, copy bias, grounding, abstention, k)."""
+        """``RetrievalSettings`` from the editors (hybrid search, evidence and its section-title weight, copy bias,
+        grounding, abstention, k)."""
         from backend.rag.settings import RetrievalSettings
         return RetrievalSettings(**{k: (w.isChecked() if isinstance(w, QCheckBox) else
                                         w.currentText() if isinstance(w, QComboBox) else w.value())
@@ -1054,7 +1055,9 @@ class ChatPage(Page):
         root = self.session.project.root if self.session.project else Path(".")
         path = Path(source.path)
         full = path if path.is_absolute() else root / path
-        self.source_path.setText(f"{full}\nsimilarity {source.score:.3f} (1 = same meaning)")
+        # the project-relative path keeps the passage's room on a short window; the full one is the tooltip
+        self.source_path.setText(f"{path.as_posix()} · similarity {source.score:.3f} (1 = same meaning)")
+        self.source_path.setToolTip(str(full))
         show_passage(self.source_view, source.text, evidence or [])
 
     def save_correction(self, question: str, answer: str) -> None:
