@@ -75,9 +75,6 @@ def unsupported_claims(answer: str, context: str, question: str = "") -> list[st
     return list(dict.fromkeys(out))
 
 
-_ANSWER_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
 def ground(answer: str, context: str, question: str, evidence: Sequence[dict[str, Any]],
            grounding: str) -> tuple[str, list[str]]:
     """The answer to show under ``grounding`` (``RetrievalSettings.grounding``), and what it lacked.
@@ -114,16 +111,16 @@ def ground(answer: str, context: str, question: str, evidence: Sequence[dict[str
     claims = lacking(answer)
     if not claims:
         return answer, []
-    if grounding == "quote":
-        from backend.rag.evidence import plain
+    from backend.rag.evidence import plain, split_sentences
 
+    if grounding == "quote":
         return plain(evidence[0]["sentence"]), claims
-    kept = []
-    for sentence in _ANSWER_SENTENCE.split(answer.strip()):
-        if lacking(sentence):
+    end = 0  # the answer up to the end of its last supported leading sentence
+    for a, b in split_sentences(answer):
+        if lacking(answer[a:b]):
             break
-        kept.append(sentence)
-    return (" ".join(kept) if kept else ABSTAIN_ANSWER), claims
+        end = b
+    return (answer[:end] if end else ABSTAIN_ANSWER), claims
 
 
 def grounding_for(grounding: str, tuned: bool) -> str:
@@ -484,11 +481,8 @@ class ChatSession:
         if evidence and not stopped and "context" in inputs:
             rule = grounding_for(self.settings.grounding, parse_mode(mode)[0])
             shown, claims = ground(text, inputs["context"], question, evidence, rule)
-            if claims:
-                from backend.rag.evidence import plain
-
-                quoted = rule == "quote" and shown == plain(evidence[0]["sentence"])
-                withheld, text = text, shown
+            if claims:  # quote always shows the evidence sentence; abstain shows a shorter answer or abstains
+                withheld, text, quoted = text, shown, rule == "quote"
             if not is_abstention(text):
                 from backend.rag.evidence import order_by_support
 
