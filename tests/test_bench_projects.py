@@ -127,3 +127,22 @@ def test_facts_are_split_between_the_dataset_and_the_documents(entry):
     for r in dataset_only:
         assert not any(all(_found(k, t) for k in r.keywords) for t in docs.values()), r.id
     assert sum(r.kind == "documents" for r in rows) >= sum(r.kind == "trained" for r in rows) // 2
+
+
+def test_the_pdf_documents_have_pages_of_text_and_match_their_source(tmp_path):
+    # the PDF is written by bench/projects/_make/make_pdf.py (no PDF library is a dependency)
+    import runpy
+
+    from backend.documents import load_document
+
+    make = runpy.run_path(str(ROOT / "bench" / "projects" / "_make" / "make_pdf.py"))
+    pdfs = [p for e in ENTRIES for p in _project(e).document_files() if p.suffix == ".pdf"]
+    assert pdfs
+    for pdf in pdfs:
+        pages = load_document(pdf)
+        assert len(pages) >= 3 and all(len(d.page_content.split()) > 50 for d in pages), pdf
+        source = ROOT / "bench" / "projects" / "_make" / f"{pdf.stem}.txt"
+        if source.exists():
+            again = tmp_path / pdf.name
+            make["write_pdf"](source, again)
+            assert again.read_bytes() == pdf.read_bytes(), f"{pdf} is not what make_pdf.py writes from {source.name}"
