@@ -48,7 +48,7 @@ def _found(keyword: str, normalised: str) -> bool:
 
 
 def test_the_suite_lists_four_projects_and_none_is_shipped():
-    assert len(set(IDS)) == len(IDS)
+    assert len(ENTRIES) >= 4 and len(set(IDS)) == len(IDS)
     assert any(e["path"] == "resources/sample_project" and e["evalset"] == "brisa" for e in ENTRIES)
     # the bundle takes resources/ only; bench/ is neither bundled nor a packaged module
     spec = (ROOT / "build.spec").read_text(encoding="utf-8")
@@ -146,3 +146,19 @@ def test_the_pdf_documents_have_pages_of_text_and_match_their_source(tmp_path):
             again = tmp_path / pdf.name
             make["write_pdf"](source, again)
             assert again.read_bytes() == pdf.read_bytes(), f"{pdf} is not what make_pdf.py writes from {source.name}"
+
+
+def test_the_generated_project_is_what_its_fact_table_writes(tmp_path):
+    # bench/projects/_make/make_quillon.py: documents, rows and evalset come from one fact table
+    import runpy
+
+    make = runpy.run_path(str(ROOT / "bench" / "projects" / "_make" / "make_quillon.py"))
+    make["main"](tmp_path)
+    project = ROOT / "bench" / "projects" / "quillon_instruments"
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert len(written) >= 20
+    for rel in written:
+        assert (project / rel).read_bytes() == (tmp_path / rel).read_bytes(), f"{rel} differs from make_quillon.py's output"
+    committed = {p.relative_to(project) for d in ("documents", "datasets", "evalsets") for p in (project / d).rglob("*")
+                 if p.is_file()}
+    assert committed == set(written)
