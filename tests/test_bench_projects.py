@@ -122,6 +122,11 @@ def test_facts_are_split_between_the_dataset_and_the_documents(entry):
         if r.kind == "documents":
             leaks = [a for a in answers if all(_found(k, a) for k in r.keywords)]
             assert not leaks, f"{r.id}: a training row answers it: {leaks[0]}"
+    for r in rows:
+        if r.kind == "trained":  # a trained fact: a training answer states it, and so does its source document if it has one
+            assert any(all(_found(k, a) for k in r.keywords) for a in answers), f"{r.id}: no training answer holds {r.keywords}"
+            if r.source:
+                assert all(_found(k, docs[r.source]) for k in r.keywords), f"{r.id}: {r.source} lacks {r.keywords}"
     dataset_only = [r for r in rows if r.kind == "trained" and not r.source]
     assert dataset_only
     for r in dataset_only:

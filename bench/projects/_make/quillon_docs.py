@@ -21,6 +21,13 @@ V = dict(
     taxi_from="22:00", taxi_to="06:00", lost_receipts="three times a year",
     password="14 characters", lock="5 minutes", laptop_years="4 years", helpdesk="4400", incident="1 hour",
     backup="01:00", mail_keep="5 years", security_course="30-minute", guest_voucher="24 hours",
+    revenue_prev="EUR 196 million", op_profit="EUR 23.4 million", op_profit_prev="EUR 20.9 million",
+    rnd="EUR 19.1 million", shipped="284,000", calibrations="61,500", cal_turnaround_avg="7.4 working days",
+    export_share="57 %", hires="131", turnover="6.8 %", training_hours="31 hours", apprentices="22",
+    warehouse="4,200 m²", solar="1.6 MW", own_solar_share="38 %", repaired="8,400", profit_share="EUR 1,350",
+    co2_down="18 %", board="five",
+    evening_allowance="15 %", night_allowance="30 %", weekend_allowance="50 %", sunday_allowance="100 %",
+    overtime_weekday="125 %", overtime_saturday="150 %", overtime_sunday="200 %", standby="EUR 47 per day",
     free_shipping="EUR 250", shipping_fee="EUR 9.90", payment_terms="30 days net", return_days="14 days",
     quote_valid="60 days", education="15 %",
     shoes="EUR 120", first_aid_ratio="one first aider for every 50 people", drills="twice a year",
@@ -337,6 +344,37 @@ up a workplace at home, the company pays a one-off allowance of {v['home_setup']
 internet allowance of {v['internet']}, both with your salary. The rules on information security
 (see the IT and security policy) apply at home as in the office.
 
+### Shift work
+
+At Saint Brivel production runs in an early shift (06:00 to 14:00) and a late shift (14:00 to
+22:00), with a small night team for the test chambers. Shift workers receive an allowance on top
+of their hourly pay for the hours worked in each period:
+
+| Hours worked | Shift allowance |
+|---|---|
+| Between 18:00 and 22:00 on weekdays | {v['evening_allowance']} |
+| Between 22:00 and 06:00 | {v['night_allowance']} |
+| On Saturdays | {v['weekend_allowance']} |
+| On Sundays and public holidays | {v['sunday_allowance']} |
+
+Shift plans are published four weeks ahead. Swapping a shift with a colleague is allowed when
+the shift leader agrees; the swap must not give anyone more than six shifts in a row.
+
+### Overtime
+
+Overtime is work that your manager asks for beyond your contracted hours. It is paid at
+{v['overtime_weekday']} of your hourly pay on weekdays, {v['overtime_saturday']} on Saturdays and
+{v['overtime_sunday']} on Sundays and public holidays, or taken as time off at the same rates. Extra
+hours you choose to work under flexible hours are not overtime: they are balanced in your time
+account as described above.
+
+### Standby duty
+
+Engineers on the standby rota for Premium support and for the test chambers receive a standby
+allowance of {v['standby']} on which they are on standby, whether or not they are called. Time
+spent working after a call is paid as overtime. Nobody is on standby for more than one week in
+four.
+
 ## 2. Pay and pension
 
 Salaries are paid on the {v['payday']} of each month; when the {v['payday']} falls on a weekend or a
@@ -407,6 +445,26 @@ ends on the last day of a month.
 Everyone who leaves is invited to an exit interview with HR. Company equipment, badges and
 keys are returned on the last working day.
 
+### References, pension and holiday when you leave
+
+On request, HR writes a reference that states your role, your period of employment and, if you
+wish, an assessment of your work agreed with your manager. Untaken leave is paid out with the
+last salary; leave taken beyond your entitlement for the part of the year you worked is deducted.
+Your pension stays yours: the contributions paid so far remain invested in the plan, and you can
+transfer them to a new employer's plan or leave them until retirement. The profit share for the
+year in which you leave is paid only if you worked the whole year.
+
+### Returning colleagues
+
+Colleagues who return within three years of leaving keep their years of service for annual
+leave and notice periods, and do not serve a new probation period in the same kind of role.
+
+### Retirement
+
+Colleagues who are approaching retirement may reduce their working hours by up to 20 % in their
+last two years of work while the company continues to pay pension contributions on their full
+salary. Ask HR for a conversation at least a year before you want to start.
+
 ## 8. Recognition
 
 Long service is celebrated: at 10 years of service you receive a gift voucher of
@@ -423,10 +481,45 @@ If you see something at work that is illegal, unsafe or dishonest, you can repor
 manager, to HR or, anonymously, to the confidential line run by an external firm. Nobody who
 reports a concern in good faith will be disadvantaged because of it.
 
-## 10. Personal data
+## 10. Personal data and monitoring
 
 HR keeps your personal data only as long as needed for your employment and the law. You may see
 the data the company holds about you at any time by asking HR.
+
+The company does not read employees' email or chat messages as a matter of routine. IT systems
+record technical logs to keep them secure, and these logs may be examined only when there is a
+concrete suspicion of a security incident or a serious breach of the rules, with the approval of
+the head of HR and in the presence of a works council member. Cameras are used only at the
+entrances, in the warehouse and in the calibration laboratory, and their recordings are deleted
+after 72 hours unless an incident is being investigated.
+
+### Equal treatment
+
+Quillon Instruments does not accept discrimination, harassment or bullying on any ground. Every
+employee who experiences or witnesses it can turn to their manager, to HR or to one of the
+confidential advisers, whose names are on the intranet. Confidential advisers listen, explain the
+options and never act without the employee's consent.
+
+### Confidentiality and inventions
+
+Everything you learn at work about our designs, customers, prices and colleagues stays
+confidential, during your employment and after it. Inventions, designs, software and other
+work you create as part of your job belong to the company. If you make an invention that is
+patented, you receive an inventor's bonus, paid in two parts: when the patent is filed and when
+it is granted.
+
+### Alcohol, drugs and smoking
+
+Working under the influence of alcohol or drugs is not allowed. Anyone who seems unfit to work
+safely is sent home, and their manager talks with them the next working day. Alcohol is served at
+company celebrations only after working hours and never in the production halls. Smoking,
+including electronic cigarettes, is allowed only in the marked shelters outside the buildings.
+
+### Company property
+
+Company tools, instruments and vehicles are for work. Borrowing a demonstration instrument for
+private use needs your manager's approval and a loan form from the warehouse. Personal parcels
+may not be delivered to the sites.
 
 ## 11. Getting to work
 
@@ -1087,7 +1180,160 @@ desk with both readings and the serial numbers.
 """
 
 
+def annual_report():
+    v = V
+    fam = _table(("Instrument family", "Models", "Share of revenue", "Change on 2024"), [
+        ("Temperature", "QT-20, QT-40", "38 %", "+4 %"),
+        ("Climate", "HX-5", "17 %", "+6 %"),
+        ("Air quality", "PM-310", "21 %", "+31 %"),
+        ("Electrical", "CL-8", "14 %", "-2 %"),
+        ("Acoustics", "SV-2", "10 %", "+7 %"),
+    ])
+    figures = _table(("", "2025", "2024"), [
+        ("Revenue", v["revenue"], v["revenue_prev"]),
+        ("Operating profit", v["op_profit"], v["op_profit_prev"]),
+        ("Research and development", v["rnd"], "EUR 17.6 million"),
+        ("Instruments shipped", v["shipped"], "262,000"),
+        ("Calibrations performed", v["calibrations"], "57,900"),
+        ("Employees at year end", v["employees"], "1,085"),
+    ])
+    return f"""# Annual report 2025
+
+## Letter from the chief executive
+
+Dear colleagues, customers and friends of Quillon Instruments,
+
+2025 was the year in which our newest instrument family grew up. The PM-310 particulate monitor,
+launched in 2023, had its first year as a mature product, and the demand for workplace dust
+measurements that we had expected finally arrived, driven by stricter exposure limits in several
+of our largest markets. Air quality is now our second-largest family after temperature.
+
+At the same time, it was a year of hard work on the basics. The warehouse extension in Saint
+Brivel opened in April, on time and within budget, and the solar roof on the new building started
+producing in June. The calibration laboratory handled more instruments than ever before and
+still shortened its average turnaround. Our support team in Kessany answered more tickets with
+fewer escalations. None of this makes headlines, but it is what our customers notice.
+
+Revenue grew to {v['revenue']}, from {v['revenue_prev']} in 2024, and operating profit to
+{v['op_profit']}. As the statutes of the Quillon Renk Foundation require, a part of the profit is
+shared with the people who earned it: every employee who worked for us for the whole year
+receives a profit share of {v['profit_share']}, paid with the March salary. The rest is reinvested,
+above all in research and development, which received {v['rnd']}, about 9 % of revenue.
+
+I want to thank every colleague on our three sites for their work, our customers for their
+trust and our distributors for carrying our instruments to {v['countries']} countries.
+
+{v['ceo']}, chief executive
+
+## The year in figures
+
+{figures}
+
+Export markets accounted for {v['export_share']} of revenue. The home market grew more slowly than
+exports, mainly because public-sector orders for the CL-8 were postponed to 2026.
+
+## Revenue by instrument family
+
+{fam}
+
+**Temperature.** The QT-20 remains our best-selling instrument; the 500,000th QT-20 left the
+factory in September. Growth came mainly from food production customers and from distributors
+in the south of our sales region. The QT-40 grew more slowly after two strong years, as several
+large industrial customers had completed their fleet replacement in 2024.
+
+**Climate.** The HX-5 benefited from a wave of damp surveys in social housing and from museums
+that replaced older hygrometers. A firmware update in May added a logging mode with adjustable
+intervals, which customers had asked for since the launch.
+
+**Air quality.** The PM-310 grew by almost a third. Around 60 % of units went to occupational
+hygienists and consultancies, the rest to industrial customers measuring their own workplaces.
+The weather hood, introduced in February, opened the market for site-boundary measurements on
+building sites.
+
+**Electrical.** The CL-8 lost a little ground. Our largest distributor changed its ownership and
+reduced its stock, and a large public tender was postponed. We expect the tender to be decided in
+the first half of 2026.
+
+**Acoustics.** The SV-2 continued to grow steadily, mainly through distributors. Many customers
+buy the acoustic calibrator with the meter, which shows that the message about checking before and
+after each session has been heard.
+
+## Service: calibration, repair and support
+
+The calibration laboratory in Saint Brivel performed {v['calibrations']} calibrations, of which
+about a fifth were instruments of other makes. The average turnaround for standard calibration was
+{v['cal_turnaround_avg']}, well inside the ten working days we promise. Demand for accredited
+certificates grew by 12 %, mainly from customers in food production and the public sector.
+
+The repair workshop repaired {v['repaired']} instruments. The most common cause, as in every year,
+was leaking batteries in instruments stored for long periods; our field measurement guide now
+gives more prominent advice on storage.
+
+Premium support contracts grew by 15 %. The support desk in Kessany answered 92 % of Premium P1
+tickets within the one-hour response time, and 97 % of Standard P1 tickets within eight business
+hours. We are not yet satisfied with the first of these figures and have added a second engineer to
+the evening rota.
+
+## Operations
+
+The warehouse extension at Saint Brivel, opened in April, adds {v['warehouse']} of storage and a
+new shipping area. It allowed us to bring the spare parts store, previously rented in a
+neighbouring town, back onto the site. Orders received before 14:00 now leave the same day in 98 %
+of cases.
+
+The solar roof on the extension has a peak output of {v['solar']}. Together with the older panels
+on Hall A, our own solar panels provided {v['own_solar_share']} of the electricity used at Saint
+Brivel in the second half of the year. Scope 1 and 2 emissions fell by {v['co2_down']} compared with
+2024, mainly because the remaining gas heating in Hall B was replaced by heat pumps.
+
+Instruments shipped rose to {v['shipped']}. Assembly productivity improved by 5 % after the
+reorganisation of the QT-20 line into two parallel cells.
+
+## People
+
+We welcomed {v['hires']} new colleagues in 2025, most of them in Saint Brivel and in research and
+development in Harnlow, and ended the year with {v['employees']} employees. Staff turnover was
+{v['turnover']}, slightly lower than in 2024. {v['apprentices']} apprentices were in training at the
+end of the year, in electronics, precision mechanics, logistics and office administration.
+
+Colleagues spent on average {v['training_hours']} on training during the year, including Quillon
+Campus courses. The mentoring programme had its largest intake so far. The employee survey, answered
+by 81 % of colleagues, showed high scores for the meaning of our work and for team spirit, and lower
+scores for the tools we use for internal communication; a new intranet is planned for 2026.
+
+The works council and the executive team agreed a new rule on working from home and a revision of
+the pay scales, both effective in 2026.
+
+## Research and development
+
+Research and development focused on two projects. The first is the next generation of our climate
+instruments, the HX-7, which will add carbon dioxide measurement to humidity and temperature and is
+planned for launch in the autumn of 2026. The second is Quillon Link 3, a new version of our
+software with cloud storage for measurement records, which customers in regulated industries have
+asked for. Both projects are on schedule.
+
+We filed three patent applications, two of them for the optical chamber of the PM-310, which keeps
+its calibration longer in dusty environments.
+
+## Governance
+
+Quillon Instruments is owned by the Quillon Renk Foundation. The supervisory board has {v['board']}
+members and is chaired by Mara Quillon, co-founder of the company. It met six times in 2025. The
+executive team consists of the chief executive, the chief financial officer, the director of
+operations and the director of research and development.
+
+## Outlook for 2026
+
+We expect revenue to grow by between 5 and 7 % in 2026, with the strongest growth again in air
+quality and a recovery in the electrical family once the postponed tender is decided. Investment
+will focus on the launch of the HX-7, on the new intranet and on a second solar installation in
+Harnlow. We will keep prices stable in 2026 for all instruments except the PM-310, whose list
+price will follow the cost of its laser module.
+"""
+
+
 DOCUMENTS = {
+    "annual-report-2025.md": annual_report,
     "field-measurement-guide.md": field_guide,
     "company-overview.md": company_overview,
     "product-catalogue.md": catalogue,
