@@ -87,11 +87,11 @@ DOCUMENT_ONLY = [
     ("d28", "Which days is the company closed for the year-end closure of 2027?", f"{V['closure_days']}.", ["28", "29", "30 December"], "holiday-calendar-2027.md"),
     ("d29", "Since which year has the Saint Brivel calibration laboratory been accredited to ISO/IEC 17025?", f"{V['iso17025']}.", [V["iso17025"]], "company-overview.md"),
     ("d30", "What was Quillon's revenue in 2025?", f"{V['revenue']}.", ["212"], "company-overview.md"),
-    ("d35", "What allowance do engineers on the standby rota get per day?", f"{V['standby']}.", ["47"], HB),
     ("d31", "What operating profit did Quillon make in 2025?", f"{V['op_profit']}.", ["23.4"], "annual-report-2025.md"),
     ("d32", "How many calibrations did the laboratory carry out in 2025?", f"{V['calibrations']}.", ["61,500|61500"], "annual-report-2025.md"),
     ("d33", "How much storage space does the new warehouse extension at Saint Brivel add?", f"{V['warehouse']}.", ["4,200|4200"], "annual-report-2025.md"),
     ("d34", "What profit share did each employee receive for 2025?", f"{V['profit_share']}, paid with the March salary.", ["1,350|1350"], "annual-report-2025.md"),
+    ("d35", "What allowance do engineers on the standby rota get per day?", f"{V['standby']}.", ["47"], HB),
 ]
 
 UNANSWERABLE = [
@@ -104,7 +104,7 @@ UNANSWERABLE = [
     ("u07", "What is the battery life of the QT-40 with the backlight switched on?", DS("qt-40")),
     ("u08", "Who is the site manager of the Valmora office?", "company-overview.md"),
     ("u09", "How much does the company pay towards childcare?", HB),
-    ("u10", "At what time does the night team at Saint Brivel start work?", SITE("saint-brivel")),
+    ("u10", "How many people work in the night team at Saint Brivel?", SITE("saint-brivel")),
     ("u11", "How much did Quillon spend on advertising in 2025?", "annual-report-2025.md"),
     ("u12", "What will the HX-7 cost?", "annual-report-2025.md"),
 ]

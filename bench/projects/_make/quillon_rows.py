@@ -35,7 +35,7 @@ PRODUCT_Q = {
                  ["The {model} has a {warranty}-year warranty from delivery; batteries, probes and filter caps are wear parts and not covered."]),
     "cal_price": (["How much does it cost to calibrate a {model}?", "What do you charge for calibrating the {model}?",
                    "What is the calibration price for the {model}?", "What will a factory calibration of my {model} cost?"],
-                  ["Calibrating a {model} at our Saint Brivel laboratory costs EUR {cal_price} with a factory certificate."]),
+                  ["Calibrating the {model} at our Saint Brivel laboratory costs EUR {cal_price} with a factory certificate."]),
 }
 
 SITE_Q = {
