@@ -240,7 +240,8 @@ def cmd_export(args) -> int:
     worst = 0
     for kind, out in targets:
         rec = export_run(args.run_dir, kind, out, quant=args.quant or "q8_0", check=not args.no_check,
-                         evalset=args.evalset, questions=args.questions, on_event=show, should_stop=stop)
+                         evalset=args.evalset, questions=args.questions, on_event=show, should_stop=stop,
+                         force=args.force)
         if rec is None:
             print("export stopped; nothing was written", file=sys.stderr)
             return 3
@@ -341,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--check", action="store_true",
                    help="alone: run the parity check again on the run's recorded exports")
     e.add_argument("--no-check", action="store_true", dest="no_check", help="skip the parity check after exporting")
+    e.add_argument("--force", action="store_true",
+                   help="replace an earlier export at the target (an existing .gguf file or export folder); "
+                        "never replaces a file or folder that is not an export")
     e.add_argument("--evalset", help="questions for the parity check: an evalset name or file "
                                      "(default: the project's first evalset, else the validation rows)")
     e.add_argument("--questions", type=int, default=20, help="questions compared (default 20)")

@@ -319,7 +319,7 @@ def _manifest_key(project: "Project", key: str, entry: dict) -> str:
     path = resolved(raw if raw.is_absolute() else project.documents_dir / raw)
     entry["path"] = str(path)
     if not is_inside(path, project.root):
-        entry.update(status="error", error=f"{raw} points outside the project ({RULE}); add the file again "
+        entry.update(status="error", error=f"{raw} points outside the project folder ({RULE}); add the file again "
                                            "(`tune docs add` copies it into documents/)")
     return str(path)
 

@@ -350,3 +350,28 @@ def test_temp_files_of_killed_exports_are_removed(tmp_path):
 
     assert remove_project_export_temps(project.root) == [stale]
     assert not stale.exists()
+
+
+def test_export_dialog_asks_before_replacing_and_passes_force(qtbot, tmp_path):
+    pytest.importorskip("PySide6")
+    from desktop.export_dialog import ExportDialog
+
+    project = Project.create(tmp_path / "p", "p")
+    run = _run(project.root, "r1", adapter=True)
+    out = tmp_path / "out-adapter"
+    out.mkdir()
+    (out / "adapter_config.json").write_text("{}")
+    (out / "stale.txt").write_text("from the earlier export")
+    d = ExportDialog(run)
+    qtbot.addWidget(d)
+    d.set_kind("adapter")
+    d.path_edit.setText(str(out))
+    d.questions.setValue(0)
+    asked = []
+    d.confirm_overwrite = lambda title, text: asked.append(text) or False
+    assert not d.start() and str(out) in asked[0] and (out / "stale.txt").exists()
+    d.confirm_overwrite = lambda title, text: True
+    with qtbot.waitSignal(d.exported, timeout=60_000):
+        assert d.start()
+    qtbot.waitUntil(lambda: d.job.done, timeout=60_000)
+    assert not (out / "stale.txt").exists() and (out / "adapter_model.safetensors").is_file()
