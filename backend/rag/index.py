@@ -974,19 +974,21 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
                         embedding_backend=settings.embedding_backend)
     if not rebuild:
         idx.check_embedder()  # fail before hashing anything
-    # record keys outside the project (a forged index_meta.json) are neither re-read nor removed here
-    known = _confined_sources(idx.meta["sources"], root)[0] if idx.exists else {}
+    known = idx.meta["sources"] if idx.exists else {}
+    # the record comes with the project: a rebuild re-reads only its keys inside the project (a forged
+    # index_meta.json naming ~/.ssh/config is not read); files named now were chosen by the person
+    inside = _confined_sources(known, root)[0]
 
     # files indexed before: gone from disk -> removed; with rebuild -> embedded again
     keys = {_source_key(f, root): f for f in files}
     remove = []
     for key, rec in known.items():
-        if rec.get("kind", "file") != "file":
+        if not isinstance(rec, dict) or rec.get("kind", "file") != "file":
             continue
         p = _key_path(key, root)
         if not p.is_file():
             remove.append(key)
-        elif rebuild and key not in keys:
+        elif rebuild and key not in keys and key in inside:
             keys[key] = p
 
     versions: dict[str, tuple[str, Any, dict]] = {}
