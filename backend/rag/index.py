@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from backend import events as ev
-from backend.confine import is_inside, resolved, skipped_message, walk_files
+from backend.confine import is_inside, skipped_message, walk_files
 from backend.errors import DocumentError, IndexStoreError
 from backend.lock import ProjectLock
 from backend.fsutil import atomic_write_json, read_json
