@@ -154,18 +154,19 @@ def _best_eval_loss(run_dir: Path) -> float | None:
 
 def cmd_runs(args) -> int:
     from backend import runs
+    from backend.confine import printable
     from backend.workspace import Project
 
     project = Project.open(args.project)
     if getattr(args, "delete", None):
         run_dir = runs.find_run(project.root, args.delete)
-        removed = runs.delete_run(run_dir)
-        print(f"deleted {run_dir} ({removed.describe()})")
+        removed = runs.delete_run(run_dir, project.root)
+        print(printable(f"deleted {run_dir} ({removed.describe()})"))
         return 0
     if getattr(args, "rename", None):
         key, name = args.rename
         run_dir = runs.find_run(project.root, key)
-        print(f"{run_dir.name} is now shown as {runs.rename_run(run_dir, name)!r}")
+        print(printable(f"{run_dir.name} is now shown as {runs.rename_run(run_dir, name)!r}"))
         return 0
     rows = []
     for r in runs.list_runs(project.root):
@@ -186,8 +187,10 @@ def cmd_runs(args) -> int:
         status = "interrupted" if row["interrupted"] else row["status"]
         step = f"{row['step']}/{row['max_steps']}" if row["max_steps"] else str(row["step"] or "-")
         best = f"{row['best_eval_loss']:.4f}" if row["best_eval_loss"] is not None else "-"
-        table.append((row["id"], status, row["method"], step, "yes" if row["resumable"] else "no", best,
-                      row["created"], row["name"]))
+        # every cell may come from a project made elsewhere: control characters are shown escaped
+        table.append(tuple(printable(c) for c in (row["id"], status, row["method"], step,
+                                                   "yes" if row["resumable"] else "no", best, row["created"],
+                                                   row["name"])))
     widths = [max(len(str(r[i])) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -237,7 +240,8 @@ def cmd_export(args) -> int:
     worst = 0
     for kind, out in targets:
         rec = export_run(args.run_dir, kind, out, quant=args.quant or "q8_0", check=not args.no_check,
-                         evalset=args.evalset, questions=args.questions, on_event=show, should_stop=stop)
+                         evalset=args.evalset, questions=args.questions, on_event=show, should_stop=stop,
+                         force=args.force)
         if rec is None:
             print("export stopped; nothing was written", file=sys.stderr)
             return 3
@@ -338,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--check", action="store_true",
                    help="alone: run the parity check again on the run's recorded exports")
     e.add_argument("--no-check", action="store_true", dest="no_check", help="skip the parity check after exporting")
+    e.add_argument("--force", action="store_true",
+                   help="replace an earlier export at the target (an existing .gguf file or export folder); "
+                        "never replaces a file or folder that is not an export")
     e.add_argument("--evalset", help="questions for the parity check: an evalset name or file "
                                      "(default: the project's first evalset, else the validation rows)")
     e.add_argument("--questions", type=int, default=20, help="questions compared (default 20)")

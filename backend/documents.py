@@ -283,7 +283,13 @@ def read_manifest(project: "Project") -> dict[str, Any]:
     ------
     DocumentError
         When the manifest exists but is not valid JSON.
+    backend.confine.ConfinementError
+        When the manifest is a link that leads outside the project.
     """
+    from backend.confine import confine
+
+    if project.manifest_path.is_symlink():  # never read (or later replace) a file elsewhere unnoticed
+        confine(project.manifest_path, project.root, what="the documents manifest")
     try:
         m = read_json(project.manifest_path, None)
     except (ValueError, OSError) as e:
@@ -302,18 +308,40 @@ def read_manifest(project: "Project") -> dict[str, Any]:
 def _manifest_key(project: "Project", key: str, entry: dict) -> str:
     """An entry's absolute path: a relative one is relative to ``documents/``, never to the current folder.
 
-    A relative entry that climbs out of the project (``../../etc/x``) is kept but marked as an
-    error, so it is neither read nor indexed (absolute entries are files the user added by path).
+    An entry that leads out of the project — an absolute path elsewhere, ``../../etc/x``,
+    or a file in ``documents/`` that is a link to somewhere else — is kept but marked as
+    an error, so it is neither read nor indexed (docs/architecture.md, "Confinement"):
+    a manifest comes with the project and may have been written by anyone.
     """
+    from backend.confine import RULE, is_inside, resolved
+
     raw = Path(str(entry.get("path") or key)).expanduser()
-    if raw.is_absolute():
-        return str(raw)
-    path = (project.documents_dir / raw).resolve()
+    path = resolved(raw if raw.is_absolute() else project.documents_dir / raw)
     entry["path"] = str(path)
-    if not path.is_relative_to(project.root.resolve()):
-        entry.update(status="error", error=f"{raw} points outside the project folder; add the file by its "
-                                           "full path if you meant it")
+    if not is_inside(path, project.root):
+        entry.update(status="error", error=f"{raw} points outside the project folder ({RULE}); add the file again "
+                                           "(`tune docs add` copies it into documents/)")
     return str(path)
+
+
+def _copy_in(project: "Project", src: Path, entries: dict[str, dict]) -> Path:
+    """A person's file from outside the project, copied into ``documents/`` (the same copy when added again)."""
+    from backend.fsutil import atomic_write_bytes
+
+    origin = str(src.resolve())
+    for key, e in entries.items():
+        if e.get("copied_from") == origin and Path(key).parent == project.documents_dir.resolve():
+            dest = Path(key)
+            break
+    else:
+        dest = project.documents_dir / src.name
+        stem, suffix, i = src.stem, src.suffix, 1
+        while dest.exists() or dest.is_symlink():
+            i += 1
+            dest = project.documents_dir / f"{stem}-{i}{suffix}"
+    # atomic: a link planted at dest is replaced, never written through
+    atomic_write_bytes(dest, read_bytes(src, error_cls=DocumentError), root=project.root)
+    return dest
 
 
 @dataclass
@@ -345,7 +373,11 @@ def add_documents(project: "Project", files: Sequence[str | Path], *, chunk_size
     Each file is read and chunked (to check it and count chunks); its path,
     SHA-256, size, chunk count and status go into ``documents/manifest.json``,
     written atomically once at the end.  A file that cannot be read is recorded
-    with ``status: "error"`` and its message, and listed in ``failed``.
+    with ``status: "error"`` and its message, and listed in ``failed``.  A file
+    from outside the project is first copied into ``documents/`` (adding it again
+    refreshes the same copy; ``copied_from`` remembers where it came from), so the
+    manifest only ever names files inside the project (docs/architecture.md,
+    "Confinement").
 
     Parameters
     ----------
@@ -359,6 +391,11 @@ def add_documents(project: "Project", files: Sequence[str | Path], *, chunk_size
     Returns
     -------
     AddResult
+
+    Raises
+    ------
+    backend.confine.ConfinementError
+        ``documents/`` is a link that leads outside the project.
     """
     from backend.lock import ProjectLock
 
@@ -371,6 +408,10 @@ def add_documents(project: "Project", files: Sequence[str | Path], *, chunk_size
 def _add_documents(project: "Project", files: Sequence[str | Path], chunk_size: int, chunk_overlap: int,
                    on_event: ev.OnEvent, should_stop: ev.ShouldStop) -> AddResult:
     """:func:`add_documents` under the project lock."""
+    from backend.confine import confine, is_inside
+
+    # documents/ itself must not lead elsewhere: the manifest and the copies are written there
+    confine(project.documents_dir, project.root, what="the documents folder")
     manifest = read_manifest(project)
     entries: dict[str, dict] = manifest["documents"]
     result = AddResult()
@@ -379,8 +420,20 @@ def _add_documents(project: "Project", files: Sequence[str | Path], chunk_size: 
         if should_stop():
             break
         p = Path(f).expanduser()
-        key = str(p.resolve())
         on_event(ev.progress("documents", k, len(files), f"Reading {p.name}"))
+        origin = None
+        try:
+            if p.is_file() and not is_inside(p, project.root):
+                # the project names only files inside it: a file from elsewhere is copied in
+                origin, p = str(p.resolve()), _copy_in(project, p, entries)
+        except DocumentError as e:
+            key = str(p.resolve())
+            result.failed.append((key, e))
+            entries[key] = {**entries.get(key, {}), "path": key, "name": p.name, "status": "error",
+                            "error": str(e), "updated": now}
+            entries[key].setdefault("added", now)
+            continue
+        key = str(p.resolve())
         old = entries.get(key)
         try:
             if not p.is_file():
@@ -401,11 +454,13 @@ def _add_documents(project: "Project", files: Sequence[str | Path], chunk_size: 
         entries[key] = {"path": key, "name": p.name, "sha256": sha, "size": p.stat().st_size,
                         "chunks": len(chunks), "chunk_size": chunk_size, "chunk_overlap": chunk_overlap,
                         "status": "ok", "error": None, "added": (old or {}).get("added", now), "updated": now}
+        if origin or (old or {}).get("copied_from"):
+            entries[key]["copied_from"] = origin or old["copied_from"]
         (result.updated if old else result.added).append(key)
         result.chunks[key] = len(chunks)
     on_event(ev.progress("documents", len(files), len(files), "Documents recorded"))
     manifest["version"] = MANIFEST_VERSION
-    atomic_write_json(project.manifest_path, manifest)
+    atomic_write_json(project.manifest_path, manifest, root=project.root)
     return result
 
 

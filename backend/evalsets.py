@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from backend import events as ev
 from backend import runs
+from backend.confine import confine, is_inside
 from backend.errors import DataError, TuneError
 from backend.fsutil import atomic_write_text
 
@@ -297,7 +298,9 @@ def list_evalsets(project: "Project | str | Path") -> list[str]:
     d = _root(project) / EVALSETS_DIR
     if not d.is_dir():
         return []
-    return sorted({f.stem for f in d.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES})
+    root = _root(project)  # a link out of the project is not one of its evalsets (confinement)
+    return sorted({f.stem for f in d.iterdir()
+                   if f.is_file() and f.suffix.lower() in SUFFIXES and is_inside(f, root)})
 
 
 def check_name(name: str) -> str:
@@ -319,9 +322,12 @@ def evalset_path(project: "Project | str | Path", name: str) -> Path:
     """``<project>/evalsets/<name>.jsonl`` (the ``.csv`` file when only that exists)."""
     d = _root(project) / EVALSETS_DIR
     name = check_name(name)
-    if not (d / f"{name}.jsonl").exists() and (d / f"{name}.csv").exists():
-        return d / f"{name}.csv"
-    return d / f"{name}.jsonl"
+    p = d / f"{name}.jsonl"
+    if not p.exists() and (d / f"{name}.csv").exists():
+        p = d / f"{name}.csv"
+    if p.is_symlink():  # a project's evalset is its own file, never one a link leads to elsewhere
+        confine(p, _root(project), what="the evalset")
+    return p
 
 
 def resolve_evalset(project: "Project | str | Path | None", evalset: "str | Path") -> Path:
@@ -467,12 +473,7 @@ def project_document_files(project: "Project | str | Path") -> list[str]:
     except (TuneError, OSError, ValueError):
         files = []
     if not files and proj.documents_dir.is_dir():
-        try:
-            from backend.filetypes import DOCUMENT_SUFFIXES as suffixes  # the one list, when it exists
-        except ImportError:
-            suffixes = (".txt", ".md", ".pdf", ".docx", ".html", ".htm", ".csv")
-        files = sorted(str(f) for f in proj.documents_dir.rglob("*")
-                       if f.is_file() and f.suffix.lower() in suffixes and f.name != "manifest.json")
+        files = [str(f) for f in proj.document_files()]  # links out of the project skipped (confinement)
     return files
 
 
@@ -570,7 +571,7 @@ def _training_files(project_or_run: "Project | str | Path") -> list[Path]:
     ds = root / "datasets"
     if not ds.is_dir():
         return []
-    files = sorted(f for f in ds.iterdir() if f.is_file() and not f.name.startswith("."))
+    files = sorted(f for f in ds.iterdir() if f.is_file() and not f.name.startswith(".") and is_inside(f, root))
     if roles:
         files = [f for f in files if roles.get(f.name, "train") == "train"]
     return files

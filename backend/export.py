@@ -21,6 +21,7 @@ from typing import Any, Literal
 from backend import events as ev
 from backend import methods, runs
 from backend.config import RunConfig
+from backend.confine import is_link
 from backend.errors import RunError, TuneError
 from backend.fsutil import atomic_write_json
 from backend.workspace import require_run_dir
@@ -30,16 +31,33 @@ class ExportError(TuneError):
     """A model cannot be exported in the format asked for (architecture, tokenizer, quantization)."""
 
 
+class ExportTargetExists(ExportError, RunError):
+    """The export target is there already: replaced only with ``force`` (``--force``, the GUI asks first)."""
+
+
+# Hidden names an export writes under before the final rename (``.<target>.<kind>-<pid>``):
+# ``tmp`` (the folder being filled), ``merged`` (the merge a GGUF is written from), ``part``
+# (the GGUF file, backend/gguf_export.py), ``old`` (the earlier export being replaced).
+_TEMP_NAME = re.compile(r"^\..+\.(tmp|merged|part|old)-(\d+)$")
+
+
 def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent = ev.no_event,
-                  dtype: str = "auto") -> Path:
+                  dtype: str = "auto", force: bool = False) -> Path:
     """Merge the run's adapter into its base model and save model + tokenizer to ``out``.
 
     The result loads with plain ``AutoModelForCausalLM.from_pretrained(out)``.
 
+    Parameters
+    ----------
+    force
+        Replace an earlier export at ``out`` (never a folder that is not an export).
+
     Raises
     ------
     RunError
-        When the run has no adapter (not finished) or ``out`` is a non-empty folder.
+        When the run has no adapter (not finished).
+    ExportTargetExists
+        ``out`` is a non-empty folder and ``force`` is off (or it is not an export).
     """
     import torch
     from peft import PeftModel
@@ -48,14 +66,13 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
     from backend.runtime import DeviceInfo
 
     run_dir = require_run_dir(run_dir)
-    out = Path(out).expanduser().resolve()
-    if out.exists() and any(out.iterdir()):
-        raise RunError("the export folder is not empty", file=out, hint="choose a new or empty folder")
+    out = _target(out)
+    _check_target(out, folder=True, force=force)
     cfg = RunConfig.load(runs.config_path(run_dir))
     full = runs.model_dir(run_dir)
     adapter = runs.adapter_dir(run_dir)
     on_event(ev.progress("export", 0, 3, "Loading the base model…"))
-    tmp = out.with_name(f".{out.name}.tmp")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     if full.exists():
         shutil.copytree(full, tmp)
@@ -80,10 +97,7 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
     atomic_write_json(runs.provenance_path(tmp), {"exported_from": str(run_dir),
                                                  "base_model": cfg.model.name_or_path,
                                                  "method": cfg.method.method})
-    if out.exists():
-        out.rmdir()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
+    _install(tmp, out)
     on_event(ev.progress("export", 3, 3, f"Exported to {out}"))
     return out
 
@@ -166,35 +180,158 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def _check_target(out: Path, *, folder: bool) -> None:
-    if folder and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError("the export folder is not empty", file=out, hint="choose a new or empty folder")
-    if not folder and out.is_dir():
+def _target(out: str | Path) -> Path:
+    """The export target as an absolute path; its folder is created, its stale temp files removed."""
+    out = Path(out).expanduser()
+    out = out.parent.resolve() / out.name  # the target itself is not resolved: a link there is not followed
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out.parent)
+    return out
+
+
+_GGUF_MAGIC = b"GGUF"
+
+
+def _is_gguf(path: Path) -> bool:
+    """Whether ``path`` is a plain file that starts like a GGUF file."""
+    if is_link(path) or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == _GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def _is_export_folder(path: Path) -> bool:
+    """Whether ``path`` holds an earlier export (what ``force`` may replace)."""
+    if is_link(path) or not path.is_dir():
+        return False
+    marks = (runs.PROVENANCE, "adapter_config.json", "Modelfile", EXPORT_RECORD)
+    return any((path / m).is_file() for m in marks) or any(_is_gguf(f) for f in path.glob("*.gguf"))
+
+
+def _check_target(out: Path, *, folder: bool, force: bool = False) -> None:
+    """Refuse an occupied target unless ``force`` — and refuse, even then, anything that is not an export.
+
+    Raises
+    ------
+    ExportTargetExists
+        The target is there (a non-empty folder, an existing file).
+    ExportError
+        A folder is where the GGUF file should go.
+    """
+    again = "pass --force to replace it (the app asks first), or choose another name"
+    if folder:
+        if is_link(out):
+            raise ExportTargetExists("the export folder is a link; it is not replaced", file=out,
+                                     hint="choose a new or empty folder")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            if not force:
+                raise ExportTargetExists("the export folder is not empty", file=out,
+                                         hint=f"it holds an earlier export? {again}; else choose a new or empty folder")
+            if not _is_export_folder(out):
+                raise ExportTargetExists("the folder is not an export of Tune Studio, so it is not replaced, "
+                                         "even with --force", file=out, hint="choose a new or empty folder")
+        return
+    if out.is_dir() and not is_link(out):
         raise ExportError("a folder is in the way of the GGUF file", file=out, hint="choose a file name ending in .gguf")
+    if out.exists() or is_link(out):
+        if not force:
+            raise ExportTargetExists("the GGUF file already exists", file=out, hint=again)
+        if is_link(out) or not _is_gguf(out):
+            raise ExportTargetExists("the file is not a GGUF file, so it is not replaced, even with --force",
+                                     file=out, hint="choose another file name ending in .gguf")
 
 
-def export_adapter(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent = ev.no_event) -> Path:
+def _install(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``; an earlier export there is moved aside first, then removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if out.is_dir() and not is_link(out):
+        if any(out.iterdir()):
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the hidden temp files and folders of exports whose process is gone; returns what was removed.
+
+    An export killed mid-way (power cut, ``kill -9``) leaves ``.<target>.tmp-<pid>``,
+    ``.merged-<pid>``, ``.part-<pid>`` or ``.old-<pid>`` — hundreds of MB, hidden.  Each export
+    clears its target's folder before it starts, and the app does so for a project's run
+    exports when it opens it (:func:`remove_project_export_temps`).  A temp file of a process
+    that still runs (another export now) is left alone.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_NAME.match(p.name)
+        if not m:
+            continue
+        pid = int(m.group(2))
+        if pid != os.getpid() and runs.pid_alive(pid):
+            continue
+        if pid == os.getpid() and m.group(1) != "part":
+            continue  # ours and maybe in use by this process (a GGUF part of ours is the old rule's leftover)
+        try:
+            if p.is_dir() and not is_link(p):
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
+def remove_project_export_temps(project_root: str | Path) -> list[Path]:
+    """:func:`remove_stale_temps` in every run's ``exports/`` folder of a project (the app calls it on open)."""
+    out: list[Path] = []
+    for run in runs.iter_run_dirs(project_root):
+        d = runs.exports_dir(run)
+        if d.is_dir() and not is_link(d):
+            out += remove_stale_temps(d)
+    return out
+
+
+def export_adapter(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent = ev.no_event,
+                   force: bool = False) -> Path:
     """Copy the run's PEFT adapter folder (loads with ``PeftModel.from_pretrained(base, out)``).
+
+    Parameters
+    ----------
+    force
+        Replace an earlier export at ``out`` (never a folder that is not an export).
 
     Raises
     ------
     RunError
         The run has no adapter (not finished, or a full fine-tune).
+    ExportTargetExists
+        ``out`` is a non-empty folder and ``force`` is off (or it is not an export).
     """
     run_dir = require_run_dir(run_dir)
-    out = Path(out).expanduser().resolve()
-    _check_target(out, folder=True)
+    out = _target(out)
+    _check_target(out, folder=True, force=force)
     adapter = runs.adapter_dir(run_dir)
     if not (adapter / "adapter_config.json").is_file():
         raise RunError("this run has no adapter to export", file=adapter,
                        hint="finish the run first; a full fine-tune exports as a merged folder")
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(adapter, tmp)
-    if out.exists():
-        out.rmdir()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, out)
+    shutil.copytree(adapter, tmp, symlinks=True)  # a link in the run folder is copied as a link, not followed
+    _install(tmp, out)
     on_event(ev.progress("export", 1, 1, f"Adapter copied to {out}"))
     return out
 
@@ -207,21 +344,30 @@ def _merged_tmp(run_dir: Path, out: Path, on_event: ev.OnEvent) -> Path:
 
 
 def export_gguf(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", on_event: ev.OnEvent = ev.no_event,
-                should_stop: ev.ShouldStop = ev.never_stop) -> Path | None:
+                should_stop: ev.ShouldStop = ev.never_stop, force: bool = False) -> Path | None:
     """Merge the run and write it as one GGUF file (see :mod:`backend.gguf_export`).
+
+    Parameters
+    ----------
+    force
+        Replace an existing GGUF file at ``out`` (never a file that is not a GGUF).
 
     Returns
     -------
     Path or None
         The file; ``None`` when stopped (nothing is left at ``out``).
+
+    Raises
+    ------
+    ExportTargetExists
+        ``out`` exists and ``force`` is off (or it is not a GGUF file).
     """
     from backend.gguf_export import check_quant, write_gguf
 
     run_dir = require_run_dir(run_dir)
-    out = Path(out).expanduser().resolve()
+    out = _target(out)
     quant = check_quant(quant)
-    _check_target(out, folder=False)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_target(out, folder=False, force=force)
     merged = _merged_tmp(run_dir, out, on_event)
     try:
         if should_stop():
@@ -235,7 +381,7 @@ def export_gguf(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", on
 
 def export_ollama(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", model_name: str | None = None,
                   generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
-                  should_stop: ev.ShouldStop = ev.never_stop) -> Path | None:
+                  should_stop: ev.ShouldStop = ev.never_stop, force: bool = False) -> Path | None:
     """An Ollama folder: the merged GGUF, a ``Modelfile`` and a README.
 
     The Modelfile's ``TEMPLATE`` reproduces the model's chat template (checked
@@ -249,6 +395,8 @@ def export_ollama(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", 
         A :class:`backend.rag.settings.GenerationSettings` (defaults when ``None``).
     system_prompt
         Defaults to the chat's system prompt without retrieval.
+    force
+        Replace an earlier export at ``out`` (never a folder that is not an export).
 
     Returns
     -------
@@ -261,9 +409,9 @@ def export_ollama(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", 
     from backend.rag.settings import GenerationSettings, RetrievalSettings
 
     run_dir = require_run_dir(run_dir)
-    out = Path(out).expanduser().resolve()
+    out = _target(out)
     quant = check_quant(quant)
-    _check_target(out, folder=True)
+    _check_target(out, folder=True, force=force)
     gen = generation or GenerationSettings()
     system = system_prompt if system_prompt is not None else RetrievalSettings().no_rag_system_prompt
     name = model_name or re.sub(r"[^a-z0-9._-]+", "-", run_dir.name.lower()).strip("-.") or "tuned"
@@ -292,9 +440,7 @@ def export_ollama(run_dir: str | Path, out: str | Path, *, quant: str = "q8_0", 
         (tmp / "Modelfile").write_text(text, encoding="utf-8")
         (tmp / "README.md").write_text(_ollama_readme(name, gguf_name, quant, run_dir), encoding="utf-8")
         temp_path_for(tmp / gguf_name).unlink(missing_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        _install(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     on_event(ev.progress("export", 1, 1, f"Ollama folder written to {out}"))
@@ -333,7 +479,7 @@ Import `{gguf_name}` (My Models -> Import).
 def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = "q8_0", check: bool = True,
                evalset: str | Path | None = None, questions: int = 20, max_new_tokens: int | None = None,
                generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
-               should_stop: ev.ShouldStop = ev.never_stop) -> ExportRecord | None:
+               should_stop: ev.ShouldStop = ev.never_stop, force: bool = False) -> ExportRecord | None:
     """Export a run as ``kind``, record it, and run the parity check.
 
     Parameters
@@ -352,6 +498,10 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
         ``questions`` of them.
     max_new_tokens
         Length of the greedy answers compared (default: ``backend.parity.MAX_NEW_TOKENS``).
+    force
+        Replace an earlier export at ``out`` (``tune export --force``; the app asks first).
+        Without it an existing file or non-empty folder is refused; with it, only an
+        earlier export is replaced, never another file or folder.
 
     Returns
     -------
@@ -361,7 +511,7 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
     Raises
     ------
     ExportError, RunError
-        Unknown kind, unsupported model, or an occupied target.
+        Unknown kind, unsupported model, or an occupied target (:class:`ExportTargetExists`).
     """
     from backend.fsutil import sha256_file
 
@@ -370,14 +520,14 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
     run_dir = require_run_dir(run_dir)
     t0 = time.monotonic()
     if kind == "adapter":
-        path = export_adapter(run_dir, out, on_event=on_event)
+        path = export_adapter(run_dir, out, on_event=on_event, force=force)
     elif kind == "merged":
-        path = export_merged(run_dir, out, on_event=on_event)
+        path = export_merged(run_dir, out, on_event=on_event, force=force)
     elif kind == "gguf":
-        path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop)
+        path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop, force=force)
     else:
         path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
-                             on_event=on_event, should_stop=should_stop)
+                             on_event=on_event, should_stop=should_stop, force=force)
     if path is None:
         return None
     weights = _weights_file(path)

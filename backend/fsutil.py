@@ -10,9 +10,33 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename)."""
+def atomic_write_bytes(path: str | Path, data: bytes, *, root: str | Path | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename); never writes through a link.
+
+    The temp file is created with ``O_CREAT | O_EXCL`` (``mkstemp``; ``O_NOFOLLOW`` too where
+    the system has it) and renamed over ``path``: a link at ``path`` is replaced by the file,
+    its target is never opened (docs/architecture.md, "Confinement").
+
+    Parameters
+    ----------
+    path
+        The file to replace.
+    data
+        Its new bytes.
+    root
+        The project folder, when ``path`` is one of its files: the file's folder must
+        resolve inside it (a linked ``documents/`` is not followed out of the project).
+
+    Raises
+    ------
+    backend.confine.ConfinementError
+        The folder leads outside ``root``.
+    """
     path = Path(path)
+    if root is not None:
+        from backend.confine import confine
+
+        confine(path.parent, root, source=path, what="the folder of")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -29,14 +53,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Replace ``path`` with UTF-8 ``text`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, root: str | Path | None = None) -> None:
+    """Replace ``path`` with UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"), root=root)
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Replace ``path`` with ``obj`` as sorted, indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+def atomic_write_json(path: str | Path, obj: Any, *, root: str | Path | None = None) -> None:
+    """Replace ``path`` with ``obj`` as sorted, indented JSON, atomically (see :func:`atomic_write_bytes`)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", root=root)
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:

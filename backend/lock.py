@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from backend.confine import open_no_follow
 from backend.errors import TuneError
 
 LOCK_FILE = ".tune-studio.lock"
@@ -53,7 +54,10 @@ def _unlock(fh) -> None:
 def holder(project_root: str | Path) -> dict[str, Any] | None:
     """Who holds (or last held) the project's lock, as written in the lock file; ``None`` if unknown."""
     try:
-        text = (Path(project_root) / LOCK_FILE).read_text(encoding="utf-8")
+        path = Path(project_root) / LOCK_FILE
+        if path.is_symlink():  # never read what a planted link points at
+            return None
+        text = path.read_text(encoding="utf-8")
         return json.loads(text) if text.strip() else None
     except (OSError, ValueError):
         return None
@@ -85,6 +89,8 @@ class ProjectLock:
     ------
     ProjectBusy
         When another process holds the lock after ``wait`` seconds; the message names it.
+    ConfinementError
+        When ``.tune-studio.lock`` is a link (it is never written through).
 
     The lock is re-entrant within one thread (nested ``with`` blocks for the same
     project share it), since the GUI and the CLI call functions that lock from
@@ -116,7 +122,10 @@ class ProjectLock:
                 return self
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            fh = open(self.path, "a+", encoding="utf-8")
+            # never through a link: a project from elsewhere may hold .tune-studio.lock -> ~/.bashrc,
+            # which "a+" and the truncate below would overwrite (docs/architecture.md, "Confinement")
+            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT)
+            fh = os.fdopen(fd, "r+", encoding="utf-8")
         except OSError as e:
             if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 # nobody can write this project, so there is nothing to serialise; the write

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 
 from backend import events as ev
 from backend import methods
+from backend.confine import ConfinementError, confine, is_link, printable, resolved
 from backend.errors import RunError
 from backend.fsutil import atomic_write_json, read_json
 
@@ -173,6 +174,52 @@ def require_run_dir(run_dir: str | Path) -> Path:
         raise RunError(f"not a run folder (no {CONFIG})", file=p,
                        hint="give the path of a folder under <project>/runs/")
     return p
+
+
+def require_project_run(run_dir: str | Path, project_root: str | Path | None = None) -> Path:
+    """``run_dir`` resolved, after checking it is a run of this project: what may be deleted.
+
+    The rule (docs/architecture.md, "Confinement"): the folder is not a link, it
+    resolves to a direct child of ``<project>/runs/``, and it holds the two files
+    every run gets when it is created — ``config.json`` and a ``status.json``
+    with a known status — as plain files.  A folder with only a ``config.json``
+    (every Hugging Face model folder has one) is not a run.
+
+    Parameters
+    ----------
+    run_dir
+        The folder.
+    project_root
+        The project it must belong to; by default the folder above its ``runs/``
+        (and then ``run_dir`` must sit in a folder named ``runs``).
+
+    Raises
+    ------
+    ConfinementError
+        The folder is a link, or lies outside the project.
+    RunError
+        It is not a direct child of ``runs/``, or lacks the run files.
+    """
+    p = Path(run_dir).expanduser()
+    hint = "give the id of a run (the RUN column of `tune runs PROJECT`)"
+    if is_link(p):
+        raise ConfinementError("this run folder is a link; a run is deleted only from inside its project",
+                               file=p, hint="remove the link itself if you want it gone")
+    real = resolved(p)
+    if project_root is None:
+        if real.parent.name != PROJECT_RUNS:
+            raise RunError(f"not a run folder (runs live in <project>/{PROJECT_RUNS}/<id>/)", file=p, hint=hint)
+        project_root = real.parent.parent
+    confine(real, project_root, source=p, what="the run folder")
+    if real.parent != resolved(runs_dir(project_root)):
+        raise RunError(f"not a run folder of this project (runs live in <project>/{PROJECT_RUNS}/<id>/)",
+                       file=p, hint=hint)
+    cfg, st = config_path(real), status_path(real)
+    marked = (real.is_dir() and cfg.is_file() and st.is_file() and not is_link(cfg) and not is_link(st)
+              and read_status(real).get("status") in STATUSES)
+    if not marked:
+        raise RunError(f"not a run folder (a run has {CONFIG} and {STATUS} with its status)", file=p, hint=hint)
+    return real
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
@@ -476,7 +523,9 @@ def read_run(run_dir: str | Path) -> RunSummary | None:
             max_steps = last.get("max_steps")
             train_loss = last.get("loss") if train_loss is None else train_loss
     created = st.get("created") or st.get("started") or _mtime(run_dir)
-    return RunSummary(run_dir, read_label(run_dir) or cfg.get("name") or run_dir.name, st.get("status", "unknown"),
+    # a name comes from the project's files: never raw control characters on a terminal or in a label
+    name = printable(read_label(run_dir) or cfg.get("name") or run_dir.name)
+    return RunSummary(run_dir, name, str(st.get("status", "unknown")),
                       float(created or 0), (cfg.get("method") or {}).get("method", "?"),
                       (cfg.get("model") or {}).get("name_or_path", "?"), step, max_steps,
                       train_loss, eval_loss, st.get("reason") or "", st.get("pid"))
@@ -493,6 +542,27 @@ def read_label(run_dir: str | Path) -> str:
 
 
 MAX_LABEL = 120
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a display name that could be taken for a path or garble a terminal.
+
+    Raises
+    ------
+    RunError
+        A line break or another control character, only dots (``.``, ``..``), or a
+        path separator (``/`` or ``\\``).
+    """
+    if any(c in name for c in "\r\n\t"):
+        raise RunError("a run name is one line", field="name", hint="remove the line break from the name")
+    if printable(name) != name:
+        raise RunError("a run name has no control characters", field="name",
+                       hint="type the name again without escape or control characters")
+    if name and set(name) == {"."}:
+        raise RunError(f"a run name cannot be {name!r}", field="name",
+                       hint="use letters or digits (a name of dots reads as a folder)")
+    if "/" in name or "\\" in name:
+        raise RunError("a run name is not a path (no / or \\)", field="name", hint="use - or _ instead")
 
 
 def rename_run(run_dir: str | Path, name: str) -> str:
@@ -521,8 +591,7 @@ def rename_run(run_dir: str | Path, name: str) -> str:
     """
     p = require_run_dir(run_dir)
     name = (name or "").strip()
-    if any(c in name for c in "\r\n\t"):
-        raise RunError("a run name is one line", field="name", hint="remove the line break from the name")
+    check_run_name(name)
     if len(name) > MAX_LABEL:
         raise RunError(f"a run name is at most {MAX_LABEL} characters (this one has {len(name)})",
                        field="name", hint="give a shorter name")
@@ -602,7 +671,7 @@ def is_live(run_dir: str | Path) -> bool:
     return isinstance(pid, int) and pid_alive(pid)
 
 
-def delete_run(run_dir: str | Path) -> RunContents:
+def delete_run(run_dir: str | Path, project_root: str | Path | None = None) -> RunContents:
     """Delete a run folder and everything in it (adapter, checkpoints, exports, evaluations).
 
     The GUI moves a run to the system trash when it can and only falls back
@@ -611,8 +680,10 @@ def delete_run(run_dir: str | Path) -> RunContents:
     Parameters
     ----------
     run_dir
-        The run folder; it must be a run folder (``config.json`` in it), so a
-        wrong path never removes anything else.
+        The run folder; it must be a run of the project (:func:`require_project_run`),
+        so a wrong path, a link or a forged name never removes anything else.
+    project_root
+        The project; by default the folder above the run's ``runs/``.
 
     Returns
     -------
@@ -623,8 +694,10 @@ def delete_run(run_dir: str | Path) -> RunContents:
     ------
     RunError
         When it is not a run folder, or a process is training it now.
+    ConfinementError
+        When it is a link or lies outside the project.
     """
-    p = require_run_dir(run_dir)
+    p = require_project_run(run_dir, project_root)
     if is_live(p):
         raise RunError("this run is training now; it cannot be deleted", file=p,
                        hint="stop it first (Stop on the Train page, or Ctrl-C in its terminal)")
@@ -634,26 +707,41 @@ def delete_run(run_dir: str | Path) -> RunContents:
 
 
 def find_run(project_root: str | Path, key: str) -> Path:
-    """The run folder of a project named by ``key``: its folder id, its display name or a path.
+    """The run folder of a project named by ``key``: its folder id, its display name or its path.
+
+    A path (absolute, or with a separator) must lead to a run of this project
+    (:func:`require_project_run`); ``.``, ``..`` and other names of dots are refused,
+    whatever a ``label.json`` says.
 
     Raises
     ------
     RunError
-        When no run, or more than one run, has that name.
+        When no run, or more than one run, has that name, or ``key`` is only dots.
+    ConfinementError
+        When a path or a folder id leads outside the project's ``runs/`` (a link included).
     """
+    key = str(key).strip()
+    hint = "give the run's folder id (the RUN column of `tune runs PROJECT`) or its name"
+    if not key or set(key) == {"."}:
+        raise RunError(f"{printable(key)!r} is not a run name", field="run", hint=hint)
+    seps = {"/", os.sep, os.altsep or "/"}
     direct = Path(key).expanduser()
-    if direct.is_absolute() and is_run_dir(direct):
-        return direct
+    if direct.is_absolute() or any(c in key for c in seps):
+        full = direct if direct.is_absolute() else runs_dir(project_root) / direct
+        confine(full, project_root, source=full, what="the run")
+        return require_project_run(full, project_root)
     by_id = runs_dir(project_root) / key
+    if is_link(by_id):
+        return require_project_run(by_id, project_root)  # raises: a link is not a run of this project
     if is_run_dir(by_id):
-        return by_id
+        return require_project_run(by_id, project_root)
     hits = [r.run_dir for r in list_runs(project_root) if r.name == key]
     if len(hits) == 1:
-        return hits[0]
+        return require_project_run(hits[0], project_root)
     if hits:
-        raise RunError(f"{len(hits)} runs are named {key!r}", field="run",
+        raise RunError(f"{len(hits)} runs are named {printable(key)!r}", field="run",
                        hint="give the run's folder id instead (the RUN column of `tune runs`)")
-    raise RunError(f"no run {key!r} in this project", file=runs_dir(project_root), field="run",
+    raise RunError(f"no run {printable(key)!r} in this project", file=runs_dir(project_root), field="run",
                    hint="`tune runs PROJECT` lists the runs with their ids")
 
 
@@ -668,7 +756,8 @@ def iter_run_dirs(project_root: str | Path) -> Iterator[Path]:
     """The run folders under a project's ``runs/``."""
     d = runs_dir(project_root)
     if d.is_dir():
-        yield from (p for p in d.iterdir() if p.is_dir() and is_run_dir(p))
+        # a link in runs/ is not a run of this project (it may lead anywhere): never listed
+        yield from (p for p in sorted(d.iterdir()) if not is_link(p) and p.is_dir() and is_run_dir(p))
 
 
 def list_runs(project_root: str | Path) -> list[RunSummary]:

@@ -82,28 +82,30 @@ def answer_record(answer: Any, *, exchange: str, run_dir: str | Path | None = No
             "withheld": str(d.get("withheld") or ""), "unsupported": [str(c) for c in d.get("unsupported") or []]}
 
 
-def append(path: str | Path, record: dict[str, Any]) -> None:
+def append(path: str | Path, record: dict[str, Any], *, root: str | Path | None = None) -> None:
     """Append one answer record to the transcript (created with its folder when missing).
 
     One ``write`` of one line, flushed to disk: a crash leaves at most a torn
-    last line, which :func:`load` skips and the next append starts after.
+    last line, which :func:`load` skips and the next append starts after.  The
+    file is never appended through a link (:func:`backend.confine.append_text`).
+
+    Parameters
+    ----------
+    path
+        ``chat/transcript.jsonl`` of a project.
+    record
+        The answer record (:func:`answer_record`).
+    root
+        The project folder: ``chat/`` must resolve inside it.
+
+    Raises
+    ------
+    backend.confine.ConfinementError
+        ``path`` is a link, or its folder leads outside ``root``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    # After a crash mid-line the file ends without a newline: start on a line of our own, or this
-    # record would be glued to the torn one and lost with it.
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                line = "\n" + line
-    except OSError:  # missing or empty
-        pass
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    from backend.confine import append_text
+
+    append_text(path, json.dumps(record, ensure_ascii=False, default=str) + "\n", root=root)
 
 
 def load(path: str | Path) -> list[Exchange]:

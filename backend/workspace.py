@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from backend import runs
+from backend.confine import is_inside, is_link, walk_files
 from backend.errors import ConfigError, TuneError
 from backend.filetypes import is_dataset_file, is_document_file
 from backend.fsutil import atomic_write_json, read_json
@@ -141,7 +142,7 @@ class Project:
         """Write project.json atomically (never with the trust flags)."""
         settings, _ = _without_trust(self.settings or {})
         atomic_write_json(self.root / PROJECT_FILE, {"name": self.name, "base_model": self.base_model,
-                                                    "settings": settings, "format": 1})
+                                                    "settings": settings, "format": 1}, root=self.root)
 
     def _set(self, key: str, value: Any, save: bool) -> None:
         settings = dict(self.settings or {})
@@ -163,16 +164,49 @@ class Project:
 
     # -- files ------------------------------------------------------------------------
     def dataset_files(self) -> list[Path]:
-        """Dataset files in ``datasets/``, sorted (see :mod:`backend.filetypes`)."""
+        """Dataset files in ``datasets/``, sorted (see :mod:`backend.filetypes`); links out of the project skipped."""
         if not self.datasets_dir.is_dir():
             return []
-        return sorted(p for p in self.datasets_dir.iterdir() if is_dataset_file(p))
+        return sorted(p for p in self._confined(self.datasets_dir, recursive=False) if is_dataset_file(p))
 
     def document_files(self) -> list[Path]:
-        """Document files anywhere under ``documents/``, sorted."""
+        """Document files anywhere under ``documents/``, sorted; links out of the project skipped.
+
+        A link whose target is outside the project (``documents/config -> ~/.ssh/config``)
+        is never read or indexed: :meth:`skipped_links` names it (docs/architecture.md,
+        "Confinement").
+        """
         if not self.documents_dir.is_dir():
             return []
-        return sorted(p for p in self.documents_dir.rglob("*") if is_document_file(p))
+        return sorted(p for p in self._confined(self.documents_dir) if is_document_file(p))
+
+    def _confined(self, folder: Path, *, recursive: bool = True, skipped: list[Path] | None = None) -> list[Path]:
+        """Files under ``folder`` that stay inside the project (:func:`backend.confine.walk_files`)."""
+        if not recursive:
+            found = []
+            for p in sorted(folder.iterdir()):
+                if is_link(p) and not (p.is_file() and is_inside(p, self.root)):
+                    if skipped is not None:
+                        skipped.append(p)
+                    continue
+                if p.is_file():
+                    found.append(p)
+            return found
+        return list(walk_files(folder, self.root, skipped=skipped))
+
+    def skipped_links(self) -> list[Path]:
+        """Links in ``documents/``, ``datasets/`` and ``evalsets/`` that lead outside the project (never read).
+
+        The Data page and ``tune ingest`` name them in a warning
+        (:func:`backend.confine.skipped_message`).
+        """
+        out: list[Path] = []
+        for folder, recursive in ((self.documents_dir, True), (self.datasets_dir, False), (self.evalsets_dir, False)):
+            if is_link(folder) and not is_inside(folder, self.root):
+                out.append(folder)
+            elif folder.is_dir():
+                self._confined(folder, recursive=recursive, skipped=out)
+        return out
 
     def dataset_role(self, path: str | Path) -> str:
         """``train``, ``validation`` or ``off`` for a file in ``datasets/`` (``train`` unless set)."""
@@ -250,8 +284,8 @@ class Project:
         """Question sets in ``evalsets/`` (``.jsonl`` and ``.csv``), sorted."""
         if not self.evalsets_dir.is_dir():
             return []
-        return sorted(p for p in self.evalsets_dir.iterdir()
-                      if p.is_file() and p.suffix.lower() in (".jsonl", ".csv") and not p.name.startswith("."))
+        return sorted(p for p in self._confined(self.evalsets_dir, recursive=False)
+                      if p.suffix.lower() in (".jsonl", ".csv") and not p.name.startswith("."))
 
     # -- the run configuration -----------------------------------------------------------
     def saved_run_config(self) -> "RunConfig":

@@ -154,13 +154,14 @@ def copy_into(folder: Path, paths: list[Path]) -> list[Path]:
     return out
 
 
-def append_feedback(path: Path, question: str, answer: str, system: str = "") -> None:
-    """Append one corrected answer as a ``messages`` row to a JSONL dataset."""
+def append_feedback(path: Path, question: str, answer: str, system: str = "", *, root: Path | None = None) -> None:
+    """Append one corrected answer as a ``messages`` row to a JSONL dataset (never through a link).
+
+    ``root`` (the project folder) confines the file's folder to the project.
+    """
+    from backend.confine import append_text
+
     msgs = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-    with open(path, "a", encoding="utf-8") as fh:
-        if needs_newline:
-            fh.write("\n")
-        fh.write(json.dumps({"messages": msgs}, ensure_ascii=False) + "\n")
+    # never through a link: datasets/feedback.jsonl of a project from elsewhere may point anywhere
+    append_text(path, json.dumps({"messages": msgs}, ensure_ascii=False) + "\n", root=root)

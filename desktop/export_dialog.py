@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLineEdit, QMessageBox, QProgressBar, QPushButton, QRadioButton, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from backend import events as ev
 from backend.gguf_export import K_QUANTS_NOTE, QUANT_HELP
@@ -210,12 +211,22 @@ class ExportDialog(QDialog):
         if not self.path_edit.text().strip():
             self.banner.show_message("warning", "Choose where to save the export")
             return False
+        target = self.target()
+        force = False
+        if occupied(target):
+            what = "folder" if target.is_dir() else "file"
+            if not self.confirm_overwrite("Replace the earlier export?",
+                                          f"{target}\n\nThis {what} exists. Replace it with the new export?\n\n"
+                                          "Only an earlier export is replaced; any other file or folder is left "
+                                          "alone and the export stops with a message."):
+                return False
+            force = True
         self.banner.hide()
         self.result.setText("")
         n = self.questions.value()
-        self.job = Job(export_run, self.run_dir, self.kind(), self.target(), quant=self.quant.currentData(),
+        self.job = Job(export_run, self.run_dir, self.kind(), target, quant=self.quant.currentData(),
                        check=n > 0, questions=max(n, 1), generation=self.generation,
-                       system_prompt=self.system_prompt, name="export", parent=self)
+                       system_prompt=self.system_prompt, force=force, name="export", parent=self)
         self.job.event.connect(self._on_event)
         self.job.returned.connect(self._on_returned)
         self.job.errored.connect(self._on_errored)
@@ -225,6 +236,11 @@ class ExportDialog(QDialog):
         self._set_running(True)
         self.job.start()
         return True
+
+    def confirm_overwrite(self, title: str, text: str) -> bool:
+        """Ask before replacing an earlier export (tests replace this)."""
+        return QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
     def _on_stop(self) -> None:
         if self.job is not None:
@@ -264,6 +280,16 @@ class ExportDialog(QDialog):
         if self.job is not None and self.job.is_running():
             return
         super().reject()
+
+
+def occupied(target: Path) -> bool:
+    """Whether an export to ``target`` would replace something (a file, a link, a non-empty folder)."""
+    if target.is_symlink() or target.is_file():
+        return True
+    try:
+        return target.is_dir() and any(target.iterdir())
+    except OSError:
+        return True
 
 
 def parity_text(parity: dict | None) -> str:

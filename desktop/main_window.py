@@ -258,9 +258,19 @@ class MainWindow(QMainWindow):
             self.go_to(0, force=True)
             return False
         self.settings.add_recent(self.session.project.root)
+        # temp files of exports killed mid-way (their process is gone): hidden, often hundreds of MB
+        from backend.export import remove_project_export_temps
+
+        remove_project_export_temps(self.session.project.root)
+        links = self.session.project.skipped_links()  # links out of the project: never read (confinement)
         if self.session.project_notices:  # trust flags a project file asked for and did not get
             self.notice.show_message("warning", "This project asks for more trust than a file can grant",
                                      "\n".join(self.session.project_notices))
+        elif links:
+            from backend.confine import skipped_message
+
+            self.notice.show_message("warning", "Some files of this project are links to elsewhere",
+                                     skipped_message(links, self.session.project.root))
         if resolve:
             self.model_page.ensure_resolved()
         QTimer.singleShot(0, self._offer_resume)

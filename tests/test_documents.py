@@ -125,21 +125,24 @@ def test_add_documents_manifest_is_incremental(tmp_path):
     b = make_pdf(tmp_path / "b.pdf", ["Beta page"])
     r1 = add_documents(proj, [a, b])
     assert len(r1.added) == 2 and r1.ok
+    # files from outside the project are copied into documents/ (the manifest names only the project's files)
+    ca, cb, cbad = (str((proj.documents_dir / n).resolve()) for n in ("a.txt", "b.pdf", "bad.pdf"))
     m = read_manifest(proj)["documents"]
-    ea = m[str(a.resolve())]
-    assert ea["status"] == "ok" and ea["chunks"] > 1 and len(ea["sha256"]) == 64 and ea["path"] == str(a.resolve())
+    ea = m[ca]
+    assert ea["status"] == "ok" and ea["chunks"] > 1 and len(ea["sha256"]) == 64 and ea["path"] == ca
+    assert ea["copied_from"] == str(a.resolve())
     r2 = add_documents(proj, [a, b])
     assert len(r2.unchanged) == 2 and not r2.added and not r2.updated
     a.write_text("Changed text", encoding="utf-8")
     r3 = add_documents(proj, [a])
-    assert r3.updated == [str(a.resolve())] and read_manifest(proj)["documents"][str(a.resolve())]["chunks"] == 1
+    assert r3.updated == [ca] and read_manifest(proj)["documents"][ca]["chunks"] == 1
     # a broken file is recorded as an error, the others untouched, the manifest stays valid JSON
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(b"%PDF-1.4\n garbage")
     r4 = add_documents(proj, [bad])
     assert not r4.ok and "corrupt" in str(r4.failed[0][1])
     m = json.loads(proj.manifest_path.read_text())["documents"]
-    assert m[str(bad.resolve())]["status"] == "error" and m[str(b.resolve())]["status"] == "ok"
+    assert m[cbad]["status"] == "error" and m[cb]["status"] == "ok"
 
 
 def test_manifest_never_partially_written(tmp_path, monkeypatch):
@@ -158,7 +161,8 @@ def test_manifest_never_partially_written(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         add_documents(proj, [b])
     assert proj.manifest_path.read_bytes() == before
-    assert [p.name for p in proj.documents_dir.iterdir()] == ["manifest.json"]  # no temp file left
+    # no temp file left (a.txt is the copy the first add made: files from elsewhere are copied in)
+    assert sorted(p.name for p in proj.documents_dir.iterdir()) == ["a.txt", "manifest.json"]
 
 
 def test_cli_docs_add_and_list(tmp_path, capsys):

@@ -56,7 +56,8 @@ def _in_tmpfs(tmp_path: Path, script: str) -> subprocess.CompletedProcess:
 def test_read_only_project_is_a_message_and_nothing_changes(tmp_path):
     out = _in_tmpfs(tmp_path, "mount -o remount,ro $M; $TUNE docs add $M/p $DOC; echo rc=$?; ls $M/p/documents | wc -l")
     assert "rc=2" in out.stdout, out.stderr
-    assert "manifest.json: the file system is read-only" in out.stderr
+    # the first write is the copy of the outside document into documents/ (tune docs add copies files in)
+    assert "documents/new.md: the file system is read-only" in out.stderr
     assert "copy the project to a writable folder" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -209,7 +209,7 @@ def test_embedder_mismatch_offers_rebuild(tmp_path, embedder, other_embedder):
     from backend.workspace import Project
 
     proj = Project.create(tmp_path / "p")
-    docs = write_corpus(tmp_path / "docs")
+    docs = write_corpus(proj.root / "docs")  # a rebuild re-reads only recorded files inside the project
     ingest(proj, [docs], embeddings=embedder)
     msg = r"built with the embedder all-MiniLM-L6-v2 \(384-d\).*--rebuild"
     with pytest.raises(IndexStoreError, match=msg):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from backend import events as ev
+from backend.confine import is_inside, skipped_message, walk_files
 from backend.errors import DocumentError, IndexStoreError
 from backend.lock import ProjectLock
 from backend.fsutil import atomic_write_json, read_json
@@ -741,21 +742,47 @@ def loader() -> tuple[Callable[[str | Path, int, int], list["Document"]], tuple[
     return load_and_chunk, tuple(DOCUMENT_SUFFIXES)
 
 
-def _expand(paths: Sequence[str | Path], suffixes: tuple[str, ...], on_event: ev.OnEvent) -> tuple[list[Path], list[str]]:
-    """Files to index: given files, and supported files inside given folders (recursively)."""
+def _confined_sources(sources: dict[str, dict], root: Path) -> tuple[dict[str, dict], list[str]]:
+    """The index record's file sources that resolve inside the project, and the keys that do not.
+
+    The record (``index_meta.json``) comes with the project: a key naming ``/home/…/.ssh/config``
+    or a link out of the project is never read again by a refresh or a rebuild
+    (docs/architecture.md, "Confinement").  Sources that are not files (chunked documents
+    given by name) are kept.
+    """
+    kept: dict[str, dict] = {}
+    skipped: list[str] = []
+    for key, rec in sources.items():
+        if isinstance(rec, dict) and rec.get("kind", "file") == "file" and not is_inside(_key_path(key, root), root):
+            skipped.append(key)
+        else:
+            kept[key] = rec
+    return kept, skipped
+
+
+def _expand(paths: Sequence[str | Path], suffixes: tuple[str, ...], on_event: ev.OnEvent,
+            root: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Files to index: given files, and supported files inside given folders (recursively).
+
+    A folder is walked without following links out of it (or out of the project ``root``
+    when it lies inside): such links are skipped and named in a warning.
+    """
     files: list[Path] = []
     skipped: list[str] = []
+    links: list[Path] = []
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if not f.is_file() or any(part.startswith(".") for part in f.relative_to(p).parts):
-                    continue
+            boundary = root if root is not None and is_inside(p, root) else p
+            for f in walk_files(p, boundary, skipped=links, hidden=False):
                 if f.suffix.lower() in suffixes:
                     files.append(f)
                 else:
                     skipped.append(str(f))
         elif p.is_file():
+            if root is not None and is_inside(p.parent, root) and not is_inside(p, root):
+                links.append(p)  # a project's file that is a link out of it
+                continue
             if p.suffix.lower() not in suffixes:
                 raise DocumentError(f"cannot index '{p.suffix or p.name}' files", file=p,
                                     hint=f"supported: {', '.join(suffixes)}")
@@ -765,6 +792,8 @@ def _expand(paths: Sequence[str | Path], suffixes: tuple[str, ...], on_event: ev
     if skipped:
         on_event(ev.log(f"skipped {len(skipped)} files of unsupported types (e.g. {Path(skipped[0]).name})",
                         level="warning"))
+    if links:
+        on_event(ev.log(skipped_message(links, root or Path(".")), level="warning"))
     seen: set[Path] = set()
     unique = []
     for f in files:
@@ -908,14 +937,18 @@ def _recover(index_dir: Path, root: Path, on_event: ev.OnEvent) -> list[Path] | 
         old = read_json(moved / META_FILE) or {}
     except (ValueError, OSError):
         old = {}
-    for key, rec in (old.get("sources") or {}).items():
-        if rec.get("kind", "file") == "file":
+    sources, outside = _confined_sources(old.get("sources") or {}, root)
+    if outside:
+        on_event(ev.log(f"not rebuilt from {len(outside)} recorded source(s) outside the project "
+                        f"(e.g. {outside[0]}): a project's index names only its own files", level="warning"))
+    for key, rec in sources.items():
+        if isinstance(rec, dict) and rec.get("kind", "file") == "file":
             files[key] = _key_path(key, root)
     try:
         from backend.documents import project_documents
         from backend.workspace import Project
 
-        for f in project_documents(Project.open(root)):
+        for f in project_documents(Project.open(root)):  # confined by read_manifest
             files.setdefault(_source_key(Path(f), root), Path(f))
     except Exception as e:  # not a project folder (a bare index) or no manifest: the record's files only
         on_event(ev.log(f"no document list to rebuild from besides the index record ({e})", level="warning"))
@@ -935,23 +968,27 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
     if again is not None:
         paths, rebuild = [*paths, *again], True
     load, suffixes = loader()
-    files, skipped = _expand(paths, suffixes, on_event)
+    files, skipped = _expand(paths, suffixes, on_event, root)
+    _warn_skipped_links(root, paths, on_event)
     idx = DocumentIndex(index_dir, embeddings, root, embedding_model=settings.embedding_model or None,
                         embedding_backend=settings.embedding_backend)
     if not rebuild:
         idx.check_embedder()  # fail before hashing anything
     known = idx.meta["sources"] if idx.exists else {}
+    # the record comes with the project: a rebuild re-reads only its keys inside the project (a forged
+    # index_meta.json naming ~/.ssh/config is not read); files named now were chosen by the person
+    inside = _confined_sources(known, root)[0]
 
     # files indexed before: gone from disk -> removed; with rebuild -> embedded again
     keys = {_source_key(f, root): f for f in files}
     remove = []
     for key, rec in known.items():
-        if rec.get("kind", "file") != "file":
+        if not isinstance(rec, dict) or rec.get("kind", "file") != "file":
             continue
         p = _key_path(key, root)
         if not p.is_file():
             remove.append(key)
-        elif rebuild and key not in keys:
+        elif rebuild and key not in keys and key in inside:
             keys[key] = p
 
     versions: dict[str, tuple[str, Any, dict]] = {}
@@ -976,6 +1013,18 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
     rep.seconds = round(time.perf_counter() - t0, 3)
     on_event(ev.log(rep.describe()))
     return rep
+
+
+def _warn_skipped_links(root: Path, paths: Sequence[str | Path], on_event: ev.OnEvent) -> None:
+    """Name the links in ``documents/`` that lead out of the project (the GUI indexes its document list)."""
+    from backend.workspace import Project
+
+    docs = root / "documents"
+    if not (root / "project.json").is_file() or any(Path(p).expanduser() == docs for p in paths):
+        return  # not a project, or the folder itself was given: _expand has named them
+    links = [p for p in Project(root, root.name).skipped_links() if docs in p.parents or p == docs]
+    if links:
+        on_event(ev.log(skipped_message(links, root), level="warning"))
 
 
 def _bound_loader(load: Callable, f: Path, settings: IndexSettings) -> Callable[[], list["Document"]]:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend.errors import TuneError
 from backend import transcript as chat_log
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
@@ -926,11 +927,13 @@ class ChatPage(Page):
         summary = read_run(run) if run is not None else None
         try:
             chat_log.append(s.project.transcript_path, chat_log.answer_record(
-                e["answer"], exchange=self._exchange_id, run_dir=run, run_name=summary.name if summary else None))
-        except OSError as err:
+                e["answer"], exchange=self._exchange_id, run_dir=run, run_name=summary.name if summary else None),
+                root=s.project.root)
+        except (OSError, TuneError) as err:  # TuneError: a link planted in the project (confinement)
             if not self._transcript_error_shown:  # say it once, not after every answer
                 self._transcript_error_shown = True
-                self.banner.show_message("warning", f"The chat is not being saved: {err.strerror or err}",
+                why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                self.banner.show_message("warning", f"The chat is not being saved: {why}",
                                          str(s.project.transcript_path))
 
     def restore_transcript(self) -> int:
@@ -1067,9 +1070,10 @@ class ChatPage(Page):
             return
         path = s.project.datasets_dir / FEEDBACK_FILE
         try:
-            append_feedback(path, question, answer)
-        except OSError as e:
-            self.banner.show_message("error", f"Could not save the correction: {e.strerror}", str(path))
+            append_feedback(path, question, answer, root=s.project.root)
+        except (OSError, TuneError) as e:  # TuneError: a link planted in the project (confinement)
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.banner.show_message("error", f"Could not save the correction: {why}", str(path))
             return
         self.session.data_changed()
         self.status.setText(f"Correction saved to {path.name}; it is used for training from the next run on.")

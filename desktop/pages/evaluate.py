@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend.errors import TuneError
 from backend import runs as run_folder
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
@@ -830,9 +831,10 @@ class EvaluatePage(Page):
             return
         path = s.project.datasets_dir / FEEDBACK_FILE
         try:
-            append_feedback(path, question, answer)
-        except OSError as e:
-            self.banner.show_message("error", f"Could not save the correction: {e.strerror}", str(path))
+            append_feedback(path, question, answer, root=s.project.root)
+        except (OSError, TuneError) as e:  # TuneError: a link planted in the project (confinement)
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            self.banner.show_message("error", f"Could not save the correction: {why}", str(path))
             return
         s.data_changed()
         self.status.setText(f"Correction saved to datasets/{path.name}; the next run trains on it.")

@@ -669,6 +669,9 @@ class TrainPage(Page):
             self.banner.show_message("warning", f"“{name}” cannot be deleted now", why)
             return False
         try:
+            # only a run of this project, never a link or a folder a forged name points at (confinement)
+            root = self.session.project.root if self.session.project is not None else None
+            run_folder.require_project_run(run_dir, root)
             contents = run_folder.run_contents(run_dir)
         except TuneError as e:
             self.banner.show_error(e)
@@ -686,7 +689,7 @@ class TrainPage(Page):
                     f"Delete it for good ({contents.describe()})? This cannot be undone."):
                 return False
             try:
-                run_folder.delete_run(run_dir)
+                run_folder.delete_run(run_dir, root)
             except (TuneError, OSError) as e:
                 self.banner.show_error(e)
                 return False
