@@ -130,8 +130,7 @@ def cmd_train(args) -> int:
     cfg, notices = train_config(args)
     quiet_libraries()
     on_event = lambda r: _print_event(r, args.json)  # noqa: E731
-    for message in notices:
-        _print_warning(message, args.json)
+    print_notices(notices, as_json=args.json)  # what a file or the project asked for and did not get
     if int(os.environ.get("RANK", "0")) == 0:  # the same warnings the Train page shows before a start
         for message in start_warnings(cfg, on_event=on_event):
             _print_warning(message, args.json)

@@ -10,6 +10,9 @@ written here only.  Besides the name and base model it holds, under
 ``train_on_documents``  documents (paths relative to ``documents/``) whose text is also training text
 ``example_questions``   questions the Chat page offers as examples
 ``description``         a few words shown on the Project page
+``answer``              the answer settings (:class:`backend.rag.settings.AnswerSettings`:
+                        retrieval and generation) the Chat page, the Evaluate page,
+                        ``tune ask`` and ``tune eval`` answer with
 
 :func:`resolve_run_config` turns a project (plus a preset and overrides) into
 the :class:`~backend.config.RunConfig` a new run starts with; the Train page and
@@ -38,6 +41,7 @@ from backend.trust import TRUST_FIELDS, hub_allowed, notices
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
+    from backend.rag.settings import AnswerSettings
 
 PROJECT_FILE = "project.json"
 ROLES = ("train", "validation", "off")
@@ -253,6 +257,43 @@ class Project:
             return []
         return sorted(p for p in self.evalsets_dir.iterdir()
                       if p.is_file() and p.suffix.lower() in (".jsonl", ".csv") and not p.name.startswith("."))
+
+    # -- the answer settings ---------------------------------------------------------------
+    def answer_settings(self, *, strict: bool = False) -> "AnswerSettings":
+        """The settings every answer of this project uses (Chat, Evaluate, ``tune ask`` / ``tune eval``).
+
+        Parameters
+        ----------
+        strict
+            Raise when the saved settings are invalid (the CLI: the person
+            sees the field); otherwise fall back to the defaults (the GUI,
+            which shows the error beside them).
+
+        Raises
+        ------
+        ConfigError
+            ``strict`` and ``settings.answer`` holds an unknown key or a bad
+            value; names ``project.json`` and the field.
+        """
+        from backend.rag.settings import AnswerSettings
+
+        saved = (self.settings or {}).get("answer")
+        if saved is None:
+            return AnswerSettings()
+        try:
+            return AnswerSettings.from_dict(saved)
+        except ConfigError as e:
+            if not strict:
+                return AnswerSettings()
+            e.file = str(self.root / PROJECT_FILE)
+            e.field = f"settings.answer.{e.field}" if e.field else "settings.answer"
+            e.hint = (e.hint + "; " if e.hint else "") + "or remove settings.answer to use the defaults"
+            e.args = (str(e),)
+            raise
+
+    def set_answer_settings(self, settings: "AnswerSettings", *, save: bool = True) -> None:
+        """Remember the answer settings (the Chat page's panel)."""
+        self._set("answer", settings.to_dict(), save)
 
     # -- the run configuration -----------------------------------------------------------
     def saved_run_config(self) -> "RunConfig":
