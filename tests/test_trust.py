@@ -113,7 +113,7 @@ def _hub_run(tmp_path):
 @pytest.fixture()
 def offline(monkeypatch):
     """The person allowed no hub access; the libraries are offline (what `tune` and the app start with)."""
-    monkeypatch.delenv("TUNE_ALLOW_HUB", raising=False)
+    monkeypatch.setenv("TUNE_ALLOW_HUB", "0")  # recorded, so a test that switches it on is undone
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
 
@@ -219,3 +219,25 @@ def test_gui_resume_carries_the_persons_trust_choices(qtbot, tmp_path, offline):
     assert page.resume_run(run)
     assert sent[0]["action"] == "resume" and sent[0]["trust_remote_code"] is True
     assert sent[0]["allow_pickle_weights"] is True and sent[0]["allow_hub"] is False
+
+
+def test_the_model_page_tick_is_the_persons_hub_choice_for_the_process(tmp_path, offline):
+    import os
+
+    from backend.trust import hub_allowed
+    from backend.workspace import Project
+    from desktop.session import Session
+
+    Project.create(tmp_path / "proj")
+    s = Session()
+    s.open_project(tmp_path / "proj")
+    assert not s.config.model.allow_hub and not s.run_config().model.allow_hub
+    try:
+        s.set_model_source("default", allow_hub=True)  # what the Model page's tick does
+        assert hub_allowed() and os.environ.get("HF_HUB_OFFLINE") is None  # children inherit it
+        assert s.run_config().model.allow_hub
+        s.open_project(tmp_path / "proj")  # the choice belongs to the person, not to the project
+        assert s.config.model.allow_hub
+    finally:
+        s.set_model_source("default", allow_hub=False)
+    assert not hub_allowed() and os.environ.get("HF_HUB_OFFLINE") == "1"
