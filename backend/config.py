@@ -34,7 +34,7 @@ class ModelConfig:
     """Which base model to load and how."""
 
     name_or_path: str = _f(DEFAULT_MODEL, "Base model: 'default' (bundled SmolLM2-135M-Instruct), a local Hugging Face folder, a .gguf file, or a hub id (needs allow_hub).", label="Base model")
-    allow_hub: bool = _f(False, "Allow downloading a model from the Hugging Face hub. Off by default: Tune Studio works offline.", label="Allow hub downloads")
+    allow_hub: bool = _f(False, "Allow downloading a model from the Hugging Face hub. Off by default: Tune Studio works offline. Your choice on this machine (--allow-hub, TUNE_ALLOW_HUB=1, the Model page): a project, run folder or config file cannot switch it on.", label="Allow hub downloads")
     trust_remote_code: bool = _f(False, "Run Python code shipped with the model folder. Only turn on for models you trust.", label="Trust remote code")
     allow_pickle_weights: bool = _f(False, "Allow loading pickle (.bin) weights, which can run arbitrary code. Prefer safetensors.", label="Allow pickle weights")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("auto", "Weight dtype: auto = bfloat16 on GPUs that support it, else float32.", label="Weight dtype")
