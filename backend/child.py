@@ -6,7 +6,9 @@ module as a child process, reads its events and sends it controls
 
 stdin, first line
     A JSON request: ``{"action": "train", "config": {...}, "project_dir": ...}``
-    or ``{"action": "resume", "run_dir": ...}``; optional ``"nice": N`` lowers
+    or ``{"action": "resume", "run_dir": ..., "trust_remote_code": bool,
+    "allow_pickle_weights": bool, "allow_hub": bool}`` (the person's trust
+    choices; the run folder's are never used); optional ``"nice": N`` lowers
     the process's CPU priority by N before anything is loaded.
 stdin, then
     One control word per line: ``pause``, ``continue``, ``stop``.  The end of
@@ -115,7 +117,9 @@ def run(request: dict[str, Any], out: IO[str], controls: Controls) -> int:
             cfg = RunConfig.from_dict(request["config"])
             result = train(cfg, project_dir=request.get("project_dir"), **kwargs)
         else:
-            result = resume(request["run_dir"], **kwargs)
+            # the person's choices, sent by the window (never the run folder's): backend/trust.py
+            trust = {k: request.get(k) is True for k in ("trust_remote_code", "allow_pickle_weights", "allow_hub")}
+            result = resume(request["run_dir"], **trust, **kwargs)
     except TuneError as e:
         if not finished:  # failed before the run started (its own events say nothing yet)
             on_event(ev.event(ev.FINISHED, status="failed", reason=str(e), run_dir=request.get("run_dir"),

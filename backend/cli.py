@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from backend import events as ev
 from backend import launch_export
-from backend.cliutil import StopFlag, quiet_libraries
+from backend.cliutil import StopFlag, print_notices, quiet_libraries, trust_flags
 from backend.data import cli as data_cli
 from backend.errors import TuneError, from_os_error
 from backend.presets import PRESET_KEYS
@@ -83,13 +83,22 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     function the GUI's Start calls: the project's saved configuration (or the
     config file, when one is named), then ``--preset``, then ``--set`` and the
     quick flags, over the project's dataset roles and documents marked "train on".
-    The notices name trust flags the project asked for and was not given.
+    The notices name trust flags (remote code, pickle weights, hub access) the
+    config file or the project asked for and was not given: only the person's
+    flags (``--trust-remote-code``, ``--allow-pickle-weights``, ``--allow-hub`` or
+    ``TUNE_ALLOW_HUB=1``) switch them on (docs/architecture.md, "Trust").
     """
-    from backend.config import RunConfig, parse_set
+    from backend.config import ModelConfig, RunConfig, parse_set
     from backend.presets import apply_preset, preset
+    from backend.trust import hub_allowed, restrict
     from backend.workspace import Project, fact_set_size, resolve_run_config
 
-    base = RunConfig.load(args.config) if args.config else None
+    hub = hub_allowed() or bool(getattr(args, "allow_hub", False))
+    trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights,
+             "allow_hub": hub}
+    base, notices = None, []
+    if args.config:  # a file (a copied run's config.json) never switches trust on: backend/trust.py
+        base, notices = restrict(RunConfig.load(args.config), **trust, source=f"The config file {args.config}")
     overrides: dict = dict(parse_set(args.set or []))
     quick = {"model.name_or_path": args.model, "output_dir": args.output,
              "training.max_steps": args.max_steps, "training.save_steps": args.save_steps,
@@ -97,24 +106,21 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     if args.data:
         overrides["data.train_files"] = args.data
     overrides.update({k: v for k, v in quick.items() if v is not None})
-    trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights}
     if args.project:
         project = Project.open(args.project)
         cfg = resolve_run_config(project, base=base, preset=args.preset, overrides=overrides, **trust)
         granted = {k for k, v in trust.items() if v}
-        notices = [n for name, n in zip(project.trust_requests, project.trust_notices(cli=True))
-                   if name not in granted]
+        notices += [n for name, n in zip(project.trust_requests, project.trust_notices(cli=True))
+                    if name not in granted]
         return cfg, notices
-    cfg = base or RunConfig()
+    cfg = base or RunConfig(model=ModelConfig(**trust))
     if args.preset:
         rows = mean_tokens = None
         if preset(args.preset).derived:  # fitted to the rows of --data (or the config's training files)
             tok_cfg = cfg.with_overrides({"model.name_or_path": args.model}) if args.model else cfg
             rows, mean_tokens = fact_set_size(list(args.data or cfg.data.train_files), tok_cfg)
         cfg = apply_preset(cfg, args.preset, rows=rows, mean_tokens=mean_tokens)
-    # a flag only switches trust on; a config file the user names keeps its own values
-    trust_on = {f"model.{k}": True for k, v in trust.items() if v}
-    return cfg.with_overrides({**trust_on, **overrides}), []
+    return cfg.with_overrides(overrides) if overrides else cfg, notices
 
 
 def cmd_train(args) -> int:
@@ -124,8 +130,7 @@ def cmd_train(args) -> int:
     cfg, notices = train_config(args)
     quiet_libraries()
     on_event = lambda r: _print_event(r, args.json)  # noqa: E731
-    for message in notices:
-        _print_warning(message, args.json)
+    print_notices(notices, as_json=args.json)  # what a file or the project asked for and did not get
     if int(os.environ.get("RANK", "0")) == 0:  # the same warnings the Train page shows before a start
         for message in start_warnings(cfg, on_event=on_event):
             _print_warning(message, args.json)
@@ -200,22 +205,15 @@ def cmd_runs(args) -> int:
 def cmd_resume(args) -> int:
     from backend.config import parse_set
     from backend.training import resume
+    from backend.trust import hub_allowed
 
     quiet_libraries()
     stop = StopFlag()
     stop.install()
     result = resume(args.run_dir, on_event=lambda r: _print_event(r, args.json), should_stop=stop,
                     overrides=parse_set(args.set or []), trust_remote_code=args.trust_remote_code,
-                    allow_pickle_weights=args.allow_pickle_weights)
+                    allow_pickle_weights=args.allow_pickle_weights, allow_hub=hub_allowed())
     return 0 if result.status == "completed" else 3
-
-
-def _trust_flags(parser) -> None:
-    """``--trust-remote-code`` / ``--allow-pickle-weights``: this machine's answer, never a file's."""
-    parser.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
-                        help="run the model's own Python code (only for a model whose source you trust)")
-    parser.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",
-                        help="load .bin (pickle) weights, which can run code (only from a source you trust)")
 
 
 def cmd_export(args) -> int:
@@ -303,10 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=PRESET_KEYS,
                    help="start from a preset (the Configure page's Quick CPU test / Balanced LoRA / Quality / "
                         "Learn the facts, which is fitted to the training rows)")
-    t.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
-                   help="run Python code shipped with the model folder (only for models you trust)")
-    t.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",
-                   help="allow pickle (.bin) weights, which can run code (prefer safetensors)")
+    trust_flags(t)
     t.add_argument("--max-steps", type=int, dest="max_steps")
     t.add_argument("--save-steps", type=int, dest="save_steps")
     t.add_argument("--epochs", type=float)
@@ -325,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir")
     r.add_argument("--set", action="append", metavar="KEY=VALUE")
     r.add_argument("--json", action="store_true")
-    _trust_flags(r)
+    trust_flags(r)
     r.set_defaults(func=cmd_resume)
 
     e = sub.add_parser("export", help="export a run: adapter, merged model, GGUF or Ollama folder (+ parity check)",
@@ -370,10 +365,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``tune``; returns the exit code (2 for user errors)."""
     from backend.runtime import set_offline
+    from backend.trust import hub_allowed, set_hub_access
 
-    set_offline(allow_hub=os.environ.get("TUNE_ALLOW_HUB") == "1")
+    set_offline(allow_hub=hub_allowed())  # TUNE_ALLOW_HUB=1: the person's answer, never a file's
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "allow_hub", False):
+        set_hub_access(True)  # --allow-hub: for this command and the processes it starts
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -59,3 +59,31 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
+
+
+def trust_flags(parser, *, remote_code: bool = True, pickle: bool = True) -> None:
+    """``--trust-remote-code`` / ``--allow-pickle-weights`` / ``--allow-hub``: the person's answer, never a file's.
+
+    A config file, a run folder or a project that asks for any of them is told no
+    with the flag that would allow it (docs/architecture.md, "Trust").
+    """
+    if remote_code:
+        parser.add_argument("--trust-remote-code", action="store_true", dest="trust_remote_code",
+                            help="run the model's own Python code (only for a model whose source you trust)")
+    if pickle:
+        parser.add_argument("--allow-pickle-weights", action="store_true", dest="allow_pickle_weights",
+                            help="load .bin (pickle) weights, which can run code (only from a source you trust)")
+    parser.add_argument("--allow-hub", action="store_true", dest="allow_hub",
+                        help="allow downloading a model from the Hugging Face hub (also TUNE_ALLOW_HUB=1); "
+                             "off by default: Tune Studio works offline")
+
+
+def print_notices(messages, *, as_json: bool = False) -> None:
+    """Print what a file asked for and did not get (``warning: …`` on stderr, or a JSON ``log`` event)."""
+    for message in messages:
+        if as_json:
+            from backend import events as ev
+
+            print(ev.encode(ev.log(message, level="warning")), flush=True)
+        else:
+            print(f"warning: {message}", file=sys.stderr, flush=True)

@@ -10,16 +10,15 @@ fix.  Unknown keys are rejected with a "did you mean".
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
+from backend import fields
 from backend import methods
 from backend.errors import ConfigError
+from backend.fields import build, check_ranges, field_choices, field_info  # noqa: F401  (re-exported)
 
 DEFAULT_MODEL = "default"
 
@@ -27,12 +26,7 @@ Method = Literal[methods.NAMES]  # type: ignore[valid-type]  # the registry is t
 DatasetFormat = Literal["auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text"]
 
 
-def _f(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with a default, a help text and optional GUI metadata."""
-    meta["help"] = help
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
+_f = fields.setting  # the one field helper (backend/fields.py), shared with backend/rag/settings.py
 
 
 @dataclass
@@ -40,7 +34,7 @@ class ModelConfig:
     """Which base model to load and how."""
 
     name_or_path: str = _f(DEFAULT_MODEL, "Base model: 'default' (bundled SmolLM2-135M-Instruct), a local Hugging Face folder, a .gguf file, or a hub id (needs allow_hub).", label="Base model")
-    allow_hub: bool = _f(False, "Allow downloading a model from the Hugging Face hub. Off by default: Tune Studio works offline.", label="Allow hub downloads")
+    allow_hub: bool = _f(False, "Allow downloading a model from the Hugging Face hub. Off by default: Tune Studio works offline. Your choice on this machine (--allow-hub, TUNE_ALLOW_HUB=1, the Model page): a project, run folder or config file cannot switch it on.", label="Allow hub downloads")
     trust_remote_code: bool = _f(False, "Run Python code shipped with the model folder. Only turn on for models you trust.", label="Trust remote code")
     allow_pickle_weights: bool = _f(False, "Allow loading pickle (.bin) weights, which can run arbitrary code. Prefer safetensors.", label="Allow pickle weights")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("auto", "Weight dtype: auto = bfloat16 on GPUs that support it, else float32.", label="Weight dtype")
@@ -187,160 +181,23 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------
-# field introspection (used by the GUI form builder and --set)
-
-def field_info(cls: type, name: str) -> dataclasses.Field:
-    """The dataclass field ``name`` of ``cls``."""
-    return {f.name: f for f in dataclasses.fields(cls)}[name]
-
-
-def field_choices(cls: type, name: str) -> tuple | None:
-    """The ``Literal`` choices of a field, or ``None``."""
-    tp = typing.get_type_hints(cls)[name]
-    if get_origin(tp) is Literal:
-        return get_args(tp)
-    return None
-
+# field introspection (used by the GUI form builder and --set): backend/fields.py
 
 def iter_fields(section: str | None = None):
-    """Yield ``(dotted_key, section_cls, field, type)`` for every leaf field."""
-    sections = [section] if section else [None, *SECTIONS]
-    for sec in sections:
-        cls = SECTIONS[sec] if sec else RunConfig
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if sec is None and f.name in SECTIONS:
-                continue
-            yield (f"{sec}.{f.name}" if sec else f.name), cls, f, hints[f.name]
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check and convert ``value`` to the field type ``tp``."""
-    origin = get_origin(tp)
-    if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(map(str, choices))}"
-            raise ConfigError(f"'{value}' is not a valid choice", field=key, hint=hint)
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-            return value.lower() in ("true", "1", "yes", "on")
-        raise ConfigError(f"expected true or false, got {value!r}", field=key)
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"expected a whole number, got {value!r}", field=key)
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"expected a whole number, got {value!r}", field=key)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"expected a number, got {value!r}", field=key)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"expected a number, got {value!r}", field=key) from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected text, got {value!r}", field=key)
-        return value
-    if origin is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"expected a list of strings, got {value!r}", field=key)
-        return list(value)
-    if origin is dict:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError:
-                raise ConfigError(f"expected a JSON object, got {value!r}", field=key) from None
-        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise ConfigError(f"expected an object of string to string, got {value!r}", field=key)
-        return dict(value)
-    return value
-
-
-def _unknown(key: str, known: list[str], prefix: str) -> ConfigError:
-    close = difflib.get_close_matches(key, known, n=1)
-    full = f"{prefix}{key}"
-    hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
-    return ConfigError(f"unknown key '{full}'", field=full, hint=hint)
+    """Yield ``(dotted_key, section_cls, field, type)`` for every leaf field (of one section)."""
+    for key, cls, f, tp in fields.leaf_fields(RunConfig):
+        sec = key.split(".", 1)[0] if "." in key else None
+        if section is None or sec == section:
+            yield key, cls, f, tp
 
 
 def _build(cls: type, d: Any, prefix: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"expected an object, got {type(d).__name__}", field=prefix.rstrip(".") or None)
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in d:
-        if key not in names:
-            raise _unknown(key, names, prefix)
-    kwargs = {}
-    for name in names:
-        if name not in d:
-            continue
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, d[name], f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(d[name], tp, f"{prefix}{name}")
-    if cls is RunConfig:
-        return cls(**kwargs)
-    obj = cls(**kwargs)
-    _check_ranges(obj, prefix)
-    return obj
-
-
-def _check_ranges(obj: Any, prefix: str) -> None:
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            # NaN fails every comparison, so it would pass both range checks below
-            if not math.isfinite(v):
-                raise ConfigError(f"{v} is not a number", field=f"{prefix}{f.name}",
-                                  hint="use a finite value" + (f" between {lo} and {hi}" if lo is not None or hi is not None else ""))
-            if lo is not None and v < lo:
-                raise ConfigError(f"{v} is below the minimum {lo}", field=f"{prefix}{f.name}",
-                                  hint=f"use a value between {lo} and {hi}")
-            if hi is not None and v > hi:
-                raise ConfigError(f"{v} is above the maximum {hi}", field=f"{prefix}{f.name}",
-                                  hint=f"use a value between {lo} and {hi}")
+    return build(cls, d, prefix)
 
 
 def set_dotted(d: dict, key: str, value: Any) -> None:
-    """Set ``d['a']['b'] = value`` for ``key='a.b'``, rejecting unknown keys."""
-    parts = key.split(".")
-    if len(parts) == 1 and parts[0] not in {f.name for f in dataclasses.fields(RunConfig)}:
-        # bare leaf name: find the section that owns it
-        owners = [s for s, c in SECTIONS.items() if parts[0] in {f.name for f in dataclasses.fields(c)}]
-        if len(owners) == 1:
-            parts = [owners[0], parts[0]]
-    if len(parts) == 2 and parts[0] in SECTIONS:
-        sec = SECTIONS[parts[0]]
-        names = [f.name for f in dataclasses.fields(sec)]
-        if parts[1] not in names:
-            raise _unknown(parts[1], names, f"{parts[0]}.")
-        d[parts[0]][parts[1]] = _coerce(value, typing.get_type_hints(sec)[parts[1]], key)
-        return
-    names = [f.name for f in dataclasses.fields(RunConfig) if f.name not in SECTIONS]
-    all_keys = names + [f"{s}.{f.name}" for s, c in SECTIONS.items() for f in dataclasses.fields(c)]
-    if len(parts) == 1 and parts[0] in names:
-        d[parts[0]] = _coerce(value, typing.get_type_hints(RunConfig)[parts[0]], key)
-        return
-    raise _unknown(key, all_keys, "")
+    """Set ``d['a']['b'] = value`` for ``key='a.b'``, rejecting unknown keys (:func:`backend.fields.set_dotted`)."""
+    fields.set_dotted(RunConfig, d, key, value)
 
 
 def validate(cfg: RunConfig) -> None:
@@ -350,7 +207,7 @@ def validate(cfg: RunConfig) -> None:
         if isinstance(sec, dict):  # built directly with dicts: convert
             setattr(cfg, name, _build(cls, sec, f"{name}."))
         else:
-            _check_ranges(sec, f"{name}.")
+            check_ranges(sec, f"{name}.")
     m, t, mdl, data = cfg.method, cfg.training, cfg.model, cfg.data
     method = methods.METHODS.get(m.method)
     if method is None:
@@ -387,10 +244,4 @@ def validate(cfg: RunConfig) -> None:
 
 def parse_set(items: list[str]) -> dict[str, str]:
     """Parse ``["a.b=1", ...]`` from ``--set`` into a dict."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"'--set {item}' is not key=value", hint="write e.g. --set training.learning_rate=1e-4")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
+    return fields.parse_set(items)

@@ -24,6 +24,7 @@ from backend.config import RunConfig
 from backend.confine import is_link
 from backend.errors import RunError, TuneError
 from backend.fsutil import atomic_write_json
+from backend.trust import hub_allowed
 from backend.workspace import require_run_dir
 
 
@@ -80,7 +81,7 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
         if not adapter.exists():
             raise RunError("this run has no adapter yet (it has not completed)", file=run_dir,
                            hint="finish it with `tune resume RUN_DIR` first")
-        base = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub)
+        base = resolve_model(cfg.model.name_or_path, allow_hub=hub_allowed())  # the person's, never the run folder's
         cpu = DeviceInfo("cpu", "CPU", 0.0, False)
         model = load_model(base, device=cpu, dtype="float32" if dtype == "auto" else dtype)
         tok = load_tokenizer(base)

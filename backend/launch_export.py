@@ -533,7 +533,8 @@ def _export(cfg: RunConfig, name: str, out: Path, gpus: int, nodes: int, copy_mo
         model_note = ("`default` (the bundled SmolLM2-135M-Instruct, part of a Tune Studio install; "
                       "converted once per node into the user cache).")
     elif cfg.model.allow_hub and not Path(model).expanduser().exists():
-        model_note = f"`{model}` from the Hugging Face hub (allow_hub is on): each node downloads it."
+        model_note = (f"`{model}` from the Hugging Face hub: each node downloads it, when the launch passes "
+                      "`--allow-hub` (or sets `TUNE_ALLOW_HUB=1`); config.json cannot switch hub access on.")
     else:
         model_note = (f"`{model}` as in config.json: it must exist at that path on every node, or set "
                       "`MODEL=/path/on/the/nodes` when launching (or export again with `--copy-model`).")

@@ -306,7 +306,8 @@ def resolve_model(name_or_path: str, *, allow_hub: bool = False,
     if not allow_hub:
         raise ModelError(f"'{name_or_path}' looks like a hub id, but hub access is off (Tune Studio works offline)",
                          field="model.name_or_path",
-                         hint="download it to a folder and give the folder, or turn on model.allow_hub")
+                         hint="download it to a folder and give the folder, or allow hub access on this machine "
+                              "(--allow-hub, TUNE_ALLOW_HUB=1 or “Allow hub downloads” on the Model page)")
     return name_or_path
 
 

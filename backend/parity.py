@@ -34,6 +34,7 @@ from backend import runs
 from backend.errors import DataError, TuneError
 from backend.export import PARITY_RECORD, ExportError, ExportRecord, record_dir
 from backend.fsutil import atomic_write_json
+from backend.trust import hub_allowed
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def _load_export(rec: ExportRecord, run_dir: Path, device, notes: list[str]):
         from backend.models import resolve_model
 
         cfg = runs.load_config(run_dir)
-        base = resolve_model(cfg.model.name_or_path, allow_hub=cfg.model.allow_hub)
+        base = resolve_model(cfg.model.name_or_path, allow_hub=hub_allowed())  # the person's, never the run folder's
         model = PeftModel.from_pretrained(load_model(base, device=device, dtype="float32"), str(path))
         return model, load_tokenizer(base), None
     gguf = path if rec.kind == "gguf" else next(iter(sorted(path.glob("*.gguf"))), None)

@@ -361,11 +361,17 @@ def _evaluation_section(rep: Any) -> str:
     if rep.overlap:
         overlap = (f"<p class=flag>{len(rep.overlap)} test question(s) are also training questions: "
                    + _e(", ".join(o["id"] for o in rep.overlap)) + " — their scores measure recall.</p>")
+    from backend.rag.settings import describe_settings
+
+    settings = (f"<p class=settings>Answered with {_e(describe_settings(rep.settings))}, greedy decoding.</p>"
+                + (f"<details><summary>Answer settings used</summary><pre>"
+                   f"{_e(json.dumps(rep.settings, indent=2, sort_keys=True, ensure_ascii=False))}</pre></details>"
+                   if rep.settings else ""))
     return (f"<h2>Evaluation: {_e(rep.evalset)}</h2>"
             f"<p class=muted>{len(rep.questions)} questions, {rep.seconds:.0f} s"
             + (", <b>cancelled</b> (partial)" if rep.cancelled else "")
             + f". Each figure: value [95% bootstrap interval]. Verdicts — {_e(verdicts)}.</p>"
-            + overlap + _scorecard_table(rep) + svg_bars(rep) + "<h3>Validation loss</h3>" + _loss_table(rep.loss)
+            + settings + overlap + _scorecard_table(rep) + svg_bars(rep) + "<h3>Validation loss</h3>" + _loss_table(rep.loss)
             + forget + "<h3>Per question</h3>" + _question_table(rep)
             + "<h3>Sample answers</h3>" + _samples(rep))
 

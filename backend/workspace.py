@@ -10,13 +10,17 @@ written here only.  Besides the name and base model it holds, under
 ``train_on_documents``  documents (paths relative to ``documents/``) whose text is also training text
 ``example_questions``   questions the Chat page offers as examples
 ``description``         a few words shown on the Project page
+``answer``              the answer settings (:class:`backend.rag.settings.AnswerSettings`:
+                        retrieval and generation) the Chat page, the Evaluate page,
+                        ``tune ask`` and ``tune eval`` answer with
 
 :func:`resolve_run_config` turns a project (plus a preset and overrides) into
 the :class:`~backend.config.RunConfig` a new run starts with; the Train page and
 ``tune train --project`` both call it, so they train the same thing.
 
-``model.trust_remote_code`` and ``model.allow_pickle_weights`` are never read
-from ``project.json``: opening someone's project must not run their code.  A
+``model.trust_remote_code``, ``model.allow_pickle_weights`` and ``model.allow_hub``
+are never read from ``project.json``: opening someone's project must not run
+their code or reach the network.  A
 project that asks for them has them dropped, and :meth:`Project.trust_notices`
 says what it asked and how the user can allow it on this machine.
 """
@@ -34,10 +38,11 @@ from backend.confine import is_inside, is_link, walk_files
 from backend.errors import ConfigError, TuneError
 from backend.filetypes import is_dataset_file, is_document_file
 from backend.fsutil import atomic_write_json, read_json
-from backend.trust import TRUST_FIELDS, notices
+from backend.trust import TRUST_FIELDS, hub_allowed, notices
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
+    from backend.rag.settings import AnswerSettings
 
 PROJECT_FILE = "project.json"
 ROLES = ("train", "validation", "off")
@@ -287,6 +292,43 @@ class Project:
         return sorted(p for p in self._confined(self.evalsets_dir, recursive=False)
                       if p.suffix.lower() in (".jsonl", ".csv") and not p.name.startswith("."))
 
+    # -- the answer settings ---------------------------------------------------------------
+    def answer_settings(self, *, strict: bool = False) -> "AnswerSettings":
+        """The settings every answer of this project uses (Chat, Evaluate, ``tune ask`` / ``tune eval``).
+
+        Parameters
+        ----------
+        strict
+            Raise when the saved settings are invalid (the CLI: the person
+            sees the field); otherwise fall back to the defaults (the GUI,
+            which shows the error beside them).
+
+        Raises
+        ------
+        ConfigError
+            ``strict`` and ``settings.answer`` holds an unknown key or a bad
+            value; names ``project.json`` and the field.
+        """
+        from backend.rag.settings import AnswerSettings
+
+        saved = (self.settings or {}).get("answer")
+        if saved is None:
+            return AnswerSettings()
+        try:
+            return AnswerSettings.from_dict(saved)
+        except ConfigError as e:
+            if not strict:
+                return AnswerSettings()
+            e.file = str(self.root / PROJECT_FILE)
+            e.field = f"settings.answer.{e.field}" if e.field else "settings.answer"
+            e.hint = (e.hint + "; " if e.hint else "") + "or remove settings.answer to use the defaults"
+            e.args = (str(e),)
+            raise
+
+    def set_answer_settings(self, settings: "AnswerSettings", *, save: bool = True) -> None:
+        """Remember the answer settings (the Chat page's panel)."""
+        self._set("answer", settings.to_dict(), save)
+
     # -- the run configuration -----------------------------------------------------------
     def saved_run_config(self) -> "RunConfig":
         """The configuration saved by the Configure page, with the project's base model.
@@ -377,7 +419,7 @@ def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None
 
 def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,
                        overrides: Mapping[str, Any] | None = None, trust_remote_code: bool = False,
-                       allow_pickle_weights: bool = False, rows: int | None = None,
+                       allow_pickle_weights: bool = False, allow_hub: bool | None = None, rows: int | None = None,
                        mean_tokens: float | None = None) -> "RunConfig":
     """The configuration a new run of ``project`` starts with: the GUI's Start and ``tune train --project``.
 
@@ -395,9 +437,10 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         Dotted keys (``training.max_steps``) applied last.  ``data.train_files``,
         ``data.validation_files``, ``data.document_files`` and ``output_dir``
         given here win over the project's files.
-    trust_remote_code, allow_pickle_weights
-        This machine's choice (a GUI checkbox, a CLI flag); whatever ``base``
-        or ``project.json`` says is replaced.
+    trust_remote_code, allow_pickle_weights, allow_hub
+        This machine's choice (a GUI checkbox, a CLI flag; ``allow_hub=None``:
+        :func:`backend.trust.hub_allowed`); whatever ``base`` or ``project.json``
+        says is replaced.
     rows, mean_tokens
         The training rows a derived preset ("facts") is fitted to; counted
         with :func:`fact_set_size` when such a preset is asked for without them.
@@ -420,8 +463,7 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
     overrides = dict(overrides or {})
     if preset:
         if find_preset(preset).derived and not rows:  # counted with the tokenizer of the model the run uses
-            model = {k: v for k, v in overrides.items() if k.startswith("model.") and k not in
-                     ("model.trust_remote_code", "model.allow_pickle_weights")}
+            model = {k: v for k, v in overrides.items() if k.startswith("model.") and k[6:] not in TRUST_FIELDS}
             rows, mean_tokens = fact_set_size([str(p) for p in project.files_with_role("train")],
                                               cfg.with_overrides(model))
         cfg = apply_preset(cfg, preset, rows=rows, mean_tokens=mean_tokens)
@@ -432,6 +474,7 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         "data.document_files": [str(p) for p in project.training_documents()],
         "model.trust_remote_code": bool(trust_remote_code),
         "model.allow_pickle_weights": bool(allow_pickle_weights),
+        "model.allow_hub": hub_allowed() if allow_hub is None else bool(allow_hub),
     }
     return cfg.with_overrides({**files, **overrides})
 

@@ -68,7 +68,6 @@ def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = 
     from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
     from backend.rag.index import ingest
-    from backend.rag.settings import RetrievalSettings
     from backend.training import train
     from backend.workspace import Project, fact_set_size, resolve_run_config
 
@@ -114,7 +113,7 @@ def run(*, quick: bool = False, run_dir: str | None = None, model: str | None = 
                           with_loss=False)
         out["eval_s"] = round(time.perf_counter() - t0, 1)
         d = report.to_dict()
-        out["retrieval"] = RetrievalSettings().to_dict()
+        out["retrieval"] = d["settings"]["retrieval"]  # what the scorecard answered with
         out["scorecard"] = d["scorecard"]
         out["by_kind"] = _by_kind(d["questions"], list(d["modes"]))
         out["forgetting"] = d.get("forgetting")

@@ -7,7 +7,6 @@ so the GUI thread only reads report files and draws.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -272,12 +271,13 @@ class EvalEngine:
         return self._chat
 
     def evaluate(self, project: Any, evalset: str, run_dir: Path, *, forgetting: bool = False,
-                 max_new_tokens: int | None = None, documents: Sequence[Path] = (),
+                 max_new_tokens: int | None = None, settings: Any = None, documents: Sequence[Path] = (),
                  on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict:
         """Bring the index up to date with ``documents``, then evaluate ``run_dir`` on ``evalset``.
 
-        Answers are greedy (temperature 0, so base and tuned differ only by the adapter),
-        at most ``max_new_tokens`` long (the chat model's setting when ``None``).
+        Answers use ``settings`` (``backend.rag.settings.AnswerSettings``, the Chat page's;
+        default: the project's saved ones), greedy (temperature 0, so base and tuned differ
+        only by the adapter), at most ``max_new_tokens`` long (the settings' when ``None``).
 
         Returns
         -------
@@ -292,9 +292,12 @@ class EvalEngine:
             ingest(project, [str(p) for p in documents], embeddings=emb, on_event=on_event,
                    should_stop=should_stop)
         chat = self._chat_model(Path(run_dir), on_event)
-        gen = dataclasses.replace(chat.settings, temperature=0.0,
-                                  **({"max_new_tokens": int(max_new_tokens)} if max_new_tokens else {}))
-        rep = evaluate(project, evalset, run_dir, forgetting=forgetting, generation=gen, chat_model=chat,
+        if settings is None:
+            from backend.rag.chain import saved_settings
+            settings = saved_settings(project)
+        if max_new_tokens:
+            settings = settings.with_overrides({"generation.max_new_tokens": int(max_new_tokens)})
+        rep = evaluate(project, evalset, run_dir, forgetting=forgetting, settings=settings, chat_model=chat,
                        embeddings=emb, on_event=on_event, should_stop=should_stop)
         return report_dict(rep)
 

@@ -1,7 +1,11 @@
-"""``QtRunConfigForm``: editors generated from the ``RunConfig`` fields.
+"""The one form builder: editors generated from a settings dataclass's fields.
 
-Labels, tooltips, choices and ranges all come from the config's own field
-metadata and ``Literal`` types, so a new field appears here without GUI work.
+:class:`QtSettingsForm` draws any settings dataclass built with
+:mod:`backend.fields` (``to_dict`` / ``from_dict``): one group box per section,
+labels, tooltips, choices and ranges from the fields' own metadata and
+``Literal`` types, so a new field appears without GUI work.
+:class:`QtRunConfigForm` is it for ``RunConfig`` (the Configure page); the
+Chat page's settings panel is it for ``AnswerSettings``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import math
 import re
 import typing
-from typing import Any, get_origin
+from typing import Any, Iterable, Sequence, get_origin
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
@@ -19,8 +23,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLineEdit, QSpinBox, QWidget)
 
 from backend import methods
-from backend.config import RunConfig, field_choices, iter_fields
+from backend.config import RunConfig
 from backend.errors import ConfigError
+from backend.fields import field_choices, leaf_fields
 
 # Fields set on other pages (model source, files) or per run (folder).
 HIDDEN_FIELDS = {"output_dir", "model.name_or_path", "model.allow_hub", "model.trust_remote_code",
@@ -29,6 +34,7 @@ HIDDEN_FIELDS = {"output_dir", "model.name_or_path", "model.allow_hub", "model.t
 
 SECTION_TITLES = {"": "Run", "method": "Method", "training": "Training", "data": "Data",
                   "model": "Model and hardware"}
+RUN_SECTIONS = tuple((key, SECTION_TITLES[key]) for key in ("", "method", "training", "data", "model"))
 
 # Fields that only matter for some methods.
 ONLY_FOR_METHODS = methods.fields_for()
@@ -76,7 +82,7 @@ class FloatSpinBox(QDoubleSpinBox):
 class _FocusWatcher(QObject):
     """Tells the form which field has the keyboard focus (for the help box)."""
 
-    def __init__(self, form: "QtRunConfigForm"):
+    def __init__(self, form: "QtSettingsForm"):
         super().__init__(form)
         self._form = form
 
@@ -99,15 +105,27 @@ def _type_name(tp: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(tp, "str")
 
 
-class QtRunConfigForm(QWidget):
-    """Group boxes of editors, one per ``RunConfig`` section, built from the fields.
+class QtSettingsForm(QWidget):
+    """Group boxes of editors, one per section of a settings dataclass, built from its fields.
+
+    Parameters
+    ----------
+    cls
+        The settings dataclass (``RunConfig``, ``AnswerSettings``): fields made
+        with :func:`backend.fields.setting`, ``to_dict`` and ``from_dict``.
+    sections
+        ``(section, title)`` pairs in display order; ``""`` is the top-level fields.
+    hidden
+        Dotted keys not drawn (set elsewhere); their values are kept.
+    only
+        When given, the dotted keys drawn (the rest keep their values).
 
     Signals
     -------
-    configChanged(RunConfig)
-        A valid configuration after an edit (debounced).
+    configChanged(object)
+        A valid settings object after an edit (debounced).
     configInvalid(ConfigError)
-        The edit made the configuration invalid; the field is marked.
+        The edit made the settings invalid; the field is marked.
     fieldFocused(str)
         The dotted key of the field under focus or the mouse.
     """
@@ -116,13 +134,17 @@ class QtRunConfigForm(QWidget):
     configInvalid = Signal(object)
     fieldFocused = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, cls: type, sections: Sequence[tuple[str, str]], *, hidden: Iterable[str] = (),
+                 only: Iterable[str] | None = None, parent: QWidget | None = None):
         super().__init__(parent)
+        self.settings_class = cls
         self.editors: dict[str, QWidget] = {}
         self.kinds: dict[str, str] = {}
         self.meta: dict[str, dict] = {}
         self.groups: dict[str, QGroupBox] = {}
-        self._base = RunConfig().to_dict()
+        self._hidden = set(hidden)
+        self._only = set(only) if only is not None else None
+        self._base = cls().to_dict()
         self._loading = False
         self._marked: str | None = None
         self._watcher = _FocusWatcher(self)
@@ -130,19 +152,21 @@ class QtRunConfigForm(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(120)
         self._debounce.timeout.connect(self._emit_config)
-        for section in ("", "method", "training", "data", "model"):
-            self.groups[section] = self._build_section(section)
+        for section, title in sections:
+            self.groups[section] = self._build_section(section, title)
 
     # -- building ------------------------------------------------------------------
-    def _build_section(self, section: str) -> QGroupBox:
-        box = QGroupBox(SECTION_TITLES[section])
+    def _build_section(self, section: str, title: str) -> QGroupBox:
+        box = QGroupBox(title)
         form = QFormLayout(box)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setHorizontalSpacing(10)
         form.setVerticalSpacing(6)
-        for key, cls, f, tp in iter_fields(section or None):
-            if key in HIDDEN_FIELDS or (not section and "." in key):
+        for key, cls, f, tp in leaf_fields(self.settings_class):
+            if (key.rsplit(".", 1)[0] if "." in key else "") != section or key in self._hidden:
+                continue
+            if self._only is not None and key not in self._only:
                 continue
             kind = _type_name(tp)
             meta = dict(f.metadata)
@@ -196,8 +220,8 @@ class QtRunConfigForm(QWidget):
         return w
 
     # -- values ----------------------------------------------------------------------
-    def set_config(self, cfg: RunConfig) -> None:
-        """Show ``cfg`` in the editors (without emitting)."""
+    def set_config(self, cfg: Any) -> None:
+        """Show ``cfg`` (an instance of the form's settings class) in the editors (without emitting)."""
         self._loading = True
         try:
             self._base = copy.deepcopy(cfg.to_dict())
@@ -231,7 +255,7 @@ class QtRunConfigForm(QWidget):
             return editor.isChecked()
         if kind in ("int", "float"):
             return editor.value()
-        return editor.text()  # parsed by RunConfig (lists, JSON)
+        return editor.text()  # parsed by from_dict (lists, JSON)
 
     def config_dict(self) -> dict:
         """The base config with every editor's value, as a plain dict."""
@@ -240,15 +264,15 @@ class QtRunConfigForm(QWidget):
             _set(d, key, self.value(key))
         return d
 
-    def build(self) -> RunConfig:
-        """A validated ``RunConfig`` from the editors.
+    def build(self) -> Any:
+        """A validated settings object from the editors.
 
         Raises
         ------
         ConfigError
             Naming the field at fault (also marked in the form).
         """
-        return RunConfig.from_dict(self.config_dict())
+        return self.settings_class.from_dict(self.config_dict())
 
     def set_value(self, key: str, value: Any) -> None:
         """Set one editor (as a user would) — for tests and presets."""
@@ -280,18 +304,7 @@ class QtRunConfigForm(QWidget):
         self.configChanged.emit(cfg)
 
     def _update_enabled(self) -> None:
-        method = self.value("method.method") if "method.method" in self.editors else "lora"
-        for key, methods in ONLY_FOR_METHODS.items():
-            if key in self.editors:
-                ok = method in methods
-                self.editors[key].setEnabled(ok)
-                form = self.editors[key].parentWidget().layout()
-                if isinstance(form, QFormLayout):
-                    lab = form.labelForField(self.editors[key])
-                    if lab is not None:
-                        lab.setEnabled(ok)
-        if "training.epochs" in self.editors:
-            self.editors["training.epochs"].setEnabled(self.value("training.max_steps") == 0)
+        """Enable or disable editors that depend on other values (none here; see QtRunConfigForm)."""
 
     def _mark(self, key: str | None) -> None:
         self._clear_mark()
@@ -307,6 +320,34 @@ class QtRunConfigForm(QWidget):
     def marked_field(self) -> str | None:
         """The field currently marked invalid."""
         return self._marked
+
+
+class QtRunConfigForm(QtSettingsForm):
+    """The Configure page's form: :class:`QtSettingsForm` over ``RunConfig``, per-run fields hidden.
+
+    Editors of fields that only matter for some methods are disabled for the others.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(RunConfig, RUN_SECTIONS, hidden=HIDDEN_FIELDS, parent=parent)
+
+    def build(self) -> RunConfig:
+        """A validated ``RunConfig`` from the editors (see :meth:`QtSettingsForm.build`)."""
+        return super().build()
+
+    def _update_enabled(self) -> None:
+        method = self.value("method.method") if "method.method" in self.editors else "lora"
+        for key, methods in ONLY_FOR_METHODS.items():
+            if key in self.editors:
+                ok = method in methods
+                self.editors[key].setEnabled(ok)
+                form = self.editors[key].parentWidget().layout()
+                if isinstance(form, QFormLayout):
+                    lab = form.labelForField(self.editors[key])
+                    if lab is not None:
+                        lab.setEnabled(ok)
+        if "training.epochs" in self.editors:
+            self.editors["training.epochs"].setEnabled(self.value("training.max_steps") == 0)
 
 
 def _get(d: dict, key: str) -> Any:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
+from backend.trust import hub_allowed, set_hub_access
 from backend.workspace import ROLES, Project, resolve_run_config
 from desktop.emitter import Emitter
 
@@ -59,6 +60,8 @@ class Session:
         project = Project.open(Path(root))
         self.project = project
         cfg = project.saved_run_config()
+        # hub access is the person's, for the whole process (never project.json's): backend/trust.py
+        cfg = cfg.with_overrides({"model.allow_hub": hub_allowed()})
         if model_override:
             cfg = cfg.with_overrides({"model.name_or_path": model_override})
         self.config = cfg
@@ -87,6 +90,8 @@ class Session:
     # -- model -------------------------------------------------------------
     def set_model_source(self, source: str, **options: Any) -> None:
         """Choose a base model (``default``, a folder, a .gguf file or a hub id)."""
+        if "allow_hub" in options and bool(options["allow_hub"]) != hub_allowed():
+            set_hub_access(bool(options["allow_hub"]))  # the person's tick: this process and its children
         model = {**self.config.to_dict()["model"], "name_or_path": source, **options}
         changed = model != self.config.to_dict()["model"]
         self.config = self.config.replace(model=model)
@@ -180,7 +185,7 @@ class Session:
             return self.config.with_overrides({"output_dir": ""})
         m = self.config.model
         return resolve_run_config(self.project, base=self.config, trust_remote_code=m.trust_remote_code,
-                                  allow_pickle_weights=m.allow_pickle_weights)
+                                  allow_pickle_weights=m.allow_pickle_weights, allow_hub=m.allow_hub)
 
     # -- runs ------------------------------------------------------------------
     def select_run(self, run_dir: Path | None) -> None:

@@ -86,9 +86,17 @@ def train_request(cfg_dict: dict, run_dir: Path, *, nice: int = 0) -> dict[str, 
     return {"action": "train", "config": cfg, "run_dir": str(run_dir), "nice": nice}
 
 
-def resume_request(run_dir: Path, *, nice: int = 0) -> dict[str, Any]:
-    """The child's request to continue ``run_dir`` from its latest checkpoint."""
-    return {"action": "resume", "run_dir": str(run_dir), "nice": nice}
+def resume_request(run_dir: Path, *, nice: int = 0, trust_remote_code: bool = False,
+                   allow_pickle_weights: bool = False, allow_hub: bool = False) -> dict[str, Any]:
+    """The child's request to continue ``run_dir`` from its latest checkpoint.
+
+    The trust choices are the person's (the Model page's ticks), never the run
+    folder's: the child passes them to :func:`backend.training.resume`, which
+    refuses what the folder asks beyond them (docs/architecture.md, "Trust").
+    """
+    return {"action": "resume", "run_dir": str(run_dir), "nice": nice,
+            "trust_remote_code": bool(trust_remote_code), "allow_pickle_weights": bool(allow_pickle_weights),
+            "allow_hub": bool(allow_hub)}
 
 
 def _describe_exit(rc: int) -> str:

@@ -132,7 +132,11 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     assert page.selected_evalset() == "mini"
     assert "not been evaluated" in page.empty_label.text()
 
-    # -- evaluate run-a in the four modes
+    # -- evaluate run-a in the four modes, with the Chat page's settings (saved in project.json)
+    from backend.rag.settings import AnswerSettings
+
+    page.session.project.set_answer_settings(AnswerSettings().with_overrides({"retrieval.k": 2,
+                                                                              "retrieval.grounding": "off"}))
     page.max_tokens.setValue(8)
     with qtbot.waitSignal(page.evaluationFinished, timeout=JOB_TIMEOUT) as blocker:
         assert page.start_evaluation()
@@ -141,6 +145,12 @@ def test_build_evaluate_filter_correct_compare_export(qtbot, page, project, tmp_
     _wait(qtbot, page)
     rep = page.report
     assert rep is not None and (run_a / "eval" / "mini.json").exists()
+    used = json.loads((run_a / "eval" / "mini.json").read_text())["settings"]
+    assert used["retrieval"]["k"] == 2 and used["retrieval"]["grounding"] == "off"
+    assert used["generation"]["max_new_tokens"] == 8 and used["generation"]["temperature"] == 0.0
+    assert all(len(q["retrieved"]) <= 2 for q in rep["questions"])
+    head = page.summary_label.text()  # the scorecard names the settings it used
+    assert "retrieval.k = 2" in head and "retrieval.grounding = off" in head, head
     assert page.tabs.currentIndex() == 0 and page.score_content.isVisible()
     for mode in ("tuned+rag", "tuned", "base+rag", "base"):
         cell = page.scorecard.cell_text("accuracy", mode)

@@ -406,3 +406,25 @@ def test_the_chat_settings_switch_grounding(chat_page_factory):
     assert page.retrieval_settings().grounding == "quote"
     assert {"k", "hybrid", "evidence", "section_weight", "copy_bias", "abstain", "abstain_threshold"} <= set(page.ret_editors)
     assert page.retrieval_settings().section_weight == 0.6
+
+
+def test_the_chat_settings_are_one_object_saved_with_the_project(chat_page_factory, project):
+    """The panel is the one form builder over AnswerSettings; an edit is saved in project.json and reopened."""
+    import json
+
+    from backend.rag.settings import AnswerSettings
+    from desktop.form import QtSettingsForm
+
+    page = chat_page_factory()
+    assert isinstance(page.settings_form, QtSettingsForm) and page.settings_form.settings_class is AnswerSettings
+    assert "retrieval.section_weight" in page.settings_form.editors
+    assert "Config key: retrieval.section_weight" in page.settings_form.editors["retrieval.section_weight"].toolTip()
+    page.ret_editors["grounding"].setCurrentText("quote")
+    page.ret_editors["k"].setValue(3)
+    page.settings_form.flush()
+    saved = json.loads((project.root / "project.json").read_text())["settings"]["answer"]
+    assert saved["retrieval"]["grounding"] == "quote" and saved["retrieval"]["k"] == 3
+    assert saved["generation"]["max_new_tokens"] == 6
+    assert isinstance(page.answer_settings(), AnswerSettings) and page.answer_settings().retrieval.k == 3
+    again = chat_page_factory()  # the project opened again: the panel shows what was saved
+    assert again.retrieval_settings().grounding == "quote" and again.ret_editors["k"].value() == 3

@@ -267,6 +267,42 @@ def evaluate_geo(project, run, chat, emb, **kw):
     return evaluate(project, "geo", run, chat_model=chat, embeddings=emb, **kw)
 
 
+def test_scorecard_uses_and_names_the_projects_answer_settings(project, run, chat, tiny_embedder, tmp_path):
+    """The Chat page's settings (saved in project.json) are what the scorecard answers with, and it says so."""
+    from backend.rag.evaluate import evaluate, load_report
+    from backend.rag.settings import AnswerSettings
+    from backend.report import write_report
+    from desktop.eval_adapter import EvalEngine
+
+    saved = AnswerSettings().with_overrides({"retrieval.k": 1, "retrieval.grounding": "off",
+                                             "generation.max_new_tokens": 4, "generation.temperature": 0.7})
+    project.set_answer_settings(saved)
+    try:
+        rep = evaluate(project.root, "geo", run, chat_model=chat, embeddings=tiny_embedder, name="saved",
+                       modes=["tuned+rag"], with_loss=False)  # default: the project's saved settings
+        assert rep.settings["retrieval"]["k"] == 1 and rep.settings["retrieval"]["grounding"] == "off"
+        assert rep.settings["generation"]["temperature"] == 0.0  # always greedy
+        assert all(len(q["retrieved"]) == 1 for q in rep.questions)
+        assert AnswerSettings.from_dict(load_report(run, "saved").settings).retrieval.k == 1
+        assert "Answered with settings: defaults except retrieval.k = 1" in rep.markdown()
+        html = write_report(run, tmp_path / "r.html", "saved").read_text(encoding="utf-8")
+        assert "retrieval.k = 1" in html and "retrieval.grounding = off" in html
+        # explicit settings (the GUI's, tune eval --set) win over the saved ones
+        mine = saved.with_overrides({"retrieval.k": 2, "generation.max_new_tokens": 3})
+        rep = evaluate(project, "geo", run, chat_model=chat, embeddings=tiny_embedder, name="mine",
+                       modes=["tuned+rag"], with_loss=False, settings=mine)
+        assert rep.settings["retrieval"]["k"] == 2 and rep.settings["generation"]["max_new_tokens"] == 3
+        assert all(len(q["retrieved"]) == 2 for q in rep.questions)
+        # the Evaluate page's engine passes them on (it used to pass none: the scorecard used the defaults)
+        engine = EvalEngine()
+        engine._embeddings, engine._chat, engine._chat_run = tiny_embedder, chat, str(run)
+        d = engine.evaluate(project, "geo", run, max_new_tokens=3, settings=mine.with_overrides({"k": 3}))
+        assert d["settings"]["retrieval"]["k"] == 3 and d["settings"]["generation"]["max_new_tokens"] == 3
+        assert all(len(q["retrieved"]) == 3 for q in d["questions"])
+    finally:
+        project.set_answer_settings(AnswerSettings())
+
+
 def test_stopped_evaluation_writes_what_it_measured(project, run, chat, tiny_embedder):
     from backend.rag.evaluate import load_report
 
@@ -332,9 +368,12 @@ def test_cli_eval_report_distill_questions(project, run, tmp_path, capsys, monke
 
     # the index was built by the tiny embedder: the CLI loads the same folder (recorded with the index)
     rc, out = call("eval", project.root, "--evalset", "geo", "--run", run, "--json", "--no-loss",
-                   "--max-new-tokens", "3", "--modes", "tuned,base", "--name", "cli")
+                   "--max-new-tokens", "3", "--modes", "tuned,base", "--name", "cli",
+                   "--set", "retrieval.section_weight=0.25", "--set", "grounding=quote")
     data = json.loads(out)
     assert rc == 0 and data["modes"] == ["tuned", "base"] and (run / "eval" / "cli.json").exists()
+    assert data["settings"]["retrieval"]["section_weight"] == 0.25 and data["settings"]["retrieval"]["grounding"] == "quote"
+    assert data["settings"]["generation"]["max_new_tokens"] == 3
     rc, out = call("eval", project.root, "--from-validation", "--run", run, "--no-loss", "--max-new-tokens", "3",
                    "--modes", "tuned,base")
     assert rc == 0 and "| tuned |" in out and (run / "eval" / "validation.json").exists()
@@ -349,6 +388,10 @@ def test_cli_eval_report_distill_questions(project, run, tmp_path, capsys, monke
     assert "no evalset or questions file 'missing'" in capsys.readouterr().err
     assert main(["eval", str(project.root), "--run", str(run)]) == 2
     assert "no questions to evaluate" in capsys.readouterr().err
+    assert main(["eval", str(project.root), "geo", "--run", str(run), "--set", "retrieval.section_wieght=1"]) == 2
+    assert "unknown key 'retrieval.section_wieght' — did you mean 'retrieval.section_weight'" in capsys.readouterr().err
+    assert main(["eval", str(project.root), "geo", "--run", str(run), "--set", "retrieval.k=0"]) == 2
+    assert "[retrieval.k] 0 is below the minimum 1" in capsys.readouterr().err
     assert main(["report", str(run), "--evalset", "nope"]) == 2
     assert main(["distill-questions", str(project.root), "--name", "../bad"]) == 2
     assert "not a usable evalset name" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import build_tiny_embedder
 
-from backend.errors import IndexStoreError, ModelError, RunError
+from backend.errors import ConfigError, IndexStoreError, ModelError, RunError
 
 CORPUS = {
     "rivers.txt": (
@@ -352,6 +352,20 @@ def test_cli_ingest_ask_eval(tmp_path, tuned_run, capsys):
                          "-k", "2", "--max-new-tokens", "4"))
     assert out["mode"] == "tuned+rag" and len(out["sources"]) == 2
     assert out["sources"][0]["file"] == "volcanoes.md" and isinstance(out["answer"], str)
+    # the project's answer settings (the Chat page's, in project.json), then --set over them
+    from backend.rag.settings import AnswerSettings
+    from backend.workspace import Project
+
+    Project.open(proj).set_answer_settings(AnswerSettings().with_overrides({"retrieval.k": 1}))
+    out = json.loads(run("ask", proj, "When did Mount Teskar erupt?", "--run", tuned_run, "--json",
+                         "--max-new-tokens", "4"))
+    assert len(out["sources"]) == 1
+    out = json.loads(run("ask", proj, "When did Mount Teskar erupt?", "--run", tuned_run, "--json",
+                         "--set", "retrieval.k=3", "--set", "generation.max_new_tokens=4"))
+    assert len(out["sources"]) == 3
+    with pytest.raises(ConfigError, match=r"unknown key 'retrieval.kk' — did you mean 'retrieval.k'"):
+        run("ask", proj, "x", "--set", "retrieval.kk=3")
+    Project.open(proj).set_answer_settings(AnswerSettings())
     out = json.loads(run("ask", proj, "Hello?", "--run", tuned_run, "--base", "--no-rag", "--json",
                          "--max-new-tokens", "4"))
     assert out["mode"] == "base" and out["sources"] == []

@@ -415,6 +415,56 @@ def test_unsupported_claims_and_the_grounding_setting():
         RetrievalSettings(grounding="maybe")
 
 
+def test_answer_settings_are_one_typed_object(tmp_path):
+    """Retrieval and generation in one dataclass: defaults, help, choices, unknown keys, cross-field checks."""
+    import dataclasses
+
+    from backend.config import RunConfig
+    from backend.errors import ConfigError
+    from backend.fields import field_choices, leaf_fields
+    from backend.rag.settings import ANSWER_KEYS, AnswerSettings, describe_settings
+    from backend.workspace import Project
+
+    s = AnswerSettings()
+    assert s.retrieval.section_weight == 0.6 and s.generation.temperature == 0.0
+    assert AnswerSettings.from_dict(s.to_dict()) == s and AnswerSettings.from_dict({}) == s
+    assert field_choices(type(s.retrieval), "grounding") == ("auto", "abstain", "quote", "off")
+    for key, _cls, f, _tp in leaf_fields(AnswerSettings):  # every field: a default and a help text
+        assert f.metadata.get("help") and f.default is not dataclasses.MISSING, key
+    assert "retrieval.section_weight" in ANSWER_KEYS and "generation.max_new_tokens" in ANSWER_KEYS
+    # --set: dotted keys (or a bare field name), parsed like tune train --set (the same code)
+    t = s.with_overrides({"retrieval.section_weight": "0.25", "k": "6", "generation.temperature": "0.3"})
+    assert (t.retrieval.section_weight, t.retrieval.k, t.generation.temperature) == (0.25, 6, 0.3)
+    assert RunConfig().with_overrides({"max_steps": "7"}).training.max_steps == 7
+    with pytest.raises(ConfigError, match=r"unknown key 'retrieval.section_wieght' — did you mean 'retrieval.section_weight'"):
+        s.with_overrides({"retrieval.section_wieght": 1})
+    with pytest.raises(ConfigError, match=r"unknown key 'generation.topp' — did you mean 'generation.top_p'"):
+        AnswerSettings.from_dict({"generation": {"topp": 0.5}})
+    with pytest.raises(ConfigError, match=r"\[retrieval.grounding\] 'qoute' is not a valid choice — did you mean 'quote'"):
+        s.with_overrides({"retrieval.grounding": "qoute"})
+    with pytest.raises(ConfigError, match=r"\[retrieval.k\] 0 is below the minimum 1"):
+        s.with_overrides({"k": 0})
+    with pytest.raises(ConfigError, match=r"\[retrieval.vector_weight\] hybrid retrieval with both ranking weights "
+                                          r"at 0 ranks nothing — give .* or turn retrieval.hybrid off"):
+        s.with_overrides({"retrieval.vector_weight": 0, "retrieval.bm25_weight": 0})
+    assert s.with_overrides({"retrieval.vector_weight": 0, "retrieval.bm25_weight": 0, "hybrid": False})
+    assert describe_settings(s.to_dict()) == "default settings"
+    assert describe_settings(t.to_dict()) == ("settings: defaults except retrieval.k = 6, retrieval.section_weight"
+                                              " = 0.25, generation.temperature = 0.3")
+    assert describe_settings({}) == "settings not recorded"
+    # saved with the project (project.json is Project's): a bad saved value names the file and the field
+    p = Project.create(tmp_path / "p")
+    assert p.answer_settings() == s
+    p.set_answer_settings(t)
+    assert Project.open(p.root).answer_settings() == t
+    p.settings["answer"] = {"retrieval": {"k": "many"}}
+    p.save()
+    again = Project.open(p.root)
+    assert again.answer_settings() == s  # the GUI: the defaults (and the error beside them)
+    with pytest.raises(ConfigError, match=r"project.json.*\[settings.answer.retrieval.k\] expected a whole number"):
+        again.answer_settings(strict=True)
+
+
 def test_grounding_withholds_figures_the_documents_do_not_hold():
     from backend.rag.chain import ABSTAIN_ANSWER, ground
 

@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from backend import events as ev
+from backend.cliutil import trust_flags
 
 FORMAT_CHOICES = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 
@@ -50,6 +51,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("--system-prompt", help="system message added to conversations that have none")
     c.add_argument("--train-on-prompt", action="store_true", help="loss on all tokens, not only answers")
     c.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
+    trust_flags(c)
     c.add_argument("--preview", type=int, default=0, metavar="N",
                    help="print N rendered rows; text without loss is shown dim (or inside ⟦ ⟧ when not a terminal)")
     c.set_defaults(func=cmd_data_check)
@@ -105,7 +107,16 @@ def _check_config(args: argparse.Namespace):
     from backend.config import RunConfig
     from backend.errors import ConfigError
 
-    cfg = RunConfig.load(args.config) if args.config else RunConfig()
+    from backend.cliutil import print_notices
+    from backend.trust import hub_allowed, restrict
+
+    # the person's flags, never the --config file's (a copied run's config.json): backend/trust.py
+    cfg, refused = restrict(RunConfig.load(args.config) if args.config else RunConfig(),
+                            trust_remote_code=bool(getattr(args, "trust_remote_code", False)),
+                            allow_pickle_weights=bool(getattr(args, "allow_pickle_weights", False)),
+                            allow_hub=hub_allowed() or bool(getattr(args, "allow_hub", False)),
+                            source=f"The config file {args.config}")
+    print_notices(refused)
     overrides: dict[str, Any] = {}
     if args.model:
         overrides["model.name_or_path"] = args.model

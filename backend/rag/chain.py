@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from backend import events as ev
 from backend.errors import RunError
 from backend.rag.index import DocumentIndex, Source
-from backend.rag.settings import GenerationSettings, RetrievalSettings
+from backend.rag.settings import AnswerSettings, GenerationSettings, RetrievalSettings
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -500,8 +500,9 @@ class ChatSession:
 
 def ask(project: "Project | str | Path", question: str, *, run_dir: str | Path | None = None,
         tuned: bool | None = None, rag: bool = True, k: int | None = None,
-        generation: GenerationSettings | None = None, on_token: Callable[[str], None] | None = None,
-        on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop | None = None) -> Answer:
+        generation: GenerationSettings | None = None, settings: AnswerSettings | None = None,
+        on_token: Callable[[str], None] | None = None, on_event: ev.OnEvent = ev.no_event,
+        should_stop: ev.ShouldStop | None = None, allow_hub: bool | None = None) -> Answer:
     """Answer one question over a project's documents (loads everything; for the CLI).
 
     Parameters
@@ -517,11 +518,16 @@ def ask(project: "Project | str | Path", question: str, *, run_dir: str | Path |
     rag
         Retrieve passages from the index.
     k
-        Passages to retrieve (default 4).
+        Passages to retrieve (replaces ``settings.retrieval.k``).
     generation
-        Generation settings.
+        Generation settings (replace ``settings.generation``).
+    settings
+        The answer settings; default: the project's saved ones
+        (:meth:`backend.workspace.Project.answer_settings`), as the Chat page answers.
     on_token, on_event, should_stop
         Streaming callback, progress events, cancellation.
+    allow_hub
+        The person's hub choice (``None``: :func:`backend.trust.hub_allowed`).
 
     Returns
     -------
@@ -543,10 +549,26 @@ def ask(project: "Project | str | Path", question: str, *, run_dir: str | Path |
     base = None
     if run_dir is None:
         base = _project_base_model(project) if isinstance(project, (str, Path)) else project.base_model
-    chat = load_chat_model(run_dir, base, settings=generation, on_event=on_event)
-    settings = RetrievalSettings(k=k) if k else RetrievalSettings()
-    return ChatSession(chat, index, settings).ask(question, mode_name(tuned, rag), on_token=on_token,
-                                                  should_stop=should_stop)
+    if settings is None:
+        settings = saved_settings(project)
+    if k:
+        settings = settings.with_overrides({"retrieval.k": k})
+    chat = load_chat_model(run_dir, base, settings=generation or settings.generation, allow_hub=allow_hub,
+                           on_event=on_event)
+    return ChatSession(chat, index, settings.retrieval).ask(question, mode_name(tuned, rag), on_token=on_token,
+                                                            should_stop=should_stop)
+
+
+def saved_settings(project: "Project | str | Path") -> AnswerSettings:
+    """A project's saved answer settings (the defaults when it has none, or they are invalid)."""
+    from backend.workspace import Project, ProjectError
+
+    if not isinstance(project, Project):
+        try:
+            project = Project.open(project)
+        except (ProjectError, TypeError):
+            return AnswerSettings()
+    return project.answer_settings()
 
 
 def _project_base_model(project: "Project | str | Path") -> str:

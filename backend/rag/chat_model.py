@@ -35,7 +35,7 @@ from backend import runs
 from backend.errors import ModelError, RunError
 from backend.rag.settings import GenerationSettings
 from backend.specials import neutralise, special_strings
-from backend.trust import asked, notices
+from backend.trust import asked, hub_allowed, notices
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _GEN_KEYS = ("temperature", "top_p", "max_new_tokens", "repetition_penalty")
@@ -323,7 +323,7 @@ def _same_model(a: str | Path, b: str | Path) -> bool:
 def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = None, *,
                     settings: GenerationSettings | None = None, device: str = "auto", dtype: str = "auto",
                     trust_remote_code: bool = False, allow_pickle_weights: bool = False,
-                    on_event: ev.OnEvent = ev.no_event) -> HFChatModel:
+                    allow_hub: bool | None = None, on_event: ev.OnEvent = ev.no_event) -> HFChatModel:
     """Load a base model, with a run's adapter applied when a run is given.
 
     Parameters
@@ -345,6 +345,10 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
         This machine's answer (CLI flags, GUI settings).  The run folder's
         ``config.json`` never switches them on; when it asks, a warning ``log``
         event says so (see :mod:`backend.trust`).
+    allow_hub
+        Whether a hub id may be resolved (network): the person's answer, ``None``
+        = :func:`backend.trust.hub_allowed` (``TUNE_ALLOW_HUB=1``, the Model page).
+        The run folder's ``model.allow_hub`` is never read.
     on_event
         Receives ``progress`` events (stage ``load``).
 
@@ -383,7 +387,8 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     name = base_model or run_base
     # this machine's answer, never the run folder's (a copied run must not run its code): backend/trust.py
     trust, pickle_ok = bool(trust_remote_code), bool(allow_pickle_weights)
-    granted = {"trust_remote_code": trust, "allow_pickle_weights": pickle_ok}
+    hub = hub_allowed() if allow_hub is None else bool(allow_hub)
+    granted = {"trust_remote_code": trust, "allow_pickle_weights": pickle_ok, "allow_hub": hub}
     for message in notices([n for n in asked(mcfg) if not granted[n]], f"The run folder {Path(run_dir).name}"
                            if run_dir is not None else "The run", cli=True):
         on_event(ev.log(message, level="warning"))
@@ -391,7 +396,7 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     load_dtype = dtype if dtype != "auto" else mcfg.get("dtype", "auto")
 
     def resolve_base() -> str:
-        return resolve_model(name, allow_hub=bool(mcfg.get("allow_hub", False)),
+        return resolve_model(name, allow_hub=hub,
                              allow_pickle_weights=pickle_ok, on_event=on_event)
 
     def load(path: str):
@@ -411,7 +416,7 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
     on_event(ev.progress("load", 0, 3, f"Resolving the base model {name}…"))
     path = resolve_base()
     if adapter_dir is not None:
-        _check_adapter_base(adapter_dir, path, run_base, base_model, mcfg)
+        _check_adapter_base(adapter_dir, path, run_base, base_model, hub)
     on_event(ev.progress("load", 1, 3, "Loading the model…"))
     tok_dir = adapter_dir if adapter_dir is not None and (adapter_dir / "tokenizer_config.json").is_file() else path
     tokenizer = load_tokenizer(str(tok_dir), trust_remote_code=trust)
@@ -432,7 +437,7 @@ def load_chat_model(run_dir: str | Path | None = None, base_model: str | None = 
                        base_model_path=str(path), adapter_dir=str(adapter_dir or ""))
 
 
-def _check_adapter_base(adapter_dir: Path, path: str, run_base: str, base_model: str | None, mcfg: dict) -> None:
+def _check_adapter_base(adapter_dir: Path, path: str, run_base: str, base_model: str | None, hub: bool) -> None:
     """Raise ``ModelError`` when the adapter was trained on another base model than ``path``."""
     from backend.models import resolve_model
 
@@ -444,7 +449,7 @@ def _check_adapter_base(adapter_dir: Path, path: str, run_base: str, base_model:
     expected: str | None = None
     if base_model is not None and base_model != run_base:
         try:
-            expected = resolve_model(run_base, allow_hub=bool(mcfg.get("allow_hub", False)))
+            expected = resolve_model(run_base, allow_hub=hub)
         except ModelError:
             expected = trained_on if trained_on and Path(trained_on).is_dir() else None
     elif trained_on and Path(trained_on).is_dir():

@@ -50,6 +50,7 @@ def register(subparsers: Any) -> None:
     a.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
     a.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="longest answer in tokens (default 256)")
     a.add_argument("--temperature", type=float, help="0 = greedy (default)")
+    _answer_flags(a)
     a.add_argument("--json", action="store_true", help="print answer, mode and sources as JSON")
     a.set_defaults(func=cmd_ask)
 
@@ -73,6 +74,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/eval)")
     e.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
     e.add_argument("--max-new-tokens", type=int, dest="max_new_tokens", help="longest answer in tokens (default 256)")
+    _answer_flags(e)
     e.add_argument("--no-loss", action="store_true", dest="no_loss", help="skip the validation loss before/after")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     e.set_defaults(func=cmd_eval)
@@ -100,6 +102,37 @@ def register(subparsers: Any) -> None:
                     help="longest teacher answer in tokens (default 160)")
     dq.add_argument("--json", action="store_true", help="print the drafted rows as JSON")
     dq.set_defaults(func=cmd_distill_questions)
+
+
+def _answer_flags(parser: Any) -> None:
+    """``--set`` over the project's answer settings (keys generated from ``AnswerSettings``) and ``--allow-hub``."""
+    from backend.cliutil import trust_flags
+    from backend.fields import set_help
+    from backend.rag.settings import AnswerSettings
+
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="answer setting over the project's saved ones (the Chat page's); "
+                             + set_help(AnswerSettings, "retrieval.section_weight=0.6"))
+    trust_flags(parser, remote_code=False, pickle=False)
+
+
+def answer_settings(args: Any, project: Any):
+    """The settings ``tune ask`` / ``tune eval`` answer with: the project's, then the quick flags, then ``--set``.
+
+    Raises
+    ------
+    ConfigError
+        Invalid saved settings (naming project.json and the field), an unknown
+        ``--set`` key (with the closest one) or a bad value.
+    """
+    from backend.fields import parse_set
+
+    settings = project.answer_settings(strict=True)
+    quick = {"retrieval.k": getattr(args, "k", None), "generation.max_new_tokens": getattr(args, "max_new_tokens", None),
+             "generation.temperature": getattr(args, "temperature", None)}
+    overrides: dict[str, Any] = {k: v for k, v in quick.items() if v is not None}
+    overrides.update(parse_set(getattr(args, "set", None) or [], example="retrieval.section_weight=0.6"))
+    return settings.with_overrides(overrides) if overrides else settings
 
 
 def _progress_printer(enabled: bool):
@@ -188,12 +221,10 @@ def cmd_ask(args: Any) -> int:
     """``tune ask PROJECT "question" [--run RUN_DIR] [--base] [--no-rag] [--json]``."""
     _quiet(args)
     from backend.rag.chain import ask
-    from backend.rag.settings import GenerationSettings
     from backend.workspace import Project
 
     project = Project.open(args.project)
-    gen_kw = {k: v for k, v in {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature}.items()
-              if v is not None}
+    settings = answer_settings(args, project)
     stream = not args.json
     printed: list[str] = []
 
@@ -202,7 +233,7 @@ def cmd_ask(args: Any) -> int:
         print(t, end="", flush=True)
 
     answer = ask(project, args.question, run_dir=args.run, tuned=bool(args.run) and not args.base,
-                 rag=not args.no_rag, k=args.k, generation=GenerationSettings(**gen_kw),
+                 rag=not args.no_rag, settings=settings,
                  on_token=on_token if stream else None, on_event=_progress_printer(stream),
                  should_stop=_stop_flag())
     if args.json:
@@ -229,10 +260,10 @@ def cmd_eval(args: Any) -> int:
     from backend.evalsets import from_validation, read_evalset, resolve_evalset
     from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
-    from backend.rag.settings import GenerationSettings, RetrievalSettings
     from backend.workspace import Project
 
     project = Project.open(args.project)
+    settings = answer_settings(args, project)
     if args.questions and args.evalset:
         raise DataError("give the evalset either as FILE|NAME or with --evalset, not both", field="evalset")
     chosen = args.questions or args.evalset
@@ -248,10 +279,8 @@ def cmd_eval(args: Any) -> int:
         rows += from_validation(args.run, limit=args.limit, on_event=printer)
         name = name or ((Path(str(chosen)).stem + "-validation") if chosen else "validation")
         evalset = rows
-    gen = GenerationSettings(temperature=0.0, **({"max_new_tokens": args.max_new_tokens} if args.max_new_tokens else {}))
     rep = evaluate(project, evalset, args.run, name=name, modes=modes, forgetting=args.forgetting, out_dir=args.out,
-                   retrieval=RetrievalSettings(k=args.k) if args.k else None, generation=gen,
-                   with_loss=not args.no_loss, on_event=printer, should_stop=_stop_flag())
+                   settings=settings, with_loss=not args.no_loss, on_event=printer, should_stop=_stop_flag())
     if args.json:
         d = rep.to_dict()
         d.update(json=rep.json_path, markdown=rep.markdown_path)

@@ -37,8 +37,8 @@ from backend import runs
 from backend.errors import DataError, RunError, TuneError
 from backend.evalsets import EvalRow, keyword_found, normalise_text, read_evalset, resolve_evalset
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json
-from backend.rag.chain import MODES, Answer, ChatSession
-from backend.rag.settings import GenerationSettings, RetrievalSettings
+from backend.rag.chain import MODES, Answer, ChatSession, saved_settings
+from backend.rag.settings import AnswerSettings, GenerationSettings, RetrievalSettings, describe_settings
 
 if TYPE_CHECKING:
     from backend.rag.chat_model import HFChatModel
@@ -269,6 +269,9 @@ class EvalReport:
         The general-knowledge probe, base vs tuned, or ``None`` when not run.
     overlap
         Test questions that are also training questions (:func:`backend.evalsets.training_overlap`).
+    settings
+        The answer settings used (:meth:`backend.rag.settings.AnswerSettings.to_dict`);
+        :func:`backend.rag.settings.describe_settings` names them for people.
     cancelled
         Stopped early: the figures cover what was answered.
     """
@@ -320,6 +323,7 @@ class EvalReport:
         lines = [f"# Evaluation of `{Path(self.run_dir).name}` on `{self.evalset}`", "",
                  f"{n} questions" + (" (cancelled: partial)" if self.cancelled else "")
                  + f", {self.seconds:.0f} s. Figures: value [95% bootstrap interval].", "",
+                 f"Answered with {describe_settings(self.settings)} (greedy decoding).", "",
                  "| mode | accuracy | token F1 | similarity | retrieval hit rate | abstention | false abstention |",
                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for mode in self.modes:
@@ -472,7 +476,8 @@ def _rows_and_name(project: Any, evalset: Any, name: str | None) -> tuple[list[E
 
 def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[EvalRow]", run_dir: str | Path, *,
              name: str | None = None, modes: Sequence[str] = MODES, forgetting: bool = False,
-             with_loss: bool = True, retrieval: RetrievalSettings | None = None,
+             with_loss: bool = True, settings: AnswerSettings | None = None,
+             retrieval: RetrievalSettings | None = None,
              generation: GenerationSettings | None = None, chat_model: "HFChatModel | None" = None,
              embeddings: Any = None, out_dir: str | Path | None = None, probe: str | Path | None = None,
              on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> EvalReport:
@@ -496,9 +501,16 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
         ``resources/forgetting_probe.jsonl``) as base and tuned without documents.
     with_loss
         Also measure the validation loss before / after tuning.
+    settings
+        The answer settings (:class:`~backend.rag.settings.AnswerSettings`: the
+        Chat page's, ``tune eval --set``); default: the project's saved ones
+        (:meth:`backend.workspace.Project.answer_settings`), so the scorecard
+        scores what the Chat page answers (with a ``chat_model`` given and no
+        ``settings``, its generation settings).  Decoding is always greedy
+        (temperature 0), so base and tuned differ only by the adapter.  The
+        report records the settings it used (``EvalReport.settings``).
     retrieval, generation
-        Settings; generation defaults to the chat model's settings with greedy
-        decoding, so base and tuned are compared without sampling noise.
+        Replace one section of ``settings`` (older callers).
     chat_model, embeddings
         Already loaded models to reuse (the GUI's); loaded once otherwise.
         ``embeddings`` also scores the answer/reference similarity.
@@ -542,12 +554,16 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
     require_run_dir(run_dir)
     need_index = any(m.endswith("+rag") for m in modes)
     index = open_index(project, embeddings=embeddings) if need_index else None
-    chat = chat_model or load_chat_model(run_dir, on_event=on_event)
+    explicit = settings is not None
+    if settings is None:
+        settings = saved_settings(project)
+    chat = chat_model or load_chat_model(run_dir, settings=settings.generation, on_event=on_event)
     if not chat.has_adapter and (any(m.startswith("tuned") for m in modes) or forgetting):
         raise RunError("the model has no adapter, so tuned and base would be the same", file=run_dir,
                        hint="evaluate a completed LoRA run")
-    session = ChatSession(chat, index, retrieval)
-    gen = generation or dataclasses.replace(chat.settings, temperature=0.0)
+    session = ChatSession(chat, index, retrieval or settings.retrieval)
+    gen = dataclasses.replace(generation or (settings.generation if explicit else chat.settings),
+                              temperature=0.0)  # greedy: see above
     try:
         from backend.evalsets import training_overlap
         overlap = training_overlap(rows, run_dir)
@@ -615,9 +631,9 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
     if with_loss and not cancelled:
         loss = _loss_block(validation_loss(chat, run_dir, on_event=on_event, should_stop=should_stop))
         cancelled = should_stop()
-    settings = {"retrieval": session.settings.to_dict(), "generation": gen.to_dict()}
+    settings_used = AnswerSettings(retrieval=session.settings, generation=gen).to_dict()
     rep = EvalReport(name, str(run_dir), list(modes), build_scorecard(questions, modes), questions, loss,
-                     forgetting_block, overlap, evalset_file, settings, round(created, 3),
+                     forgetting_block, overlap, evalset_file, settings_used, round(created, 3),
                      time.perf_counter() - t0, cancelled)
     save_report(rep, out_dir)
     on_event(ev.log(f"evaluation written to {rep.json_path}"))

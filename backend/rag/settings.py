@@ -1,19 +1,32 @@
-"""Settings of the RetrievalQA chat: generation, retrieval and indexing.
+"""Settings of the RetrievalQA chat: one :class:`AnswerSettings` per answer, and indexing.
 
-Plain dataclasses in the style of :mod:`backend.config`: every field has a
-default and a help text (``metadata["help"]``), ranges in ``metadata["min"]`` /
-``["max"]``, so the GUI builds its controls from them.  No heavy imports here:
-the GUI reads these before any model is loaded.
+:class:`AnswerSettings` is everything that shapes an answer — its ``retrieval``
+section (:class:`RetrievalSettings`: k, hybrid search, evidence, grounding,
+abstention…) and its ``generation`` section (:class:`GenerationSettings`).  It
+is saved in ``project.json`` under ``settings.answer`` (through
+:class:`backend.workspace.Project`), drawn by the Chat page's form, used by the
+Chat and Evaluate pages, ``tune ask`` and ``tune eval`` (``--set
+retrieval.section_weight=0.6``), and named by every scorecard (see
+docs/architecture.md, "RAG").
+
+Plain dataclasses built with the field helpers of :mod:`backend.fields`, like
+:mod:`backend.config`: every field has a default and a help text
+(``metadata["help"]``), ranges in ``metadata["min"]`` / ``["max"]``, choices
+as ``Literal``, so the GUI builds its controls from them.  No heavy imports
+here: the GUI reads these before any model is loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from backend.errors import ConfigError
+from backend.fields import build, check_ranges, leaf_fields, set_dotted
+from backend.fields import setting as _f
 
 # Short and concrete: small instruct models follow "copy the exact words" better than
 # "use the passages", and an invitation to say "I don't know" makes them refuse answerable
@@ -32,27 +45,6 @@ GROUNDINGS: tuple[str, ...] = get_args(Grounding)
 EMBEDDING_BACKENDS: tuple[str, ...] = get_args(EmbeddingBackend)
 
 
-def _f(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with a default, a help text and optional GUI metadata."""
-    meta["help"] = help
-    return field(default=default, metadata=meta)
-
-
-def _check(obj: Any, prefix: str) -> None:
-    """Range checks from the fields' metadata; raise ``ConfigError`` naming the field."""
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        if not math.isfinite(v):  # NaN passes both comparisons below
-            raise ConfigError(f"{v} is not a number", field=f"{prefix}{f.name}",
-                              hint=f"use a value between {lo} and {hi}")
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise ConfigError(f"{v} is outside the allowed range", field=f"{prefix}{f.name}",
-                              hint=f"use a value between {lo} and {hi}")
-
-
 @dataclass
 class GenerationSettings:
     """How the chat model writes its answer."""
@@ -63,7 +55,7 @@ class GenerationSettings:
     repetition_penalty: float = _f(1.1, "Penalise tokens already written (1 = off). Small models loop without it.", min=1.0, max=2.0, label="Repetition penalty")
 
     def __post_init__(self) -> None:
-        _check(self, "generation.")
+        check_ranges(self, "generation.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -95,14 +87,116 @@ class RetrievalSettings:
     abstain_threshold: float = _f(ABSTAIN_THRESHOLD, "Relevance of the best evidence sentence (similarity + word weight x share of the question's rare words) below which the chat abstains.", min=0.0, max=3.0, label="Abstention threshold")
 
     def __post_init__(self) -> None:
-        _check(self, "retrieval.")
         if self.grounding not in GROUNDINGS:
             raise ConfigError(f"unknown grounding {self.grounding!r}", field="retrieval.grounding",
                               hint=f"use one of {', '.join(GROUNDINGS)}")
+        check_ranges(self, "retrieval.")
+        if self.hybrid and self.vector_weight == 0 and self.bm25_weight == 0:
+            raise ConfigError("hybrid retrieval with both ranking weights at 0 ranks nothing",
+                              field="retrieval.vector_weight",
+                              hint="give retrieval.vector_weight or retrieval.bm25_weight a weight above 0, "
+                                   "or turn retrieval.hybrid off")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
         return dataclasses.asdict(self)
+
+
+@dataclass
+class AnswerSettings:
+    """Everything that shapes an answer: how passages are found and shown, and how the model writes.
+
+    Saved in ``project.json`` under ``settings.answer``; ``to_dict`` /
+    ``from_dict`` reject unknown keys and name the field at fault.
+    """
+
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings, metadata={"help": "Retrieval",
+                                                                                    "label": "Retrieval"})
+    generation: GenerationSettings = field(default_factory=GenerationSettings, metadata={"help": "Generation",
+                                                                                       "label": "Generation"})
+
+    def __post_init__(self) -> None:
+        for name, cls in (("retrieval", RetrievalSettings), ("generation", GenerationSettings)):
+            sec = getattr(self, name)
+            if isinstance(sec, dict):  # built directly with dicts: convert (and check)
+                setattr(self, name, build(cls, sec, f"{name}."))
+            elif not isinstance(sec, cls):
+                raise ConfigError(f"expected {cls.__name__}, got {type(sec).__name__}", field=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict: ``{"retrieval": {...}, "generation": {...}}``."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Sorted, indented JSON."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "AnswerSettings":
+        """Build from a dict; unknown keys, wrong types and values out of range raise ``ConfigError``."""
+        return build(cls, d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AnswerSettings":
+        """Read a JSON file of answer settings.
+
+        Raises
+        ------
+        ConfigError
+            When the file is missing, not JSON, or holds unknown / invalid keys.
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read the settings file ({e.strerror})", file=path, hint="check the path") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"not valid JSON: {e.msg} (column {e.colno})", file=path, line=e.lineno,
+                              hint="fix the JSON syntax") from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            e.file = str(path)
+            e.args = (str(e),)
+            raise
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "AnswerSettings":
+        """A copy with dotted keys (``retrieval.section_weight``, or a bare ``k``) set; values are parsed.
+
+        Raises
+        ------
+        ConfigError
+            An unknown key (with the closest one), a wrong value or a failed cross-field check.
+        """
+        d = self.to_dict()
+        for key, value in overrides.items():
+            set_dotted(AnswerSettings, d, key, value)
+        return AnswerSettings.from_dict(d)
+
+
+#: Every key ``--set`` accepts for an answer, generated from the fields.
+ANSWER_KEYS: tuple[str, ...] = tuple(k for k, *_ in leaf_fields(AnswerSettings))
+
+
+def describe_settings(d: dict[str, Any] | None) -> str:
+    """The settings an answer or a scorecard used, in one line: what differs from the defaults.
+
+    Parameters
+    ----------
+    d
+        An :meth:`AnswerSettings.to_dict` (as stored in ``eval/<evalset>.json``);
+        ``None`` or ``{}``: an older report that did not record them.
+    """
+    if not d:
+        return "settings not recorded"
+    defaults = AnswerSettings().to_dict()
+    changed = []
+    for section in ("retrieval", "generation"):
+        for key, value in (d.get(section) or {}).items():
+            if key in defaults[section] and defaults[section][key] != value:
+                shown = value if not isinstance(value, str) or len(value) <= 40 else value[:37] + "…"
+                changed.append(f"{section}.{key} = {shown}")
+    return "default settings" if not changed else "settings: defaults except " + ", ".join(changed)
 
 
 @dataclass
@@ -116,7 +210,7 @@ class IndexSettings:
     embedding_backend: EmbeddingBackend = _f("auto", "What computes the vectors: auto = ONNX Runtime on the CPU (the same float32 maths as torch, faster; exported once into the cache and checked against torch), torch on a GPU; torch = always sentence-transformers; onnx = ONNX Runtime also on a GPU. The vectors are the same either way, so the index does not need a rebuild. Falls back to torch, with the reason in the log, when ONNX Runtime cannot be used.", label="Embedding backend")
 
     def __post_init__(self) -> None:
-        _check(self, "index.")
+        check_ranges(self, "index.")
         if self.embedding_backend not in EMBEDDING_BACKENDS:
             raise ConfigError(f"unknown embedding backend {self.embedding_backend!r}", field="index.embedding_backend",
                               hint=f"use one of {', '.join(EMBEDDING_BACKENDS)}")

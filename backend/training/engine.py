@@ -127,13 +127,14 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
            should_stop: ev.ShouldStop = ev.never_stop,
            should_pause: Callable[[], bool] | None = None,
            overrides: dict[str, Any] | None = None, trust_remote_code: bool = False,
-           allow_pickle_weights: bool = False) -> RunResult:
+           allow_pickle_weights: bool = False, allow_hub: bool | None = None) -> RunResult:
     """Continue a run from its latest checkpoint (optimizer, scheduler and data order included).
 
     ``metrics.jsonl`` stays continuous: records of steps after the checkpoint
     (which will be replayed) are removed first, so each step appears once.
-    ``trust_remote_code`` / ``allow_pickle_weights`` are this machine's answer;
-    the run folder's own values are never used (see :mod:`backend.trust`).
+    ``trust_remote_code`` / ``allow_pickle_weights`` / ``allow_hub`` are this
+    machine's answer (``allow_hub=None``: ``TUNE_ALLOW_HUB=1``); the run folder's
+    own values are never used (see :mod:`backend.trust`).
 
     Raises
     ------
@@ -145,7 +146,7 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
     if overrides:
         cfg = cfg.with_overrides(overrides)
     cfg, refused = restrict(cfg, trust_remote_code=trust_remote_code, allow_pickle_weights=allow_pickle_weights,
-                            source=f"The run folder {run_dir.name}")
+                            allow_hub=allow_hub, source=f"The run folder {run_dir.name}")
     for message in refused:
         on_event(ev.log(message, level="warning"))
     if runs.is_finished(run_dir):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import logging
 import re
 import time
-import typing
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QTextOption
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
-                               QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
+                               QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
 from backend.errors import TuneError
@@ -22,7 +20,7 @@ from backend import transcript as chat_log
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
 from desktop.data_adapter import append_feedback
-from desktop.form import FloatSpinBox
+from desktop.form import QtSettingsForm
 from desktop.runs import list_runs, read_run
 from desktop.session import Session
 from desktop.style import mono_font
@@ -365,42 +363,11 @@ class QtExchange(QFrame):
         lay.addLayout(row)
 
 
-def _settings_form(cls, fields: tuple[str, ...]) -> tuple[QFormLayout, dict[str, QWidget]]:
-    """Editors for some fields of a backend settings dataclass (label, help, range from metadata)."""
-    form = QFormLayout()
-    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-    editors: dict[str, QWidget] = {}
-    defaults = cls()
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name not in fields:
-            continue
-        meta = f.metadata
-        value = getattr(defaults, f.name)
-        if isinstance(value, str):  # a Literal: its choices, the default selected
-            w = QComboBox()
-            w.addItems([str(c) for c in typing.get_args(hints[f.name])])
-            w.setCurrentText(value)
-        elif isinstance(value, bool):
-            w: QWidget = QCheckBox()
-            w.setChecked(value)
-        elif isinstance(value, int):
-            w = QSpinBox()
-            w.setRange(int(meta.get("min", 0)), int(meta.get("max", 10**6)))
-            w.setValue(value)
-        else:
-            w = FloatSpinBox(float(meta.get("min", 0)), float(meta.get("max", 10)))
-            w.setSingleStep(0.05)
-            w.setValue(value)
-        if not isinstance(w, QCheckBox):
-            w.setMinimumWidth(w.fontMetrics().horizontalAdvance("abstain") + 40)  # the value stays readable
-        tip = meta.get("help", "")
-        w.setToolTip(tip)
-        lab = QLabel(meta.get("label", f.name) + ":")
-        lab.setToolTip(tip)
-        form.addRow(lab, w)
-        editors[f.name] = w
-    return form, editors
+#: The answer settings the Chat page's panel shows (the rest keep their saved values; ``tune ask --set``).
+CHAT_FIELDS = ("generation.temperature", "generation.top_p", "generation.max_new_tokens",
+               "generation.repetition_penalty", "retrieval.k", "retrieval.hybrid", "retrieval.evidence",
+               "retrieval.section_weight", "retrieval.copy_bias", "retrieval.grounding", "retrieval.abstain",
+               "retrieval.abstain_threshold")
 
 
 class ChatPage(Page):
@@ -525,21 +492,20 @@ class ChatPage(Page):
         sl.addWidget(self.source_path)
         sl.addWidget(self.source_view, 1)
 
-        from backend.rag.settings import GenerationSettings, RetrievalSettings
-        gen_box = QGroupBox("Generation")
-        gform, self.gen_editors = _settings_form(GenerationSettings, ("temperature", "top_p", "max_new_tokens",
-                                                                      "repetition_penalty"))
-        rform, ret_editors = _settings_form(RetrievalSettings, ("k", "hybrid", "evidence", "section_weight", "copy_bias",
-                                                                "grounding", "abstain", "abstain_threshold"))
-        self.ret_editors = ret_editors
-        self.gen_editors.update(ret_editors)
-        for i in range(rform.rowCount()):
-            lab = rform.itemAt(i, QFormLayout.ItemRole.LabelRole).widget()
-            fld = rform.itemAt(i, QFormLayout.ItemRole.FieldRole).widget()
-            gform.addRow(lab, fld)
-        gen_box.setLayout(gform)
-        # never squeezed below its rows' height: the source passage above gives way on a short window
-        gen_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        from backend.rag.settings import AnswerSettings
+        # one settings object per answer, drawn by the one form builder and saved in project.json
+        self.settings_form = QtSettingsForm(AnswerSettings, (("generation", "Generation"), ("retrieval", "Retrieval")),
+                                            only=CHAT_FIELDS)
+        self.settings_form.configChanged.connect(self._on_settings_changed)
+        self.settings_form.configInvalid.connect(self.banner.show_error)
+        self.ret_editors = {k.split(".", 1)[1]: w for k, w in self.settings_form.editors.items()
+                            if k.startswith("retrieval.")}
+        self.gen_editors = {k.split(".", 1)[1]: w for k, w in self.settings_form.editors.items()
+                            if k.startswith("generation.")}
+        self.gen_editors.update(self.ret_editors)
+        for box in self.settings_form.groups.values():
+            # never squeezed below its rows' height: the source passage above gives way on a short window
+            box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.source_view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
 
         idx_box = QGroupBox("Document index")
@@ -558,7 +524,8 @@ class ChatPage(Page):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(src_box, 1)
-        rl.addWidget(gen_box)
+        for box in self.settings_form.groups.values():
+            rl.addWidget(box)
         rl.addWidget(idx_box)
         right.setMinimumWidth(max(320, right.minimumSizeHint().width()))  # the settings' values stay readable
 
@@ -577,6 +544,7 @@ class ChatPage(Page):
         self._refresh_index_label()
         self._update_empty_hint()
         self.restore_transcript()
+        self._load_settings()
         self._update_controls()
 
     # -- Page API ---------------------------------------------------------------------
@@ -645,6 +613,7 @@ class ChatPage(Page):
         self._refresh_index_label()
         self._update_empty_hint()
         self.restore_transcript()
+        self._load_settings()
 
     def _update_controls(self) -> None:
         has_run = self.selected_run() is not None
@@ -789,18 +758,47 @@ class ChatPage(Page):
         tuned = self.tuned_check.isChecked() and self.selected_run() is not None
         return [("tuned" if tuned else "base") + suffix]
 
+    def answer_settings(self):
+        """``AnswerSettings`` from the panel, over the project's saved ones (the fields it does not show).
+
+        Raises
+        ------
+        ConfigError
+            Naming the field at fault (also marked in the panel).
+        """
+        return self.settings_form.build()
+
     def generation_settings(self):
-        """``GenerationSettings`` from the editors."""
-        from backend.rag.settings import GenerationSettings
-        return GenerationSettings(**{k: w.value() for k, w in self.gen_editors.items() if k not in self.ret_editors})
+        """``GenerationSettings`` from the panel."""
+        return self.answer_settings().generation
 
     def retrieval_settings(self):
-        """``RetrievalSettings`` from the editors (hybrid search, evidence and its section-title weight, copy bias,
+        """``RetrievalSettings`` from the panel (hybrid search, evidence and its section-title weight, copy bias,
         grounding, abstention, k)."""
-        from backend.rag.settings import RetrievalSettings
-        return RetrievalSettings(**{k: (w.isChecked() if isinstance(w, QCheckBox) else
-                                        w.currentText() if isinstance(w, QComboBox) else w.value())
-                                    for k, w in self.ret_editors.items()})
+        return self.answer_settings().retrieval
+
+    def _load_settings(self) -> None:
+        """Show the project's saved answer settings (an invalid saved value: the defaults, and why)."""
+        from backend.errors import ConfigError
+        from backend.rag.settings import AnswerSettings
+
+        project = self.session.project
+        settings = AnswerSettings()
+        if project is not None:
+            try:
+                settings = project.answer_settings(strict=True)
+            except ConfigError as e:
+                self.banner.show_error(e)
+        self.settings_form.set_config(settings)
+
+    def _on_settings_changed(self, settings) -> None:
+        """Save an edit of the panel in project.json: Evaluate, ``tune ask`` and ``tune eval`` answer with it."""
+        project = self.session.project
+        if project is not None and settings.to_dict() != project.answer_settings().to_dict():
+            try:
+                project.set_answer_settings(settings)
+            except OSError as e:  # a read-only project: the chat still answers with the panel's values
+                log.warning("answer settings not saved: %s", e)
 
     def _on_ask_clicked(self) -> None:
         q = self.question_edit.text().strip()
@@ -832,14 +830,14 @@ class ChatPage(Page):
         self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, ex)
         self._exchange = ex
         try:
-            gen = self.generation_settings()
-            ret = self.retrieval_settings()
+            self.settings_form.flush()  # an edit not yet saved is saved now (Evaluate uses the same)
+            settings = self.answer_settings()
         except Exception as e:
             self.banner.show_error(e)
             return False
         self._job = Job(self.engine.ask, s.project.root, question, modes, run_dir=self.selected_run(),
-                        base_model=s.config.model.name_or_path, generation=gen,
-                        k=self.gen_editors["k"].value(), retrieval=ret, name="chat",
+                        base_model=s.config.model.name_or_path, generation=settings.generation,
+                        k=settings.retrieval.k, retrieval=settings.retrieval, name="chat",
                         parent=self)
         self._job.event.connect(self._on_chat_event)
         self._job.event.connect(self._record_answer)

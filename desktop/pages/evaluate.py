@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
 from backend import events as ev
 from backend.errors import TuneError
 from backend import runs as run_folder
+from backend.rag.settings import describe_settings
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
                                   cell_state, filter_counts, filter_questions, fmt_interval,
@@ -630,6 +631,8 @@ class EvaluatePage(Page):
             head += f" ({when})"
         if report.get("cancelled"):
             head += " — stopped early: partial results"
+        # the scorecard names the answer settings it used (the Chat page's, saved in project.json)
+        head += f".\nAnswered with {describe_settings(report.get('settings'))}, greedy decoding."
         self.summary_label.setText(head)
         card = report.get("scorecard") or {}
         self.scorecard.show_scorecard(card)
@@ -653,9 +656,16 @@ class EvaluatePage(Page):
         if s.project is None or run is None or not name or self.is_busy():
             return False
         self.banner.clear()
+        from backend.errors import ConfigError
+
+        try:  # the Chat page's settings, saved in project.json: the scorecard scores what the chat answers
+            settings = s.project.answer_settings(strict=True)
+        except ConfigError as e:
+            self.banner.show_error(e)
+            return False
         self._start_job("evaluate", self.engine.evaluate, s.project, name, run,
                         forgetting=self.forgetting_check.isChecked(), max_new_tokens=self.max_tokens.value(),
-                        documents=s.document_files())
+                        settings=settings, documents=s.document_files())
         self.status.setText("Loading the models…")
         return True
 

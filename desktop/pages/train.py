@@ -263,7 +263,9 @@ class TrainPage(Page):
         self._begin(f"Resuming {self._display_name(run_dir)}…")
         self.metrics.load(run_events(run_dir))
         self._run_dir = Path(run_dir)
-        self._start_child(resume_request(Path(run_dir), nice=self._nice()))
+        m = self.session.config.model  # the person's ticks on the Model page, never the run folder's
+        self._start_child(resume_request(Path(run_dir), nice=self._nice(), trust_remote_code=m.trust_remote_code,
+                                         allow_pickle_weights=m.allow_pickle_weights, allow_hub=m.allow_hub))
         return True
 
     def _nice(self) -> int:
