@@ -83,6 +83,15 @@ def test_worse_verdict_names_answers_that_ignore_the_passages():
     assert "One question apart" in d["message"]  # 1 of 3 against 2 of 3 may be chance
 
 
+def test_worse_verdict_after_a_short_run_says_train_longer():
+    from backend.rag.check import decide
+
+    items = [_item(_graded(False), _graded(True)), _item(_graded(False), _graded(True)), _item(_graded(True), _graded(True))]
+    d = decide(items, final_loss=1.37, train_rows=130, raft=True)
+    assert d["verdict"] == "worse" and "still 1.37" in d["cause"] and d["advice"].startswith("Train longer")
+    assert "fewer epochs" not in d["advice"]
+
+
 def test_same_verdict_and_quoted_answers_counted_apart():
     from backend.rag.check import decide
 

@@ -39,6 +39,8 @@ MAX_NEW_TOKENS = 64
 MEMORISED_LOSS = 0.05
 """A final training loss below this on a few hundred rows or fewer: the answers were learned by heart."""
 MEMORISED_ROWS = 300
+UNDERTRAINED_LOSS = 1.0
+"""A final training loss above this: the model has not learned its rows yet (a short or stopped-early run)."""
 CHECK_MODES = ("tuned+rag", "base+rag")
 
 _FACT = re.compile(r"\d+(?:[.,:/]\d+)*|\b[A-Z][\w-]*[A-Z0-9][\w-]*\b|\b[A-Z][a-z]+\b")
@@ -243,6 +245,7 @@ def _diagnose(items: Sequence[dict[str, Any]], final_loss: float | None, train_r
               raft: bool | None) -> tuple[str, str]:
     """The likely cause of a worse verdict, and what to change."""
     memorised = final_loss is not None and final_loss < MEMORISED_LOSS and (train_rows or 0) <= MEMORISED_ROWS
+    undertrained = final_loss is not None and final_loss > UNDERTRAINED_LOSS
     invented = sum(1 for i in items if i["tuned"].get("unsupported"))
     declined = sum(1 for i in items if i.get("answerable", True) and i["tuned"].get("abstained")
                    and i["base"].get("correct"))
@@ -251,6 +254,9 @@ def _diagnose(items: Sequence[dict[str, Any]], final_loss: float | None, train_r
     if memorised:
         cause = (f"The training loss fell to {final_loss:.3f}{rows}: the model learned its training answers by heart "
                  "and stopped reading the passages.")
+    elif undertrained:
+        cause = (f"The training loss is still {final_loss:.2f}: the model has not learned its training rows yet, "
+                 "and what it half learned pulls its answers away from the passages.")
     elif invented:
         cause = (f"{invented} of the tuned model's {n} answers stated figures or names the passages don't contain: "
                  "it answers from memory instead of reading them.")
@@ -259,7 +265,10 @@ def _diagnose(items: Sequence[dict[str, Any]], final_loss: float | None, train_r
                  "model answered from the same passages.")
     else:
         cause = "The tuned model answers these questions worse than the untuned one given the same passages."
-    if raft is False:
+    if undertrained and not memorised:
+        advice = ("Train longer (more epochs, or the “Learn the facts” preset)"
+                  + (" with “Train the model to answer from your documents” ticked." if raft is False else "."))
+    elif raft is False:
         advice = ("Tick “Train the model to answer from your documents” (Configure page)"
                   + (" and train fewer epochs." if memorised else ", then train again."))
     elif memorised:
