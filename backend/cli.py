@@ -77,7 +77,7 @@ def check_words(rec: dict) -> str:
     """The check after training in words (``tune train`` prints it; backend/rag/check.py)."""
     status = rec.get("status")
     if status == "done":
-        lines = [f"check: {rec.get('message', '')}"]
+        lines = [f"check: {rec.get('message', '')}"] + ([f"  {rec['notes']}"] if rec.get("notes") else [])
         lines += [f"  likely cause: {rec['cause']}"] if rec.get("cause") else []
         lines += [f"  what to change: {rec['advice']}"] if rec.get("advice") else []
         lines.append(f"  ({rec.get('source') or 'held-out questions'}, {rec.get('seconds', 0):.0f} s)")

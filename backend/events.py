@@ -238,7 +238,7 @@ class AnswerCheck(Event):
 
     ``status``: ``done``, ``skipped`` (``reason`` says why), ``cancelled`` or ``failed``.
     ``verdict``: ``helped``, ``same`` or ``worse`` (``done`` only); ``message`` says it in
-    words, ``cause`` and ``advice`` why tuning made things worse and what to change.
+    one sentence, ``notes`` what qualifies it (a one-question gap, quoted answers), ``cause`` and ``advice`` why tuning made things worse and what to change.
     ``*_right`` count the answers shown (after grounding), ``*_own_right`` the model's own
     words, ``*_quoted`` the answers that are an evidence sentence instead of the model's
     words.  ``questions``: one dict per question (backend/rag/check.py).
@@ -248,6 +248,7 @@ class AnswerCheck(Event):
     status: str
     verdict: str = ""
     message: str = ""
+    notes: str = ""
     reason: str = ""
     cause: str = ""
     advice: str = ""

@@ -323,6 +323,8 @@ def _check_section(run: Path) -> str:
         return f"<h2>Check after training</h2><p class=muted>{_e(rec.get('status'))}: {_e(rec.get('reason'))}</p>"
     cls = "flag" if rec.get("verdict") == "worse" else ""
     out = [f"<h2>Check after training</h2><p class='{cls}'>{_e(rec.get('message'))}</p>"]
+    if rec.get("notes"):
+        out.append(f"<p class=muted>{_e(rec['notes'])}</p>")
     if rec.get("cause"):
         out.append(f"<p>Likely cause: {_e(rec['cause'])}<br>What to change: {_e(rec.get('advice'))}</p>")
     rows = []

@@ -80,7 +80,7 @@ def test_worse_verdict_names_answers_that_ignore_the_passages():
     d = decide(items, final_loss=0.9, train_rows=60, raft=True)
     assert d["verdict"] == "worse" and "2 of the tuned model's 3 answers" in d["cause"]
     assert "passages don't contain" in d["cause"]
-    assert "One question apart" in d["message"]  # 1 of 3 against 2 of 3 may be chance
+    assert "One question apart" in d["notes"]  # 1 of 3 against 2 of 3 may be chance
 
 
 def test_worse_verdict_after_a_short_run_says_train_longer():
@@ -99,8 +99,8 @@ def test_same_verdict_and_quoted_answers_counted_apart():
     d = decide(items)
     assert d["verdict"] == "same" and "no difference" in d["message"]
     assert d["base_quoted"] == 1 and d["base_own_right"] == 0 and d["base_right"] == 1
-    assert "1 of the untuned model's answers was quoted from your documents" in d["message"]
-    assert "its own words: 0 of 2 right" in d["message"]
+    assert "1 of the untuned model's answers was quoted from your documents" in d["notes"]
+    assert "its own words: 0 of 2 right" in d["notes"]
 
 
 def test_grade_uses_the_evaluate_grader_on_shown_and_own_words():

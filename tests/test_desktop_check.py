@@ -20,7 +20,8 @@ from backend.config import RunConfig
 pytestmark = pytest.mark.usefixtures("qapp")
 
 WORSE = dict(status="done", verdict="worse", n=6, tuned_right=2, base_right=5, tuned_own_right=2, base_own_right=3,
-             base_quoted=2, source="6 questions of the test set “coop”", seconds=48.0,
+             base_quoted=2, notes="2 of the untuned model's answers were quoted from your documents, not its own "
+                                  "words (its own words: 3 of 6 right).", source="6 questions of the test set “coop”", seconds=48.0,
              message="Tuning made the answers worse: 2 of 6 right with your documents, against 5 of 6 for the "
                      "untuned model.",
              cause="The training loss fell to 0.004 on 26 rows: the model learned its training answers by heart "
@@ -88,6 +89,7 @@ def test_train_page_shows_the_verdict_when_the_run_ends(qtbot, train_page, proje
     text = tp.check_banner.text()
     assert tp.check_banner.kind == "warning" and "Tuning made the answers worse" in text
     assert "Likely cause: The training loss fell to 0.004 on 26 rows" in text
+    assert "2 of the untuned model's answers were quoted from your documents" in text
     assert "What to change: Tick “Train the model to answer from your documents”" in text
     assert "quoted from your documents" in tp.check_banner.toolTip()
     out = Path(os.environ.get("TUNE_SCREENSHOT_DIR") or tmp_path)

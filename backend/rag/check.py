@@ -203,7 +203,7 @@ def decide(items: Sequence[dict[str, Any]], *, final_loss: float | None = None, 
     -------
     dict
         The fields of an ``answer_check`` event: ``verdict`` (helped / same / worse),
-        ``message``, ``cause``, ``advice``, ``n``, ``tuned_right``, ``base_right``,
+        ``message`` (one sentence), ``notes`` (a one-question gap, quoted answers), ``cause``, ``advice``, ``n``, ``tuned_right``, ``base_right``,
         ``tuned_own_right``, ``base_own_right``, ``tuned_quoted``, ``base_quoted``.
 
     Examples
@@ -228,17 +228,19 @@ def decide(items: Sequence[dict[str, Any]], *, final_loss: float | None = None, 
         message = f"Tuned and untuned alike: all {n} right with your documents."
     else:
         message = f"Tuning made no difference on this check: {t} of {n} right with your documents, tuned and untuned alike."
+    notes = []
     if abs(t - b) == 1 and n > 1:
-        message += f" One question apart: on {n} questions that may be chance."
+        notes.append(f"One question apart: on {n} questions that may be chance.")
     for m, who in (("base", "the untuned model"), ("tuned", "the tuned model")):
         q = count[f"{m}_quoted"]
         if q:
-            message += (f" {q} of {who}'s answers {'was' if q == 1 else 'were'} quoted from your documents, not "
+            notes.append(f"{q} of {who}'s answers {'was' if q == 1 else 'were'} quoted from your documents, not "
                         f"its own words (its own words: {count[f'{m}_own_right']} of {n} right).")
     cause = advice = ""
     if verdict == "worse":
         cause, advice = _diagnose(items, final_loss, train_rows, raft)
-    return {"verdict": verdict, "message": message, "cause": cause, "advice": advice, "n": n, **count}
+    return {"verdict": verdict, "message": message, "notes": " ".join(notes), "cause": cause, "advice": advice,
+            "n": n, **count}
 
 
 def _diagnose(items: Sequence[dict[str, Any]], final_loss: float | None, train_rows: int | None,

@@ -588,7 +588,7 @@ class TrainPage(Page):
         if status == "done":
             verdict = rec.get("verdict")
             kind = {"helped": "success", "worse": "warning"}.get(verdict, "info")
-            details = []
+            details = [rec["notes"]] if rec.get("notes") else []
             if rec.get("cause"):
                 details.append(f"Likely cause: {rec['cause']}")
             if rec.get("advice"):
