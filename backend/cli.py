@@ -62,6 +62,8 @@ def _print_event(rec: dict, as_json: bool) -> None:
             print(rec["message"], flush=True)
     elif t == ev.STARTED:
         print(f"run folder: {rec['run_dir']}", flush=True)
+    elif t == ev.ANSWER_CHECK:
+        print(check_words(rec), flush=True)
     elif t == ev.FINISHED:
         msg = f"{rec['status']}"
         if rec.get("adapter_dir"):
@@ -69,6 +71,22 @@ def _print_event(rec: dict, as_json: bool) -> None:
         if rec.get("reason"):
             msg += f" ({rec['reason']})"
         print(msg, flush=True)
+
+
+def check_words(rec: dict) -> str:
+    """The check after training in words (``tune train`` prints it; backend/rag/check.py)."""
+    status = rec.get("status")
+    if status == "done":
+        lines = [f"check: {rec.get('message', '')}"] + ([f"  {rec['notes']}"] if rec.get("notes") else [])
+        lines += [f"  likely cause: {rec['cause']}"] if rec.get("cause") else []
+        lines += [f"  what to change: {rec['advice']}"] if rec.get("advice") else []
+        lines.append(f"  ({rec.get('source') or 'held-out questions'}, {rec.get('seconds', 0):.0f} s)")
+        return "\n".join(lines)
+    if status == "skipped":
+        return f"check skipped: {rec.get('reason', '')}"
+    if status == "cancelled":
+        return "check stopped: the run is saved; evaluate it on the Evaluate page or with `tune eval`"
+    return f"check failed: {rec.get('reason', '')} (the run is saved)"
 
 
 def _fmt_s(s: float) -> str:

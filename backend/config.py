@@ -103,6 +103,7 @@ class TrainingConfig:
     torch_compile: bool = _f(False, "Compile the model with torch.compile (slow start, can be faster on GPU).", label="torch.compile")
     seed: int = _f(42, "Random seed for data order, splits and adapter init.", min=0, max=2**31 - 1, label="Seed")
     oom_retry: bool = _f(True, "On CUDA out-of-memory, halve the micro-batch, double accumulation and continue from the last checkpoint.", label="Recover from OOM")
+    answer_check: bool = _f(True, "When training ends, ask a few held-out questions (validation rows, else the project's test questions, else questions drafted from the documents) with your documents, as the tuned and the untuned model, and say whether tuning helped (about a minute on a CPU; Stop skips it). Needs the project's documents: without them nothing is asked.", label="Check the answers after training")
 
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig,

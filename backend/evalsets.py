@@ -355,8 +355,22 @@ def resolve_evalset(project: "Project | str | Path | None", evalset: "str | Path
 # held out from the training data
 
 
+def _question_of(text: str) -> str:
+    """The question of a user turn; a RAFT row's turn also holds its passages (``chain.RAG_USER_TEMPLATE``)."""
+    from backend.rag.chain import RAG_USER_TEMPLATE
+
+    head, _, tail = RAG_USER_TEMPLATE.partition("{context}")
+    mark = tail.partition("{question}")[0]
+    if text.startswith(head) and mark in text:
+        return text.rsplit(mark, 1)[1].strip()
+    return text
+
+
 def _qa_from_example(ex: Any) -> tuple[str, str] | None:
-    """(last user turn, the assistant answer after it) of a chat row; (prompt, completion) otherwise."""
+    """(last user turn, the assistant answer after it) of a chat row; (prompt, completion) otherwise.
+
+    A RAFT row's user turn is cut to its question (the passages are retrieved again when it is asked).
+    """
     if ex.messages:
         msgs = ex.messages
         for i in range(len(msgs) - 1, -1, -1):
@@ -364,7 +378,8 @@ def _qa_from_example(ex: Any) -> tuple[str, str] | None:
                 continue
             for j in range(i - 1, -1, -1):
                 if msgs[j].get("role") == "user":
-                    q, a = str(msgs[j].get("content") or "").strip(), str(msgs[i].get("content") or "").strip()
+                    q = _question_of(str(msgs[j].get("content") or "").strip())
+                    a = str(msgs[i].get("content") or "").strip()
                     return (q, a) if q and a else None
             return None
         return None

@@ -21,6 +21,7 @@ record against its type, and an unknown type or field raises
 ``token``      ``{mode, text}`` — a streamed piece of an answer
 ``sources``    ``{mode, sources}`` — the passages an answer used
 ``answer``     ``{mode, answer}`` — the finished answer (an ``Answer.to_dict()``)
+``answer_check`` ``{status, verdict, message, cause, advice, n, tuned_right, base_right, …}`` — the check after training
 =============  ==============================================================================
 
 Long jobs take ``on_event(event)`` and ``should_stop() -> bool``.  Adding a
@@ -50,6 +51,7 @@ ANSWER_START = "answer_start"
 TOKEN = "token"
 SOURCES = "sources"
 ANSWER = "answer"
+ANSWER_CHECK = "answer_check"
 
 STEP_TYPES = (TRAIN, EVAL, CHECKPOINT)
 """Records tied to a training step (a resume replays the steps after its checkpoint)."""
@@ -227,6 +229,39 @@ class Answer(Event):
     TYPE: ClassVar[str] = ANSWER
     mode: str
     answer: Any
+
+
+@_register
+@dataclass
+class AnswerCheck(Event):
+    """The check after training: held-out questions as tuned + documents and base + documents.
+
+    ``status``: ``done``, ``skipped`` (``reason`` says why), ``cancelled`` or ``failed``.
+    ``verdict``: ``helped``, ``same`` or ``worse`` (``done`` only); ``message`` says it in
+    one sentence, ``notes`` what qualifies it (a one-question gap, quoted answers), ``cause`` and ``advice`` why tuning made things worse and what to change.
+    ``*_right`` count the answers shown (after grounding), ``*_own_right`` the model's own
+    words, ``*_quoted`` the answers that are an evidence sentence instead of the model's
+    words.  ``questions``: one dict per question (backend/rag/check.py).
+    """
+
+    TYPE: ClassVar[str] = ANSWER_CHECK
+    status: str
+    verdict: str = ""
+    message: str = ""
+    notes: str = ""
+    reason: str = ""
+    cause: str = ""
+    advice: str = ""
+    source: str = ""
+    n: int = 0
+    tuned_right: int = 0
+    base_right: int = 0
+    tuned_own_right: int = 0
+    base_own_right: int = 0
+    tuned_quoted: int = 0
+    base_quoted: int = 0
+    seconds: float = 0.0
+    questions: list = field(default_factory=list)
 
 
 EVENT_TYPES = tuple(EVENT_CLASSES)

@@ -25,7 +25,8 @@ from backend.errors import RunError
 from backend.fsutil import atomic_write_text, read_json, sha256_file
 
 MODE_LABELS = {"tuned+rag": "tuned + documents", "tuned": "tuned", "base+rag": "base + documents", "base": "base"}
-METRIC_LABELS = {"accuracy": "Accuracy", "f1": "Token F1", "similarity": "Similarity",
+QUOTED_NOTE = "Quoted from your documents — not the model's words"
+METRIC_LABELS = {"accuracy": "Accuracy (shown)", "own_accuracy": "Accuracy (model's own words)", "f1": "Token F1", "similarity": "Similarity",
                  "retrieval_hit_rate": "Retrieval hit rate", "abstention": "Abstention (unanswerable)",
                  "false_abstention": "False abstention (answerable)"}
 SAMPLE_ANSWERS = 6
@@ -40,7 +41,7 @@ vertical-align:top;text-align:left}th{background:#f4f4f6}td.num{text-align:right
 .ok{background:#dff3e6}.bad{background:#fbe1e1}.na{color:#999}.muted{color:#666;font-size:.9em}
 pre{background:#f6f6f8;padding:.8em;overflow:auto;font-size:.85em}.tag{display:inline-block;padding:0 .4em;
 border-radius:.6em;background:#eee;margin-right:.2em;font-size:.85em}.flag{color:#a40000;font-weight:600}
-.answers td{width:25%}.src{font-size:.85em;color:#555}
+.answers td{width:25%}.src{font-size:.85em;color:#555}.quoted{font-size:.85em;color:#8a5a00;font-style:italic}
 """
 
 
@@ -301,6 +302,45 @@ def _loss_table(loss: dict[str, Any]) -> str:
     return "<table><tr><th></th><th>validation loss</th><th>perplexity</th></tr>" + "".join(rows) + "</table>" + src
 
 
+def _quoted_note(r: dict[str, Any]) -> str:
+    """Under an answer that grounding replaced: that it is quoted (or withheld), and the model's own words."""
+    if r.get("quoted"):
+        own = f" The model wrote: “{_e(r.get('withheld'))}”" if r.get("withheld") else ""
+        if own and "own_correct" in r:
+            own += " (right)" if r["own_correct"] else " (wrong)"
+        return f"<div class=quoted>{_e(QUOTED_NOTE)}.{own}</div>"
+    if r.get("withheld"):
+        return f"<div class=quoted>Withheld: the model wrote “{_e(r['withheld'])}”</div>"
+    return ""
+
+
+def _check_section(run: Path) -> str:
+    """The check after training (backend/rag/check.py), when the run made one."""
+    rec = runs.read_check(run)
+    if rec is None:
+        return ""
+    if rec.get("status") != "done":
+        return f"<h2>Check after training</h2><p class=muted>{_e(rec.get('status'))}: {_e(rec.get('reason'))}</p>"
+    cls = "flag" if rec.get("verdict") == "worse" else ""
+    out = [f"<h2>Check after training</h2><p class='{cls}'>{_e(rec.get('message'))}</p>"]
+    if rec.get("notes"):
+        out.append(f"<p class=muted>{_e(rec['notes'])}</p>")
+    if rec.get("cause"):
+        out.append(f"<p>Likely cause: {_e(rec['cause'])}<br>What to change: {_e(rec.get('advice'))}</p>")
+    rows = []
+    for q in rec.get("questions") or []:
+        cells = []
+        for m in ("tuned", "base"):
+            r = q.get(m) or {}
+            cells.append(f"<td class={'ok' if r.get('correct') else 'bad'}>{_e(r.get('answer'))}"
+                         f"{_quoted_note(dict(r, withheld=r.get('own_answer') if r.get('quoted') else ''))}</td>")
+        rows.append(f"<tr><td>{_e(q.get('question'))}<div class=src>expected: {_e(q.get('expected'))}</div></td>"
+                    + "".join(cells) + "</tr>")
+    out.append("<table><tr><th>question</th><th>tuned + documents</th><th>base + documents</th></tr>"
+               + "".join(rows) + f"</table><p class=muted>{_e(rec.get('source'))}, {rec.get('seconds', 0):.0f} s.</p>")
+    return "".join(out)
+
+
 def _question_table(rep: Any) -> str:
     head = "".join(f"<th>{_e(MODE_LABELS.get(m, m))}</th>" for m in rep.modes)
     rows = []
@@ -314,7 +354,7 @@ def _question_table(rep: Any) -> str:
             cls = "ok" if r.get("correct") else "bad"
             ans = r.get("answer") or ""
             short = ans if len(ans) <= 160 else ans[:160] + " …"
-            cells.append(f'<td class={cls} title="{_e(ans)}">{_e(short)}</td>')
+            cells.append(f'<td class={cls} title="{_e(ans)}">{_e(short)}{_quoted_note(r)}</td>')
         ref = q.get("expected") or ("; ".join(q.get("keywords") or []) if q.get("answerable", True)
                                     else "(unanswerable: should abstain)")
         tags = "".join(f"<span class=tag>{_e(t.replace('_', ' '))}</span>" for t in q.get("tags") or [])
@@ -336,7 +376,7 @@ def _samples(rep: Any, n: int = SAMPLE_ANSWERS) -> str:
                 continue
             srcs = ", ".join(f"{s.get('file')} #{s.get('chunk')}" for s in (r.get("sources") or [])[:3])
             mark = "✓" if r.get("correct") else "✗"
-            cells.append(f"<td><b>{_e(MODE_LABELS.get(m, m))}</b> {mark}<br>{_e(r.get('answer'))}"
+            cells.append(f"<td><b>{_e(MODE_LABELS.get(m, m))}</b> {mark}<br>{_e(r.get('answer'))}{_quoted_note(r)}"
                          + (f"<div class=src>sources: {_e(srcs)}</div>" if srcs else "") + "</td>")
         top = (q.get("retrieved") or [])[:1]
         passage = (f"<div class=src>top passage ({_e(top[0].get('file'))} #{_e(top[0].get('chunk'))}): "
@@ -450,7 +490,8 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None,
                     f"{_fig(best)}.</p>")
     else:
         body.append("<p class=na>No evaluation yet: run <code>tune eval</code> or use the Evaluate page.</p>")
-    body += [_config_section(cfg), _data_section(run, cfg), _environment_section(run), _curves_section(run)]
+    body += [_config_section(cfg), _data_section(run, cfg), _environment_section(run), _curves_section(run),
+             _check_section(run)]
     body += [_evaluation_section(r) for r in reports]
     body.append(_exports_section(run))
     doc = ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"

@@ -11,6 +11,7 @@ A run folder (docs/architecture.md, "The run folder")::
     adapter/           the final PEFT adapter (adapter methods)       } one of the two,
     model/             the final whole model (full fine-tuning, BitFit) } written atomically
     eval/<evalset>.json, eval/<evalset>.md   evaluation reports
+    check.json         the check after training (an ``answer_check`` event: did tuning help?)
     exports/           exported models (merged, GGUF)
     report.html        the self-contained run report
     label.json         the name a person gave the run (rename_run); the folder keeps its id
@@ -52,6 +53,8 @@ MODEL = "model"
 PROVENANCE = "tune_studio.json"
 """Written into adapter/, model/ and exported folders: where the weights came from."""
 EVAL = "eval"
+CHECK = "check.json"
+"""The check after training (backend/rag/check.py): the ``answer_check`` event, also in metrics.jsonl."""
 EXPORTS = "exports"
 REPORT = "report.html"
 PROJECT_RUNS = "runs"
@@ -137,6 +140,36 @@ def exports_dir(run_dir: str | Path) -> Path:
 def report_path(run_dir: str | Path) -> Path:
     """``report.html``: the run report."""
     return Path(run_dir) / REPORT
+
+
+def check_path(run_dir: str | Path) -> Path:
+    """``check.json`` of a run: the check after training (did tuning help?)."""
+    return Path(run_dir) / CHECK
+
+
+def write_check(run_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Atomically write the check after training (an ``answer_check`` event dict); returns the path."""
+    path = check_path(run_dir)
+    atomic_write_json(path, record)
+    return path
+
+
+def read_check(run_dir: str | Path) -> dict[str, Any] | None:
+    """The check after training of a run, or ``None`` (none made, or unreadable).
+
+    A file that is not an ``answer_check`` record (edited, from another version) counts as none.
+    """
+    try:
+        rec = read_json(check_path(run_dir), None)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("type") != ev.ANSWER_CHECK:
+        return None
+    try:
+        ev.from_dict(rec)
+    except ev.EventError:
+        return None
+    return rec
 
 
 def provenance_path(folder: str | Path) -> Path:

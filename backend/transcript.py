@@ -8,7 +8,8 @@ docs/architecture.md, "The project folder"), one JSON object per answer::
      "run": "/…/runs/<id>" | null, "run_name": "run Nov 30 11:51" | null, "answer": "…",
      "sources": [Source.to_dict(), …], "seconds": 2.41, "stopped": false, "abstained": false,
      "evidence": [{"source_index", "sentence", "start", "end", "score"}, …],
-     "withheld": "" | "the model's words grounding replaced", "unsupported": ["579", …]}
+     "withheld": "" | "the model's words grounding replaced", "unsupported": ["579", …],
+     "quoted": false | true (the answer is an evidence sentence, not the model's words)}
 
 Answers to one question (base and tuned side by side) share ``exchange``.
 Lines are appended, never rewritten, so a crash loses at most the answer being
@@ -79,7 +80,8 @@ def answer_record(answer: Any, *, exchange: str, run_dir: str | Path | None = No
             "run_name": run_name or None, "answer": d.get("answer", ""), "sources": list(d.get("sources") or []),
             "seconds": d.get("seconds"), "stopped": bool(d.get("stopped")),
             "abstained": bool(d.get("abstained")), "evidence": list(d.get("evidence") or []),
-            "withheld": str(d.get("withheld") or ""), "unsupported": [str(c) for c in d.get("unsupported") or []]}
+            "withheld": str(d.get("withheld") or ""), "unsupported": [str(c) for c in d.get("unsupported") or []],
+            "quoted": bool(d.get("quoted"))}
 
 
 def append(path: str | Path, record: dict[str, Any], *, root: str | Path | None = None) -> None:
@@ -170,6 +172,10 @@ def archive(path: str | Path) -> Path | None:
     return dest
 
 
+QUOTED_NOTE = "Quoted from your documents — not the model's words"
+"""Shown with an answer that grounding replaced by an evidence sentence (``Answer.quoted``)."""
+
+
 def lacking(unsupported: list) -> str:
     """What a withheld answer stated that the documents lack, in words (Chat page and Markdown alike).
 
@@ -194,6 +200,8 @@ def to_markdown(exchanges: list[Exchange], title: str = "Chat transcript") -> st
                 head += f" ({a['run_name']})"
             lines += [head, ""]
             lines += [(a.get("answer") or "").strip() or "*(no answer)*", ""]
+            if a.get("quoted"):
+                lines += [f"*{QUOTED_NOTE}.*", ""]
             if a.get("withheld"):
                 lines += [f"> The model wrote: {' '.join(str(a['withheld']).split())}  ",
                           f"> (withheld: {lacking(a.get('unsupported') or [])})", ""]
@@ -223,5 +231,5 @@ def export_markdown(path: str | Path, out: str | Path, title: str = "Chat transc
     return out
 
 
-__all__ = ["Exchange", "MODE_TITLES", "answer_record", "append", "archive", "export_markdown", "load",
+__all__ = ["Exchange", "MODE_TITLES", "QUOTED_NOTE", "answer_record", "append", "archive", "export_markdown", "load",
            "new_exchange_id", "sources_of", "to_markdown"]

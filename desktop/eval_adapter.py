@@ -19,7 +19,8 @@ MODE_COLORS = {"tuned+rag": "#2f6db5", "tuned": "#8fb3df", "base+rag": "#5b6675"
 
 # (key, label, kind, help): kind "rate" is shown in percent, "score" as 0.00
 METRICS = (
-    ("accuracy", "Accuracy", "rate", "Answers that contain the reference answer (or all its keywords)."),
+    ("accuracy", "Accuracy (shown)", "rate", "Answers as shown that contain the reference answer (or all its keywords)."),
+    ("own_accuracy", "Accuracy (model's own words)", "rate", "The same for the words the model wrote, where grounding showed an evidence sentence (quoted) or withheld them."),
     ("f1", "Token F1", "score", "Word overlap between the answer and the reference (1 = the same words)."),
     ("similarity", "Similarity", "score", "Meaning of the answer against the reference, by the MiniLM "
                                           "embedder (1 = same meaning)."),
@@ -179,7 +180,7 @@ def to_answer(question: str, mode: str, result: dict):
                   sources=[to_source(s) for s in result.get("sources") or []],
                   seconds=float(result.get("seconds") or 0.0), abstained=bool(result.get("abstained")),
                   evidence=list(result.get("evidence") or []), withheld=str(result.get("withheld") or ""),
-                  unsupported=[str(c) for c in result.get("unsupported") or []])
+                  unsupported=[str(c) for c in result.get("unsupported") or []], quoted=bool(result.get("quoted")))
 
 
 # ---------------------------------------------------------------------------

@@ -210,6 +210,10 @@ class QtQuestionTable(QTableWidget):
                         tip += f" · F1 {fmt_value(res.get('f1'), 'score')}"
                     if res.get("similarity") is not None:
                         tip += f" · similarity {fmt_value(res.get('similarity'), 'score')}"
+                    if res.get("quoted"):  # an evidence sentence was shown, not the model's words
+                        own = {True: "right", False: "wrong"}.get(res.get("own_correct"), "not graded")
+                        tip += f"\nQuoted from your documents — not the model's words (its own words: {own})"
+                        word += " · quoted"
                 cell = _item(word, tip)
                 cell.setBackground(QBrush(QColor(bg)))
                 cell.setForeground(QBrush(QColor(fg)))

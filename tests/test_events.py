@@ -23,6 +23,8 @@ def test_every_type_round_trips_through_the_one_encoding():
         ev.TOKEN: ev.event(ev.TOKEN, mode="tuned", text="Hi"),
         ev.SOURCES: ev.event(ev.SOURCES, mode="tuned+rag", sources=[{"source": "a.md"}]),
         ev.ANSWER: ev.event(ev.ANSWER, mode="tuned", answer={"text": "Hi"}),
+        ev.ANSWER_CHECK: ev.event(ev.ANSWER_CHECK, status="done", verdict="helped", n=6, tuned_right=5,
+                                  base_right=3, message="Tuning helped.", questions=[{"question": "q?"}]),
     }
     assert set(samples) == set(ev.EVENT_TYPES)
     for t, rec in samples.items():

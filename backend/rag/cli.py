@@ -244,6 +244,10 @@ def cmd_ask(args: Any) -> int:
     if printed and answer.withheld:
         print(f"\n[withheld: it states {', '.join(answer.unsupported)}, which the documents don't contain]\n"
               f"{answer.answer}")
+    if answer.quoted:
+        from backend.transcript import QUOTED_NOTE
+
+        print(f"[{QUOTED_NOTE}]")
     print(f"\n[{answer.mode}, {answer.seconds:.1f}s]")
     if answer.sources:
         print("Sources:")

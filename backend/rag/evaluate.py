@@ -9,7 +9,10 @@ Scorecard per mode, each figure with a 95 % percentile-bootstrap interval
 (fixed seed), so a 3-question difference on 20 questions is not read as
 progress:
 
-``accuracy``          answerable questions whose answer contains the reference, or every keyword
+``accuracy``          answerable questions whose answer (as shown) contains the reference, or every keyword
+``own_accuracy``      the same for the model's own words: where grounding showed an evidence sentence
+                      ("quote") or withheld them, the words the model streamed are graded instead, so
+                      "base + documents" never silently measures the sentence ranker
 ``f1``                token F1 of answer and reference (SQuAD definition)
 ``similarity``        cosine similarity of answer and reference (the bundled MiniLM embedder)
 ``retrieval_hit_rate`` the expected source file is among the retrieved passages (modes with documents)
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
     from backend.workspace import Project
 
 MAX_LOSS_ROWS = 256  # validation rows scored before/after; enough for a stable mean on a CPU
-METRICS = ("accuracy", "f1", "similarity", "retrieval_hit_rate", "abstention", "false_abstention")
+METRICS = ("accuracy", "own_accuracy", "f1", "similarity", "retrieval_hit_rate", "abstention", "false_abstention")
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 1234
 FORGETTING_PROBE = Path(__file__).resolve().parents[2] / "resources" / "forgetting_probe.jsonl"
@@ -324,12 +327,18 @@ class EvalReport:
                  f"{n} questions" + (" (cancelled: partial)" if self.cancelled else "")
                  + f", {self.seconds:.0f} s. Figures: value [95% bootstrap interval].", "",
                  f"Answered with {describe_settings(self.settings)} (greedy decoding).", "",
-                 "| mode | accuracy | token F1 | similarity | retrieval hit rate | abstention | false abstention |",
-                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 "| mode | accuracy (shown) | accuracy (model's own words) | token F1 | similarity "
+                 "| retrieval hit rate | abstention | false abstention |",
+                 "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for mode in self.modes:
             card = self.scorecard.get(mode, {})
             cells = [format_figure(card.get(m), percent=m not in ("f1", "similarity")) for m in METRICS]
             lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+        quoted = {m: k for m, k in quoted_counts(self.questions, self.modes).items() if k}
+        if quoted:
+            lines += ["", "Quoted from your documents, not the model's words: "
+                      + ", ".join(f"{m} {k} of {n}" for m, k in quoted.items())
+                      + " (the model's own accuracy is graded on the words it wrote)."]
         vc = self.verdict_counts
         lines += ["", "Verdicts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in vc.items()), ""]
         lines += ["## Validation loss", ""]
@@ -412,6 +421,7 @@ def build_scorecard(questions: Sequence[dict[str, Any]], modes: Sequence[str]) -
             if m.endswith("+rag") else []
         out[m] = {
             "accuracy": bootstrap([r["correct"] for r in ans]),
+            "own_accuracy": bootstrap([own_correct(q, r) for q, r in res if q.get("answerable", True)]),
             "f1": bootstrap([r["f1"] for r in ans if r.get("f1") is not None]),
             "similarity": bootstrap([r["similarity"] for r in ans if r.get("similarity") is not None]),
             "retrieval_hit_rate": bootstrap(hits),
@@ -419,6 +429,25 @@ def build_scorecard(questions: Sequence[dict[str, Any]], modes: Sequence[str]) -
             "false_abstention": bootstrap([r["abstained"] for r in ans]),
         }
     return out
+
+
+def own_correct(question: dict[str, Any], result: dict[str, Any]) -> bool:
+    """Whether the model's own words were right (a report's question dict and one mode's result).
+
+    Reports written before ``own_correct`` was recorded are regraded from their ``withheld`` words.
+    """
+    if "own_correct" in result:
+        return bool(result["own_correct"])
+    if not result.get("withheld"):
+        return bool(result.get("correct"))
+    row = EvalRow(str(question.get("id", "")), str(question.get("question", "")), question.get("expected") or "",
+                  list(question.get("keywords") or []), answerable=bool(question.get("answerable", True)))
+    return is_correct(result["withheld"], row)
+
+
+def quoted_counts(questions: Sequence[dict[str, Any]], modes: Sequence[str]) -> dict[str, int]:
+    """Per mode, how many shown answers are an evidence sentence instead of the model's words."""
+    return {m: sum(1 for q in questions if (q.get("modes", {}).get(m) or {}).get("quoted")) for m in modes}
 
 
 def _source_dict(s: Any) -> dict[str, Any]:
@@ -596,8 +625,10 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
             if a.stopped:
                 cancelled = True
                 break
+            own = getattr(a, "withheld", "") or a.answer  # the model's own words (docs/architecture.md, "Evaluation")
             item["modes"][mode] = {
-                "answer": a.answer, "correct": is_correct(a.answer, q),
+                "answer": a.answer, "correct": is_correct(a.answer, q), "own_correct": is_correct(own, q),
+                "quoted": bool(getattr(a, "quoted", False)),
                 "f1": round(token_f1(a.answer, q.expected), 4) if q.answerable else None,
                 "similarity": None, "abstained": _abstained(a), "seconds": round(a.seconds, 3),
                 "sources": [_source_dict(s) for s in a.sources],

@@ -395,9 +395,54 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     if is_main_process():
         with open(runs.log_path(run_dir), "a", encoding="utf-8") as fh:
             fh.write(f"completed: {json.dumps(summary, default=str)}\n")
+    if cfg.training.answer_check and is_main_process() and world_size() == 1:
+        answer_check(model, tokenizer, cfg, run_dir, model_path, device, len(prepared.train), emit, should_stop)
     del trainer, model
     free_memory()
     return RunResult(run_dir, "completed", adapter_dir, "", summary)
+
+
+def answer_check(model, tokenizer, cfg: RunConfig, run_dir: Path, model_path: str, device, train_rows: int,
+                 emit, should_stop) -> dict | None:
+    """The check after training with the model still in memory (backend/rag/check.py).
+
+    Emits the ``answer_check`` event and writes it to the run folder (``runs.write_check``).
+    The run is complete whatever happens here: a failure is reported in the event, never raised.
+    """
+    from backend.rag.chat_model import HFChatModel
+    from backend.rag.check import find_project, run_check
+
+    t0 = time.time()
+    try:
+        model.eval()
+        model.config.use_cache = True
+        final = runs.final_dir_for(run_dir, cfg.method.method)
+        if methods.get(cfg.method.method).is_adapter:
+            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path, adapter_dir=str(final))
+        else:  # a whole model: its base is loaded as a second model for the untuned answers
+            from backend.models import load_model
+
+            def base():
+                return load_model(model_path, device=device, dtype=cfg.model.dtype,
+                                  trust_remote_code=cfg.model.trust_remote_code,
+                                  allow_pickle_weights=cfg.model.allow_pickle_weights).eval()
+            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
+                               tuned_model_dir=str(final), base_loader=base)
+        last = runs.last_record(run_dir, ev.TRAIN)
+        final_loss = last.get("loss") if last else None
+        project = find_project(run_dir, cfg.data.train_files, cfg.data.raft_project)
+        rec = run_check(chat, project, run_dir, final_loss=final_loss, train_rows=train_rows, raft=cfg.data.raft,
+                        on_event=emit, should_stop=should_stop)
+    except Exception as e:  # noqa: BLE001 - the run is saved; the check only reports
+        log.exception("the check after training failed")
+        rec = ev.event(ev.ANSWER_CHECK, status="failed", reason=f"{type(e).__name__}: {e}",
+                       seconds=round(time.time() - t0, 1))
+    try:
+        runs.write_check(run_dir, rec)
+    except OSError as e:
+        emit(ev.log(f"the check's result was not written ({e})", level="warning"))
+    emit(rec)
+    return rec
 
 
 def _save_final(trainer, tokenizer, cfg: RunConfig, run_dir: Path, model_path: str) -> Path | None:

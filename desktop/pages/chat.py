@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import runs as run_folder
 from backend.errors import TuneError
 from backend import transcript as chat_log
 from desktop.appstate import resources_dir
@@ -195,6 +196,13 @@ class QtAnswer(QFrame):
         self.withheld_label.setStyleSheet("color:#8a5a00;")
         self.withheld_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.withheld_label.hide()
+        # the shown text is an evidence sentence, not the model's words (Answer.quoted)
+        self.quoted_label = QLabel(chat_log.QUOTED_NOTE)
+        self.quoted_label.setStyleSheet("color:#8a5a00; font-style:italic;")
+        self.quoted_label.setToolTip("The model's answer stated something the documents don't contain, so the "
+                                     "sentence of your documents it rests on is shown instead (the model's own "
+                                     "words are below). Settings: Unsupported answers.")
+        self.quoted_label.hide()
         self.feedback_button = QToolButton()
         icon = QIcon(str(resources_dir() / "icons" / "thumbs-down.svg"))
         if not icon.isNull():
@@ -233,6 +241,7 @@ class QtAnswer(QFrame):
         lay.setContentsMargins(12, 8, 12, 6)
         lay.setSpacing(4)
         lay.addWidget(head)
+        lay.addWidget(self.quoted_label)
         lay.addWidget(self.text)
         lay.addWidget(self.withheld_label)
         lay.addWidget(self.sources_label)
@@ -272,6 +281,7 @@ class QtAnswer(QFrame):
         self.evidence = list(getattr(answer, "evidence", None) or [])
         self._show_text(answer.answer or "(the model gave no answer)")
         self.set_withheld(getattr(answer, "withheld", ""), getattr(answer, "unsupported", []))
+        self.quoted_label.setVisible(bool(getattr(answer, "quoted", False)))
         if answer.sources and not self.sources:
             self.set_sources(answer.sources)
         note = f"answered in {answer.seconds:.1f} s" + (" · stopped" if answer.stopped else "")
@@ -286,6 +296,7 @@ class QtAnswer(QFrame):
         self.evidence = list(record.get("evidence") or [])
         self._show_text(self._buffer or "(the model gave no answer)")
         self.set_withheld(record.get("withheld") or "", record.get("unsupported") or [])
+        self.quoted_label.setVisible(bool(record.get("quoted")))
         self.set_sources(chat_log.sources_of(record))
         secs = self.seconds = record.get("seconds")
         note = f"answered in {secs:.1f} s" if isinstance(secs, (int, float)) else ""
@@ -405,7 +416,8 @@ class ChatPage(Page):
             cb.setChecked(True)
         # What the user asked for; the boxes are unticked while impossible (no run, no documents).
         self._want = {"tuned": True, "rag": True}
-        self.tuned_check.clicked.connect(lambda on: self._want.__setitem__("tuned", on))
+        self.tuned_check.clicked.connect(lambda on: (self._want.__setitem__("tuned", on),
+                                                     setattr(self, "_check_chose_base", False)))
         self.rag_check.clicked.connect(lambda on: self._want.__setitem__("rag", on))
         self.compare_check.toggled.connect(self._on_compare_toggled)
         top = QHBoxLayout()
@@ -417,6 +429,14 @@ class ChatPage(Page):
         top.addWidget(self.compare_check)
         top.addStretch(1)
         self.body.addLayout(top)
+        # the check after training (backend/rag/check.py) picks the default answerer of its run
+        self.check_note = QLabel("")
+        self.check_note.setWordWrap(True)
+        self.check_note.setStyleSheet("color:#8a5a00;")
+        self.check_note.hide()
+        self.body.addWidget(self.check_note)
+        self._check_followed: Path | None = None  # the run whose check last set the default
+        self._check_chose_base = False
 
         # -- transcript
         self.transcript = QWidget()
@@ -582,6 +602,7 @@ class ChatPage(Page):
         idx = self.run_combo.findData(want) if want else 0
         self.run_combo.setCurrentIndex(max(0, idx))
         self.run_combo.blockSignals(False)
+        self._follow_check()
         self._update_controls()
         self._update_empty_hint()
 
@@ -598,8 +619,34 @@ class ChatPage(Page):
                 self.session.select_run(run)
             finally:
                 self.session.events.run.connect(self._on_run)
+        self._follow_check()
         self._update_controls()
         self._update_empty_hint()
+
+    def _follow_check(self) -> None:
+        """When the selected run's check found tuning made answers worse, default to the base model + documents.
+
+        Once per run selection: the user can tick "Tuned model" again (docs/architecture.md, "Training").
+        """
+        run = self.selected_run()
+        if run == self._check_followed:
+            return
+        self._check_followed = run
+        rec = run_folder.read_check(run) if run is not None else None
+        if rec is not None and rec.get("status") == "done" and rec.get("verdict") == "worse":
+            self._want["tuned"] = False
+            self._check_chose_base = True
+            self.check_note.setText(
+                f"The check after training found that tuning made the answers worse ({rec.get('tuned_right')} of "
+                f"{rec.get('n')} right with your documents, against {rec.get('base_right')} of {rec.get('n')} "
+                "untuned), so the untuned model answers with your documents. Tick “Tuned model” to ask the "
+                "tuned one; the Train page says what to change.")
+            self.check_note.show()
+            return
+        if self._check_chose_base:  # the check chose the base model for another run, not the user
+            self._want["tuned"] = True
+            self._check_chose_base = False
+        self.check_note.hide()
 
     def _on_run(self, _run) -> None:
         self._refresh_runs()

@@ -805,6 +805,8 @@ class EvaluatePage(Page):
             card.finish(to_answer(text, mode, res))
             state = cell_state(res)
             bg, fg, word = STATE_STYLE[state]
+            if res.get("quoted"):  # graded as shown; the model's own words are graded apart (evaluate.own_correct)
+                word += " as shown · its own words " + ("right" if res.get("own_correct") else "wrong")
             card.timing.setText(f"{word} · {card.timing.text()}")
             card.timing.setWordWrap(False)
             card.timing.setStyleSheet(f"color: {fg}; font-weight: 600;")

@@ -21,7 +21,7 @@ from desktop.runs import RunSummary, list_runs, read_run, run_events
 from desktop.session import Session
 from desktop.train_process import TrainingProcessDied, resume_request, supervise, train_request
 from desktop.style import mono_font
-from desktop.widgets import Page, fmt_duration, fmt_number, muted
+from desktop.widgets import Banner, Page, fmt_duration, fmt_number, muted
 from desktop.workers import Job
 
 LOW_PRIORITY_NICE = 10  # "Low priority": the training process's nice value (0 = normal)
@@ -95,6 +95,11 @@ class TrainPage(Page):
         self.progress.setFormat("%p%")
         self.progress.setValue(0)
         self.body.addWidget(self.progress)
+        # the check after training (backend/rag/check.py): did tuning help the answers with documents?
+        self.check_banner = Banner()
+        self.check_banner.setObjectName("CheckBanner")
+        self.body.addWidget(self.check_banner)
+        self._checking = False
 
         # stat cards
         cards = QHBoxLayout()
@@ -284,6 +289,8 @@ class TrainPage(Page):
         self._last_logged_step = -1
         self._run_dir = None
         self.log_view.clear()
+        self._checking = False
+        self.show_check(None)
         for v in self.stat.values():
             v.setText("–")
         self.progress.setRange(0, 0)
@@ -319,7 +326,8 @@ class TrainPage(Page):
             self._job.set_paused(False)
         self.stop_button.setEnabled(False)
         self.pause_button.setEnabled(False)
-        self.status_label.setText("Stopping: finishing the current step and saving a checkpoint…")
+        self.status_label.setText("Stopping the check: the trained model is already saved." if self._checking
+                                  else "Stopping: finishing the current step and saving a checkpoint…")
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -353,6 +361,11 @@ class TrainPage(Page):
             self._log(f"Run folder: {self._run_dir}")
             self.refresh_history()
         elif t == ev.PROGRESS:
+            if e.get("stage") == "check" and not self._checking:
+                self._checking = True
+                self.pause_button.setEnabled(False)  # the model is trained and saved; only Stop (skip the check) is left
+                self.stop_button.setToolTip("Skip the check: the trained model is saved")
+                self.progress.setRange(0, 0)
             if e.get("message"):
                 self.status_label.setText(e["message"])
                 if e.get("stage") not in ("tokenize", "data"):
@@ -373,6 +386,11 @@ class TrainPage(Page):
             self._log(e.get("message", "out of memory: retrying with a smaller micro-batch"), "#c0392b")
             self.banner.show_message("warning", "Out of memory: continuing with a smaller micro-batch",
                                      e.get("message", ""))
+        elif t == ev.ANSWER_CHECK:
+            self._checking = False
+            self.show_check(e)
+            if e.get("status") == "done":
+                self._log(e.get("message", ""), "#c0392b" if e.get("verdict") == "worse" else None)
         elif t == ev.FINISHED:
             self._final_status = e.get("status")
             reason = e.get("reason") or ""
@@ -462,7 +480,12 @@ class TrainPage(Page):
             text = (f"Training of {name} stopped unexpectedly: {job.error.message}. "
                     + ("Resume continues from its latest checkpoint." if resumable
                        else "No checkpoint was saved yet: start the run again."))
+        check = run_folder.read_check(self._run_dir) if self._run_dir and status == "completed" else None
+        if check and check.get("verdict") == "worse":
+            text = (f"Training finished: {name}. The check found that tuning made the answers worse, so the Chat "
+                    "page answers with the untuned model and your documents until you choose otherwise.")
         self.status_label.setText(text)
+        self.stop_button.setToolTip("Save a checkpoint and stop; the run can be resumed later")
         if status == "completed" and result is not None and result.adapter_dir:
             self.session.select_run(result.run_dir)
             self.runSelected.emit(result.run_dir)
@@ -473,6 +496,7 @@ class TrainPage(Page):
     # -- history ----------------------------------------------------------------------------------
     def _on_project(self, _project) -> None:
         self._viewing = None
+        self.show_check(None)
         self.metrics.clear()
         self.plot_view.refresh()
         self.log_view.clear()
@@ -545,6 +569,7 @@ class TrainPage(Page):
                 self.progress.setRange(0, int(total))
                 self.progress.setValue(int(lt.get("step") or 0))
             self.status_label.setText(f"Showing {r.name}: {self._status_words(r)}")
+            self.show_check(run_folder.read_check(r.run_dir))
             if r.has_chat_model:
                 self.session.select_run(r.run_dir)
                 self.runSelected.emit(r.run_dir)
@@ -554,6 +579,34 @@ class TrainPage(Page):
                 self.history.selectRow(row)
         self.history.blockSignals(False)
         self._update_run_detail()
+
+    def show_check(self, rec: dict | None) -> None:
+        """Show the check after training (an ``answer_check`` event), or hide it (``None``)."""
+        if not rec:
+            self.check_banner.hide()
+            self.check_banner.setToolTip("")
+            return
+        status = rec.get("status")
+        if status == "done":
+            verdict = rec.get("verdict")
+            kind = {"helped": "success", "worse": "warning"}.get(verdict, "info")
+            details = [rec["notes"]] if rec.get("notes") else []
+            if rec.get("cause"):
+                details.append(f"Likely cause: {rec['cause']}")
+            if rec.get("advice"):
+                details.append(f"What to change: {rec['advice']}")
+            details.append(f"Checked after training on {rec.get('source') or 'held-out questions'}, with your "
+                           f"documents, in {fmt_duration(rec.get('seconds'))}. The Evaluate page measures it in full.")
+            self.check_banner.show_message(kind, rec.get("message", ""), "\n".join(details))
+            self.check_banner.setToolTip(_check_tooltip(rec))
+        elif status == "skipped":
+            self.check_banner.show_message("info", "No check after training", f"Nothing was asked: {rec.get('reason', '')}.")
+        elif status == "cancelled":
+            self.check_banner.show_message("info", "The check after training was stopped",
+                                           "The trained model is saved; the Evaluate page can score it.")
+        else:
+            self.check_banner.show_message("info", "The check after training did not finish",
+                                           f"{rec.get('reason', '')}. The trained model is saved.")
 
     @staticmethod
     def _status_words(r: RunSummary) -> str:
@@ -778,6 +831,22 @@ class _OtherCpu:
             if name not in names:
                 names.append(name)
         return sum(pct for pct, _ in load) / 100, names
+
+
+def _check_tooltip(rec: dict) -> str:
+    """Each question of the check with both answers and whether they were right (plain text)."""
+    lines = []
+    for q in rec.get("questions") or []:
+        lines.append(q.get("question", ""))
+        for key, who in (("tuned", "tuned"), ("base", "untuned")):
+            a = q.get(key) or {}
+            mark = "right" if a.get("correct") else "wrong"
+            quoted = " (quoted from your documents, not the model's words)" if a.get("quoted") else ""
+            lines.append(f"   {who}: {' '.join(str(a.get('answer', '')).split())[:120]} — {mark}{quoted}")
+    if not lines:
+        return ""
+    import html  # questions and answers are content: shown as plain text (docs/architecture.md, "Trust")
+    return "<div style='white-space:pre-wrap'>" + html.escape("\n".join(lines)) + "</div>"
 
 
 def _tail(path: Path, max_bytes: int = 65536) -> str:
