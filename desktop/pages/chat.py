@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QSpinBox, QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import records
 from backend import transcript as chat_log
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
@@ -938,7 +939,17 @@ class ChatPage(Page):
         s = self.session
         if s.project is None:
             return 0
-        saved = chat_log.load(s.project.transcript_path)
+        skipped: list = []
+        try:
+            saved = chat_log.load(s.project.transcript_path, skipped)
+        except OSError as err:
+            saved = []
+            self.banner.show_message("warning", f"The saved chat could not be read: {err.strerror or err}",
+                                     str(s.project.transcript_path))
+        if skipped:  # the rest is shown; the file is left as it is (docs/architecture.md, "Readers")
+            self.banner.show_message(
+                "warning", f"{len(skipped)} line(s) of the saved chat could not be shown and were skipped",
+                records.summary(skipped))
         for exch in saved:
             modes = list(dict.fromkeys(a.get("mode") or "base" for a in exch.answers))
             ex = QtExchange(exch.question, modes)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import records
 from backend import runs as run_folder
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
@@ -581,10 +582,14 @@ class EvaluatePage(Page):
         if run is not None and name:
             from backend.rag.evaluate import load_report
             try:
-                rep = report_dict(load_report(run, name))
+                loaded = load_report(run, name)
+                rep = report_dict(loaded)
             except Exception as e:  # a damaged file: say so, keep the page usable
                 self.banner.show_error(e)
-                rep = None
+                loaded = rep = None
+            if loaded is not None and loaded.skipped:  # the rest is shown (docs/architecture.md, "Readers")
+                self.banner.show_message("warning", f"{len(loaded.skipped)} part(s) of the saved result could not "
+                                                    "be read and are not shown", records.summary(loaded.skipped))
         self.show_report(rep, source="saved")
         return rep is not None
 
