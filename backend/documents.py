@@ -275,7 +275,7 @@ def file_sha256(path: str | Path) -> str:
 
 _ENTRY = {"path": "text", "name": "text", "sha256": "text", "size": "integer", "chunks": "integer",
           "chunk_size": "integer", "chunk_overlap": "integer", "status": "text", "error": "text?",
-          "added": "number", "updated": "number"}
+          "added": "text", "updated": "text"}
 
 
 def read_manifest(project: "Project", skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:

@@ -399,7 +399,7 @@ class MetricsLog:
 
         self.close()
         keep, dropped = [], 0
-        for rec in read_events(self.path):
+        for rec in read_events(self.path, []):  # a foreign line is dropped, not a reason to stop the run
             if rec.get("type") in STEP_TYPES and (rec.get("step") or 0) > step:
                 dropped += 1
             else:
@@ -421,14 +421,22 @@ class MetricsLog:
 
 
 def read_events(path: str | Path, skipped: list | None = None) -> list[dict]:
-    """All usable records of a ``metrics.jsonl``; a torn, foreign or mistyped line is skipped.
+    """All complete records of a ``metrics.jsonl`` (a torn or non-JSON line is skipped).
 
     Parameters
     ----------
     path
         The file (``[]`` when it does not exist).
     skipped
-        Receives a :class:`backend.records.Skipped` per line left out (see :func:`problem`).
+        When given, a record outside the vocabulary or with a field of the wrong
+        type (:func:`problem`) is skipped too and named here (a
+        :class:`backend.records.Skipped`), as a reader of a project file must
+        (docs/architecture.md, "Readers").
+
+    Raises
+    ------
+    EventError
+        Without ``skipped``: for a record outside the vocabulary or of the wrong types.
     """
     from backend import records
 
@@ -438,6 +446,8 @@ def read_events(path: str | Path, skipped: list | None = None) -> list[dict]:
         what = problem(rec)
         if what is None:
             out.append(rec)
+        elif skipped is None:
+            raise EventError(f"{path}:{n}: {what}")
         else:
             notes.append(records.Skipped(str(path), n, what))
     return out

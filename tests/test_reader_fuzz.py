@@ -249,7 +249,10 @@ def test_metrics_survive_any_line(tmp_path, qapp):
     assert summary is not None and summary.when
     from backend import events as ev
 
-    ev.read_events(runs.metrics_path(run))
+    named: list = []
+    assert len(ev.read_events(runs.metrics_path(run), named)) == len(recs) and len(named) == len(skipped)
+    with pytest.raises(ev.EventError):  # without a list to name them in, the documented typed error
+        ev.read_events(runs.metrics_path(run))
 
 
 STATUS = {"status": "failed", "reason": "killed", "pid": 12345, "created": 1764500000.0, "started": 1764500001.0,
