@@ -21,7 +21,7 @@ from typing import Any, Literal
 from backend import events as ev
 from backend import methods, runs
 from backend.config import RunConfig
-from backend.errors import RunError, TuneError
+from backend.errors import RunError, TuneError, disk_problem
 from backend.fsutil import atomic_write_json
 from backend.workspace import require_run_dir
 
@@ -330,6 +330,38 @@ Import `{gguf_name}` (My Models -> Import).
 """
 
 
+def _export_bytes(run_dir: Path, kind: str) -> int | None:
+    """About how much an export writes: the adapter's size, else the weights of the model it is merged into."""
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and
+                   f.suffix in (".safetensors", ".gguf", ".bin"))
+
+    try:
+        if kind == "adapter" and runs.adapter_dir(run_dir).is_dir():
+            return size(runs.adapter_dir(run_dir))
+        if runs.model_dir(run_dir).is_dir():
+            return size(runs.model_dir(run_dir))
+        from backend.models import resolve_model
+
+        base = Path(resolve_model(RunConfig.load(runs.config_path(run_dir)).model.name_or_path))
+        n = size(base) if base.is_dir() else base.stat().st_size
+        return n * 2 if kind == "ollama" else n  # ollama: the merged folder and the GGUF side by side
+    except Exception:  # an estimate only: the message goes out without it
+        return None
+
+
+def _drop_partial_export(target: Path) -> None:
+    """Remove the temp files and folders this process was writing beside ``target`` (the target itself is untouched)."""
+    pid = str(os.getpid())
+    for p in target.parent.glob(f"*{target.name}*"):
+        name = p.name
+        if name.startswith(".") and name != target.name and (name.endswith(".tmp") or pid in name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
 def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = "q8_0", check: bool = True,
                evalset: str | Path | None = None, questions: int = 20, max_new_tokens: int | None = None,
                generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
@@ -369,15 +401,24 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
         raise ExportError(f"unknown export kind '{kind}'", field="kind", hint=f"use one of {', '.join(EXPORT_KINDS)}")
     run_dir = require_run_dir(run_dir)
     t0 = time.monotonic()
-    if kind == "adapter":
-        path = export_adapter(run_dir, out, on_event=on_event)
-    elif kind == "merged":
-        path = export_merged(run_dir, out, on_event=on_event)
-    elif kind == "gguf":
-        path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop)
-    else:
-        path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
-                             on_event=on_event, should_stop=should_stop)
+    try:
+        if kind == "adapter":
+            path = export_adapter(run_dir, out, on_event=on_event)
+        elif kind == "merged":
+            path = export_merged(run_dir, out, on_event=on_event)
+        elif kind == "gguf":
+            path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop)
+        else:
+            path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
+                                 on_event=on_event, should_stop=should_stop)
+    except Exception as e:
+        target = Path(out).expanduser().resolve()
+        problem = disk_problem(e, target.parent, doing=f"exporting ({kind})", needed=_export_bytes(run_dir, kind),
+                               then="then export again")
+        if problem is None:
+            raise
+        _drop_partial_export(target)
+        raise problem from e
     if path is None:
         return None
     weights = _weights_file(path)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from backend import events as ev
 from backend import records
-from backend.errors import DocumentError, IndexStoreError
+from backend.errors import DocumentError, IndexStoreError, TuneError, disk_problem
 from backend.lock import ProjectLock
 from backend.fsutil import atomic_write_json, read_json
 from backend.rag.hybrid import LEXICAL_FILE, BM25Index
@@ -943,7 +943,32 @@ def ingest(project: "Project | str | Path", paths: Sequence[str | Path] = (), *,
     index_dir, root = _project_index(project)
     with ProjectLock(root, "updating the document index", wait=LOCK_WAIT_S,
                      on_wait=lambda m: on_event(ev.log(m, level="warning"))):
-        return _ingest(project, index_dir, root, paths, settings, rebuild, embeddings, on_event, should_stop)
+        try:
+            return _ingest(project, index_dir, root, paths, settings, rebuild, embeddings, on_event, should_stop)
+        except TuneError:
+            raise
+        except Exception as e:  # Chroma's SQLite says "database or disk is full": a full disk, in words
+            problem = disk_problem(e, index_dir, doing="indexing the documents",
+                                   needed=_index_bytes(paths, settings), then="then run the ingest again")
+            if problem is None:
+                raise
+            raise problem from e
+
+
+def _index_bytes(paths: Sequence[str | Path], settings: "IndexSettings | None") -> int | None:
+    """About how much indexing ``paths`` writes: their text stored and searchable (~3x) plus a vector per chunk."""
+    total = 0
+    for p in paths:
+        p = Path(p)
+        try:
+            files = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
+            total += sum(f.stat().st_size for f in files)
+        except OSError:
+            continue
+    if not total:
+        return None
+    chunk = (settings.chunk_size if settings else 1000) or 1000
+    return 3 * total + (total // chunk + 1) * 384 * 4 * 3
 
 
 def _recover(index_dir: Path, root: Path, on_event: ev.OnEvent) -> list[Path] | None:

@@ -194,9 +194,11 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
         raise
     except BaseException as e:
         tb = traceback.format_exc()
-        log.error("run failed:\n%s", tb)
         problem = _environment_problem(e, run_dir, checkpoint)
-        if problem is not None:  # a message in words, as for a TuneError
+        if problem is not None:  # a message in words, as for a TuneError; the traceback only in run.log
+            log.error("run failed: %s", problem)
+            if handler:
+                handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed:\n%s", (tb,), None))
             _drop_half_written(run_dir)
             try:
                 write_status(run_dir, "failed", reason=str(problem), error=problem.to_dict())
@@ -205,6 +207,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             except OSError:  # the disk is still full: the message matters more than the record
                 pass
             raise problem from e
+        log.error("run failed:\n%s", tb)
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
         write_status(run_dir, status, reason=reason)
