@@ -187,6 +187,18 @@ def human_size(n: int | float) -> str:
     return f"{int(n)} bytes"
 
 
+def human_duration(seconds: float) -> str:
+    """``'40 s'``, ``'12 min'``, ``'3.5 hours'``, ``'19 days'``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        h = seconds / 3600
+        return f"{h:.1f} hours" if h < 10 else f"{h:.0f} hours"
+    return f"{seconds / 86400:.0f} days"
+
+
 def is_disk_full(e: BaseException, folder: str | Path | None = None) -> bool:
     """Whether ``e`` (or an exception it came from) is the disk filling up.
 

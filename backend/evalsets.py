@@ -197,6 +197,30 @@ MAX_ROW_BYTES = 256 << 10
 """A questions-file row longer than this is refused unread (a question and its answer are a few KB)."""
 
 
+MAX_FILE_BYTES = 256 << 20
+"""A questions file larger than this is refused unread (a million short questions fit)."""
+
+
+def count_questions(path: str | Path) -> int:
+    """About how many questions a file holds, without parsing it: its non-blank lines (less the CSV header).
+
+    Cheap enough for the GUI thread on any size (it reads bytes in 1 MiB blocks).
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    p = Path(path).expanduser()
+    n, last = 0, b"\n"
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    n += last != b"\n"
+    return max(0, n - 1) if p.suffix.lower() == ".csv" else n
+
+
 def read_evalset(path: str | Path, skipped: "list[records.Skipped] | None" = None) -> list[EvalRow]:
     """Read and check an evalset (JSONL, or CSV with a header row).
 
@@ -227,6 +251,13 @@ def read_evalset(path: str | Path, skipped: "list[records.Skipped] | None" = Non
     p = Path(path).expanduser()
     out: list[EvalRow] = []
     problems: list[DataError] = []
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"the questions file is {size >> 20} MB; at most {MAX_FILE_BYTES >> 20} MB is read", file=p,
+                        hint="split it into smaller evalsets, or sample the questions you need")
     if p.suffix.lower() == ".csv":
         try:
             text = p.read_text(encoding="utf-8-sig")

@@ -585,6 +585,8 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
     modes = [m for m in MODES if m in modes]
     probe_rows = read_evalset(probe or FORGETTING_PROBE) if forgetting else []
     require_run_dir(run_dir)
+    # said before any model loads: a 200,000-question set is days of work, not a click (issue 27)
+    on_event(ev.log(plan_text(len(rows), len(modes), len(probe_rows), run_dir), level="warning"))
     need_index = any(m.endswith("+rag") for m in modes)
     index = open_index(project, embeddings=embeddings) if need_index else None
     chat = chat_model or load_chat_model(run_dir, on_event=on_event)
@@ -733,6 +735,60 @@ def save_report(rep: EvalReport, out_dir: str | Path | None = None) -> Path:
     atomic_write_json(jpath, rep.to_dict())
     atomic_write_text(mpath, rep.markdown())
     return jpath
+
+
+DEFAULT_SECONDS_PER_ANSWER = 2.0
+"""A guess for a machine that has not evaluated yet (a 135M model on a laptop CPU, ~60 tokens)."""
+
+
+def seconds_per_answer(run_dir: str | Path) -> tuple[float, bool]:
+    """How long one answer took in this project's earlier evaluations, and whether it was measured.
+
+    Reads the saved reports of every run beside ``run_dir`` (their ``seconds``
+    over the answers they hold); :data:`DEFAULT_SECONDS_PER_ANSWER` when there is none.
+    """
+    total_s, answers = 0.0, 0
+    runs_root = Path(run_dir).parent
+    try:
+        files = list(runs_root.glob(f"*/{runs.EVAL}/*.json"))[:50]
+    except OSError:
+        files = []
+    for f in files:
+        try:
+            d = read_json(f)
+            n = sum(len(q.get("modes") or {}) for q in d.get("questions") or [] if isinstance(q, dict))
+            secs = records.finite(d.get("seconds"))
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        if n and secs and secs > 0:
+            total_s, answers = total_s + secs, answers + n
+    if answers:
+        return total_s / answers, True
+    return DEFAULT_SECONDS_PER_ANSWER, False
+
+
+def plan(questions: int, modes: int, probes: int, run_dir: str | Path) -> tuple[str, float]:
+    """What an evaluation is about to do and roughly how long it takes: one sentence, and the seconds.
+
+    >>> plan(200_000, 4, 0, "/nowhere/run")[0]  # doctest: +ELLIPSIS
+    'Evaluating 200,000 questions × 4 modes = 800,000 answers: roughly 19 days (a guess...'
+    """
+    from backend.errors import human_duration
+
+    answers = questions * modes + 2 * probes
+    per, measured = seconds_per_answer(run_dir)
+    how = (f"at {per:.1f} s per answer, as earlier evaluations here took" if measured else
+           f"a guess of {per:.0f} s per answer: no earlier evaluation here to go by")
+    probe = f" plus {2 * probes} for the forgetting check" if probes else ""
+    text = (f"Evaluating {questions:,} question{'s' if questions != 1 else ''} × {modes} "
+            f"mode{'s' if modes != 1 else ''} = {questions * modes:,} answers{probe}: roughly "
+            f"{human_duration(answers * per)} ({how}); stop at any time, what is answered is kept")
+    return text, answers * per
+
+
+def plan_text(questions: int, modes: int, probes: int, run_dir: str | Path) -> str:
+    """The sentence of :func:`plan`."""
+    return plan(questions, modes, probes, run_dir)[0]
 
 
 def load_report(run_dir: str | Path, evalset_name: str) -> EvalReport | None:
