@@ -273,7 +273,8 @@ def unsafe_pickle_problem(e: BaseException, checkpoint: str | Path) -> RunError 
     what = ", ".join(bad) if bad else "a file"
     verb, it = ("hold", "them") if len(bad) > 1 else ("holds", "it")
     return RunError(f"{what} in {checkpoint.name} {verb} Python objects, not only tensors and numbers; loading "
-                    f"{it} could run code, so {it} {'were' if len(bad) > 1 else 'was'} not loaded", file=checkpoint / bad[0] if len(bad) == 1 else checkpoint,
+                    f"{it} could run code, so {it} {'were' if len(bad) > 1 else 'was'} not loaded",
+                    file=checkpoint / bad[0] if len(bad) == 1 else checkpoint,
                     hint="resume only from checkpoints made on this machine: delete this checkpoint folder to "
                          "resume from an earlier one, or start the run again")
 

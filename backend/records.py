@@ -365,5 +365,5 @@ _NAMES = {"number": "a number", "integer": "a whole number", "text": "text", "li
           "true/false": "true or false"}
 
 
-__all__ = ["BadRecord", "Mismatch", "conform", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Skipped", "field_problem", "finite",
-           "integer", "number", "parse", "read_json", "read_jsonl", "summary", "text", "too_deep"]
+__all__ = ["BadRecord", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Mismatch", "Skipped", "conform",
+           "field_problem", "finite", "integer", "number", "parse", "read_json", "read_jsonl", "summary", "text", "too_deep"]

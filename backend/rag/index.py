@@ -192,7 +192,8 @@ _SOURCE_RECORD = {"sha256": "text", "chunks": "integer", "kind": "text", "path":
                   "chunk_size": "integer", "chunk_overlap": "integer", "indexed_at": "number"}
 
 
-def clean_meta(meta: Any, path: str | Path = META_FILE, skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:
+def clean_meta(meta: Any, path: str | Path = META_FILE,
+               skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:
     """The index record with every entry of the wrong shape left out (and named in ``skipped``).
 
     ``index_meta.json`` travels with the project (docs/architecture.md,
