@@ -463,6 +463,15 @@ def test_feedback_dataset_survives_any_line(tmp_path):
     normalise_file(fr.rows, str(path))
 
 
+def test_lock_file_survives_any_content(tmp_path):
+    from backend.lock import LOCK_FILE, describe, holder
+
+    template = {"pid": 123, "host": "workstation", "purpose": "tune ingest", "since": 1764500000.0}
+    for raw in bad_documents(template):
+        (tmp_path / LOCK_FILE).write_bytes(raw)
+        assert isinstance(describe(holder(tmp_path)), str)
+
+
 # -- the app -------------------------------------------------------------------------------------
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
