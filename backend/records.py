@@ -104,6 +104,23 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def parse(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """One JSON value from a record's bytes.
 
@@ -138,6 +155,9 @@ def parse(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     except ValueError as e:  # JSONDecodeError, or an integer too long to convert
         msg = getattr(e, "msg", None) or str(e)
         raise BadRecord(f"not valid JSON ({msg})") from None
+    # "\ud800" alone decodes to a lone surrogate, which no file or widget can take: refused here, once
+    if ("\\ud" in data or "\\uD" in data) and _has_lone_surrogate(value):
+        raise BadRecord("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     # the count of brackets bounds the depth: walk only when it could be too deep
     if isinstance(value, (dict, list)) and data.count("[") + data.count("{") > max_depth \
             and too_deep(value, max_depth):

@@ -199,6 +199,7 @@ def test_transcript_survives_any_line(tmp_path):
         assert transcript.record_problem(a) is None
         transcript.sources_of(a)
     transcript.to_markdown(exchanges)
+    transcript.export_markdown(path, tmp_path / "chat.md")  # what was loaded can be written out again
 
 
 def test_the_two_lines_of_the_issue_are_skipped_and_named(tmp_path):
@@ -277,7 +278,7 @@ def test_run_files_survive_any_content(tmp_path, which):
     run = _run(tmp_path)
     target = {"status": runs.status_path(run), "label": runs.label_path(run), "config": runs.config_path(run)}[which]
     template = {"status": STATUS, "label": {"name": "My run", "renamed": 1764500000.0}, "config": CONFIG}[which]
-    for doc in bad_documents(template, seed=SEED + len(which)):
+    for i, doc in enumerate(bad_documents(template, seed=SEED + len(which))):
         target.write_bytes(doc)
         skipped: list = []
         st = runs.read_status(run, skipped)
@@ -290,6 +291,10 @@ def test_run_files_survive_any_content(tmp_path, which):
         for s in runs.list_runs(tmp_path / "proj"):
             _use_summary(s)
         runs.kind(run)
+        if which != "label" and i % 100 == 0:  # the offline report reads config and status too
+            from backend.report import write_report
+
+            write_report(run, tmp_path / "report.html")
 
 
 PROJECT = {"name": "Kettles", "base_model": "default", "format": 1,
@@ -316,8 +321,10 @@ def test_project_json_survives_any_content(tmp_path):
         opened += 1
         assert isinstance(p.name, str) and isinstance(p.base_model, str)
         p.description, p.example_questions, p.trust_notices(), p.training_documents()  # noqa: B018
-        p.files_with_role("train"), p.saved_run_config()  # noqa: B018
-        if opened % 10 == 0:  # a RunConfig takes ~5 ms to build: a sample of them goes the whole way
+        p.files_with_role("train")
+        if opened % 4 == 0:  # a RunConfig takes ~5 ms to build: a sample of them goes the whole way
+            p.saved_run_config()
+        if opened % 20 == 0:
             try:
                 resolve_run_config(p)
             except TuneError:
@@ -400,7 +407,7 @@ REPORT = {"evalset": "qs", "evalset_file": "evalsets/qs.jsonl", "run_dir": "/p/r
 
 def test_eval_results_survive_any_content(tmp_path):
     from backend.rag.evaluate import compare_runs, format_figure, load_report
-    from backend.report import _evaluation_section
+    from backend.report import _evaluation_section, write_report
     from desktop.eval_adapter import filter_counts, forgetting_text, loss_text, verdict_text
 
     run = _run(tmp_path)
@@ -423,6 +430,8 @@ def test_eval_results_survive_any_content(tmp_path):
             for fig in card.values():
                 format_figure(fig), format_figure(fig, percent=False)  # noqa: B018
         compare_runs([run], "qs")
+        if shown % 50 == 0:  # the whole offline report for a sample (it reads the run's other files too)
+            write_report(run, tmp_path / "report.html", "qs")
     assert shown > N // 2
 
 
