@@ -666,7 +666,7 @@ class EvaluatePage(Page):
         self._start_job("evaluate", self.engine.evaluate, s.project, name, run,
                         forgetting=self.forgetting_check.isChecked(), max_new_tokens=self.max_tokens.value(),
                         documents=s.document_files())
-        self.status.setText(f"{text}. Loading the models…")
+        self.status.setText((f"{text}. " if text else "") + "Loading the models…")
         return True
 
     def evaluation_plan(self, run: Path, name: str) -> tuple[str, float]:
