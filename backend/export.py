@@ -135,19 +135,32 @@ def list_exports(run_dir: str | Path) -> list[ExportRecord]:
     """The run's recorded exports, newest first, each with its parity result when checked."""
     from backend.fsutil import read_json
 
+    from backend import records
+
     out = []
     d = runs.exports_dir(run_dir)
     for sub in sorted(d.iterdir()) if d.is_dir() else ():
-        rec = read_json(sub / EXPORT_RECORD)
-        if not isinstance(rec, dict):
+        # the run folder may come from elsewhere: a record of another shape is left out
+        # (docs/architecture.md, "Readers")
+        notes: list[str] = []
+        try:
+            rec = records.conform(read_json(sub / EXPORT_RECORD), _RECORD_SHAPE, EXPORT_RECORD, notes)
+        except (OSError, ValueError):  # unreadable, not JSON, or not a record (records.Mismatch)
             continue
         known = {f for f in ExportRecord.__dataclass_fields__}
-        r = ExportRecord(**{k: v for k, v in rec.items() if k in known})
-        par = read_json(sub / PARITY_RECORD)
-        if isinstance(par, dict):
-            r.parity = par
+        r = ExportRecord(**{k: v for k, v in rec.items() if k in known and k != "parity"})
+        try:
+            r.parity = records.conform(read_json(sub / PARITY_RECORD), _PARITY_SHAPE, PARITY_RECORD, notes)
+        except (OSError, ValueError):
+            r.parity = None
         out.append(r)
     return sorted(out, key=lambda r: -r.created)
+
+
+_RECORD_SHAPE = {"name!": "text", "kind!": "text", "path!": "text", "quant": "text?", "size_bytes": "integer",
+                 "sha256": "text?", "seconds": "number", "created": "number", "run_dir": "text", "notes": ["text"]}
+_PARITY_SHAPE = {"summary!": "text", "ok": "true/false", "source": "text?",
+                 "changed": [{"question!": "text", "app!": "text", "export!": "text"}]}
 
 
 def _weights_file(path: Path) -> Path | None:

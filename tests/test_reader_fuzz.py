@@ -472,6 +472,30 @@ def test_feedback_dataset_survives_any_line(tmp_path):
     normalise_file(fr.rows, str(path))
 
 
+EXPORT = {"name": "merged", "kind": "merged", "path": "/p/out/merged", "quant": None, "size_bytes": 1000,
+          "sha256": "0" * 64, "seconds": 1.5, "created": 1764500000.0, "run_dir": "/p/runs/r1", "notes": ["x"]}
+PARITY = {"summary": "2 of 2 answers identical", "ok": True, "source": "evalset qs",
+          "changed": [{"question": "What boils?", "app": "The kettle.", "export": "A kettle."}]}
+
+
+@pytest.mark.parametrize("which", ["export", "parity"])
+def test_export_records_survive_any_content(tmp_path, which):
+    from backend.export import EXPORT_RECORD, PARITY_RECORD, list_exports
+    from desktop.export_dialog import parity_text
+
+    run = _run(tmp_path)
+    sub = runs.exports_dir(run) / "merged"
+    sub.mkdir(parents=True)
+    (sub / EXPORT_RECORD).write_text(json.dumps(EXPORT))
+    (sub / PARITY_RECORD).write_text(json.dumps(PARITY))
+    target = sub / (EXPORT_RECORD if which == "export" else PARITY_RECORD)
+    for raw in bad_documents(EXPORT if which == "export" else PARITY, seed=SEED + 7 + len(which)):
+        target.write_bytes(raw)
+        for rec in list_exports(run):
+            assert isinstance(rec.name, str) and isinstance(rec.created, (int, float))
+            parity_text(rec.parity)
+
+
 def test_lock_file_survives_any_content(tmp_path):
     from backend.lock import LOCK_FILE, describe, holder
 
