@@ -22,7 +22,7 @@ from backend import events as ev
 from backend import launch_export
 from backend.cliutil import StopFlag, print_notices, quiet_libraries, trust_flags
 from backend.data import cli as data_cli
-from backend.errors import TuneError, from_os_error
+from backend.errors import TuneError, disk_problem, from_os_error
 from backend.presets import PRESET_KEYS
 from backend.rag import cli as rag_cli
 
@@ -412,17 +412,26 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as e:
         # a full or read-only disk, no permission: a message, and the traceback only in the log
-        folder = next((getattr(args, a) for a in ("project", "output", "run_dir", "run", "out")
-                       if isinstance(getattr(args, a, None), str)), None)
-        problem = from_os_error(e, resume_hint=_resume_hint(args), folder=folder)
+        problem = from_os_error(e, resume_hint=_resume_hint(args), folder=_folder(args))
         print(f"error: {problem}{_logged(e)}", file=sys.stderr)
         return problem.exit_code
     except Exception as e:
+        # a full disk as a library words it (safetensors, SQLite, torch's writer) is a full disk, not damage
+        full = disk_problem(e, _folder(args) or os.getcwd(), then=_resume_hint(args))
+        if full is not None:
+            print(f"error: {full}{_logged(e)}", file=sys.stderr)
+            return full.exit_code
         if type(e).__name__ != "SafetensorError":
             raise
         print(f"error: a weights file (.safetensors) is damaged or cut off ({e}) — re-export or re-train it; "
               f"a copy interrupted mid-way is the usual cause{_logged(e)}", file=sys.stderr)
         return 2
+
+
+def _folder(args) -> str | None:
+    """The folder the command writes into, as named on the command line (for a disk's message)."""
+    return next((getattr(args, a) for a in ("project", "output", "run_dir", "run", "out")
+                 if isinstance(getattr(args, a, None), str)), None)
 
 
 def _resume_hint(args) -> str:

@@ -150,6 +150,8 @@ class RunConfig:
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("the config file is not UTF-8 text", file=path, hint="save it as UTF-8") from None
         except OSError as e:
             raise ConfigError(f"cannot read the config file ({e.strerror})", file=path,
                               hint="check the path") from None
@@ -158,6 +160,9 @@ class RunConfig:
         except json.JSONDecodeError as e:
             raise ConfigError(f"not valid JSON: {e.msg} (column {e.colno})", file=path,
                               line=e.lineno, hint="fix the JSON syntax") from None
+        except (RecursionError, ValueError):  # nested thousands deep; an integer too long to convert
+            raise ConfigError("not valid JSON (nested too deep, or a number too long)", file=path,
+                              hint="fix the JSON") from None
         if not isinstance(d, dict):
             raise ConfigError("a config file must hold a JSON object", file=path)
         try:

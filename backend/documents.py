@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend import events as ev
+from backend import records
 from backend.errors import DocumentError
 from backend.filetypes import DOCUMENT_SUFFIXES
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
@@ -272,22 +273,30 @@ def file_sha256(path: str | Path) -> str:
 # ---------------------------------------------------------------------------
 # the project manifest
 
-def read_manifest(project: "Project") -> dict[str, Any]:
+_ENTRY = {"path": "text", "name": "text", "sha256": "text", "size": "integer", "chunks": "integer",
+          "chunk_size": "integer", "chunk_overlap": "integer", "status": "text", "error": "text?",
+          "added": "text", "updated": "text"}
+
+
+def read_manifest(project: "Project", skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:
     """The project's ``documents/manifest.json`` (an empty one when missing).
 
     Shape: ``{"version": 1, "documents": {abs_path: {path, name, sha256, size,
     chunks, chunk_size, chunk_overlap, status, error, added, updated}}}``;
-    ``status`` is ``ok`` or ``error``.
+    ``status`` is ``ok`` or ``error``.  An entry of another shape (a field of
+    the wrong type) is left out and named in ``skipped`` (docs/architecture.md,
+    "Readers"); adding the file again writes it anew.
 
     Raises
     ------
     DocumentError
-        When the manifest exists but is not valid JSON.
+        When the manifest exists but is not a JSON object with a ``documents`` table.
     backend.confine.ConfinementError
         When the manifest is a link that leads outside the project.
     """
     from backend.confine import confine
 
+    notes: list = [] if skipped is None else skipped
     if project.manifest_path.is_symlink():  # never read (or later replace) a file elsewhere unnoticed
         confine(project.manifest_path, project.root, what="the documents manifest")
     try:
@@ -295,13 +304,24 @@ def read_manifest(project: "Project") -> dict[str, Any]:
     except (ValueError, OSError) as e:
         raise DocumentError(f"the documents manifest is unreadable ({e})", file=project.manifest_path,
                             hint="restore it from a backup, or delete it and add the documents again") from None
-    if not m:
+    if m is None:
         return {"version": MANIFEST_VERSION, "documents": {}}
-    docs = m.get("documents")
+    docs = m.get("documents") if isinstance(m, dict) else None
     if not isinstance(docs, dict):
         raise DocumentError("the documents manifest has no 'documents' table", file=project.manifest_path,
                             hint="delete it and add the documents again")
-    m["documents"] = {_manifest_key(project, k, v): v for k, v in docs.items() if isinstance(v, dict)}
+    kept = {}
+    for k, v in docs.items():
+        problem = records.field_problem(v, _ENTRY) if isinstance(v, dict) else "not an object"
+        if problem is None and "\0" in (k + str(v.get("path") or "")):
+            problem = "a NUL in its path"
+        if problem:
+            notes.append(records.Skipped(str(project.manifest_path), None, f"entry {k[:80]!r}: {problem}"))
+            continue
+        key = _manifest_key(project, k, v)
+        v.setdefault("path", key)
+        kept[key] = v
+    m["documents"] = kept
     return m
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from backend import events as ev
-from backend import runs
+from backend import records, runs
 from backend.confine import confine, is_inside
 from backend.errors import DataError, TuneError
 from backend.fsutil import atomic_write_text
@@ -185,8 +185,8 @@ def _row_from_dict(row: Any, p: Path, n: int, csv_keywords: bool = False) -> Eva
     lineage = row.get("lineage") or {}
     if isinstance(lineage, str):  # CSV: a JSON object in a cell
         try:
-            lineage = json.loads(lineage)
-        except json.JSONDecodeError:
+            lineage = records.parse(lineage)
+        except records.BadRecord:
             lineage = {"from": lineage}
     rid = row.get("id")
     return EvalRow(str(rid).strip() if rid not in (None, "") else f"q{n}", q.strip(), ans.strip(), kws,
@@ -194,13 +194,45 @@ def _row_from_dict(row: Any, p: Path, n: int, csv_keywords: bool = False) -> Eva
                    lineage if isinstance(lineage, dict) else {}, status, n)
 
 
-def read_evalset(path: str | Path) -> list[EvalRow]:
+MAX_ROW_BYTES = 256 << 10
+"""A questions-file row longer than this is refused unread (a question and its answer are a few KB)."""
+
+
+MAX_FILE_BYTES = 256 << 20
+"""A questions file larger than this is refused unread (a million short questions fit)."""
+
+
+def count_questions(path: str | Path) -> int:
+    """About how many questions a file holds, without parsing it: its non-blank lines (less the CSV header).
+
+    Cheap enough for the GUI thread on any size (it reads bytes in 1 MiB blocks).
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
+    p = Path(path).expanduser()
+    n, last = 0, b"\n"
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    n += last != b"\n"
+    return max(0, n - 1) if p.suffix.lower() == ".csv" else n
+
+
+def read_evalset(path: str | Path, skipped: "list[records.Skipped] | None" = None) -> list[EvalRow]:
     """Read and check an evalset (JSONL, or CSV with a header row).
 
     Parameters
     ----------
     path
         A ``.jsonl`` (one JSON object per line) or ``.csv`` file.
+    skipped
+        When given, a bad row is left out and named here (file, line, what was
+        wrong) instead of failing the whole file, and the rest loads
+        (docs/architecture.md, "Readers").
 
     Returns
     -------
@@ -211,29 +243,51 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
     ------
     DataError
         Unreadable file, invalid JSON, a row without a question or without an
-        expected answer / keywords, a duplicate id (naming ``file:line``), or
-        no rows at all.  The error names the first bad row; its ``problems``
-        attribute lists every bad row (each a :class:`DataError`).
+        expected answer / keywords, a row longer than :data:`MAX_ROW_BYTES`, a
+        duplicate id (naming ``file:line``), or no rows at all.  The error names
+        the first bad row; its ``problems`` attribute lists every bad row (each a
+        :class:`DataError`).  With ``skipped`` given, only a file that cannot be
+        read or has no usable row.
     """
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError("the questions file is not UTF-8 text", file=p, hint="save it as UTF-8") from None
-    except OSError as e:
-        raise DataError(f"cannot read the questions file ({e.strerror or e})", file=p, hint="check the path") from None
     out: list[EvalRow] = []
     problems: list[DataError] = []
+    try:
+        size = p.stat().st_size
+    except OSError:
+        size = 0
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"the questions file is {size >> 20} MB; at most {MAX_FILE_BYTES >> 20} MB is read", file=p,
+                        hint="split it into smaller evalsets, or sample the questions you need")
     if p.suffix.lower() == ".csv":
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise DataError("the questions file is not UTF-8 text", file=p, hint="save it as UTF-8") from None
+        except OSError as e:
+            raise DataError(f"cannot read the questions file ({e.strerror or e})", file=p,
+                            hint="check the path") from None
         reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "question" not in [f.strip() for f in reader.fieldnames]:
+        try:
+            names = reader.fieldnames
+        except csv.Error as e:
+            raise DataError(f"not a CSV file ({e})", file=p, line=1) from None
+        if not names or "question" not in [f.strip() for f in names]:
             raise DataError("the CSV file has no 'question' column", file=p, line=1, field="question",
                             hint="the first row names the columns: question,answer,keywords,source")
         start = 2
-        for rec in reader:
+        while True:
             n = start
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:  # a field longer than the csv module's limit, a NUL byte
+                problems.append(DataError(f"unreadable row ({e})", file=p, line=n))
+                start = reader.line_num + 1
+                continue
             start = reader.line_num + 1
-            rec = {(k or "").strip(): (v or "").strip() for k, v in rec.items() if k}
+            rec = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in rec.items() if k}
             if not any(rec.values()):
                 continue
             try:
@@ -241,26 +295,31 @@ def read_evalset(path: str | Path) -> list[EvalRow]:
             except DataError as e:
                 problems.append(e)
     else:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(DataError(f"not valid JSON: {e.msg}", file=p, line=n,
-                                          hint="write one JSON object per line"))
-                continue
-            try:
-                out.append(_row_from_dict(row, p, n))
-            except DataError as e:
-                problems.append(e)
+        notes: list[records.Skipped] = []
+        try:
+            for n, row in records.read_jsonl(p, notes, max_line_bytes=MAX_ROW_BYTES):
+                try:
+                    out.append(_row_from_dict(row, p, n))
+                except DataError as e:
+                    problems.append(e)
+        except OSError as e:
+            raise DataError(f"cannot read the questions file ({e.strerror or e})", file=p,
+                            hint="check the path") from None
+        if not p.exists():
+            raise DataError("cannot read the questions file (no such file)", file=p, hint="check the path")
+        for note in notes:
+            problems.append(DataError(note.what, file=p, line=note.line, hint="write one JSON object per line"))
     seen: dict[str, int] = {}
     for r in out:
         if r.id in seen:
             problems.append(DataError(f"id {r.id!r} is used twice (first on line {seen[r.id]})", file=p,
                                       line=r.line, field="id", hint="give every question its own id"))
         seen.setdefault(r.id, r.line)
-    if problems:
+    if problems and skipped is not None:
+        bad = {e.line for e in problems}
+        skipped.extend(records.Skipped(str(p), e.line, e.message) for e in sorted(problems, key=lambda e: e.line or 0))
+        out = [r for r in out if r.line not in bad]
+    elif problems:
         problems.sort(key=lambda e: e.line or 0)
         first = problems[0]
         more = len(problems) - 1

@@ -31,9 +31,12 @@ type: a dataclass below with ``TYPE`` and its fields, decorated ``@_register``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -271,8 +274,8 @@ def event_class(type: str) -> type[Event]:
     """The record class of ``type``; raises :class:`EventError` for an unknown type."""
     try:
         return EVENT_CLASSES[type]
-    except KeyError:
-        raise EventError(f"unknown event type {type!r} (known: {', '.join(EVENT_TYPES)})") from None
+    except (KeyError, TypeError):  # TypeError: a list or an object where the type's name belongs
+        raise EventError(f"unknown event type {str(type)[:60]!r} (known: {', '.join(EVENT_TYPES)})") from None
 
 
 def make(type: str, **fields: Any) -> Event:
@@ -294,6 +297,41 @@ def from_dict(rec: dict[str, Any]) -> Event:
         raise EventError(f"not an event record: {str(rec)[:120]}")
     fields = {k: v for k, v in rec.items() if k != "type"}
     return make(rec["type"], **fields)
+
+
+_KINDS = {int: "integer", float: "number", str: "text", dict: "object", list: "list", bool: "true/false"}
+
+
+@functools.lru_cache(maxsize=None)
+def _field_spec(cls: type[Event]) -> dict[str, str]:
+    """``{field: records type}`` of a record class, from its annotations (``Any`` fields are not checked)."""
+    hints = typing.get_type_hints(cls)
+    spec = {}
+    for f in dataclasses.fields(cls):
+        hint = hints.get(f.name)
+        args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        nullable = type(None) in args
+        kinds = [_KINDS[a] for a in args if a in _KINDS]
+        if len(kinds) == 1:
+            spec[f.name] = kinds[0] + ("?" if nullable else "")
+    return spec
+
+
+def problem(rec: Any) -> str | None:
+    """What keeps a record read from a file from being used, in words (``None``: it can be used).
+
+    Beyond :func:`from_dict` (the vocabulary), every field's value must have its
+    declared type — a ``step`` that is text or a ``loss`` that is a list is a
+    problem — because records read back come from a file anyone may have edited
+    (docs/architecture.md, "Readers").
+    """
+    from backend.records import field_problem
+
+    try:
+        from_dict(rec)
+    except EventError as e:
+        return str(e)[:200]
+    return field_problem(rec, {"time": "number", **_field_spec(EVENT_CLASSES[rec["type"]])})
 
 
 def event(type: str, **fields: Any) -> dict:
@@ -396,7 +434,7 @@ class MetricsLog:
 
         self.close()
         keep, dropped = [], 0
-        for rec in read_events(self.path):
+        for rec in read_events(self.path, []):  # a foreign line is dropped, not a reason to stop the run
             if rec.get("type") in STEP_TYPES and (rec.get("step") or 0) > step:
                 dropped += 1
             else:
@@ -417,25 +455,34 @@ class MetricsLog:
         self.close()
 
 
-def read_events(path: str | Path) -> list[dict]:
-    """All complete records of a ``metrics.jsonl`` (a torn last line is skipped).
+def read_events(path: str | Path, skipped: list | None = None) -> list[dict]:
+    """All complete records of a ``metrics.jsonl`` (a torn or non-JSON line is skipped).
+
+    Parameters
+    ----------
+    path
+        The file (``[]`` when it does not exist).
+    skipped
+        When given, a record outside the vocabulary or with a field of the wrong
+        type (:func:`problem`) is skipped too and named here (a
+        :class:`backend.records.Skipped`), as a reader of a project file must
+        (docs/architecture.md, "Readers").
 
     Raises
     ------
     EventError
-        For a record outside the vocabulary.
+        Without ``skipped``: for a record outside the vocabulary or of the wrong types.
     """
+    from backend import records
+
+    notes: list = [] if skipped is None else skipped
     out = []
-    path = Path(path)
-    if not path.exists():
-        return out
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                out.append(decode(line))
-            except json.JSONDecodeError:
-                continue
+    for n, rec in records.read_jsonl(path, notes):
+        what = problem(rec)
+        if what is None:
+            out.append(rec)
+        elif skipped is None:
+            raise EventError(f"{path}:{n}: {what}")
+        else:
+            notes.append(records.Skipped(str(path), n, what))
     return out

@@ -22,7 +22,7 @@ from backend import events as ev
 from backend import methods, runs
 from backend.config import RunConfig
 from backend.confine import is_link
-from backend.errors import RunError, TuneError
+from backend.errors import RunError, TuneError, disk_problem
 from backend.fsutil import atomic_write_json
 from backend.trust import hub_allowed
 from backend.workspace import require_run_dir
@@ -150,19 +150,32 @@ def list_exports(run_dir: str | Path) -> list[ExportRecord]:
     """The run's recorded exports, newest first, each with its parity result when checked."""
     from backend.fsutil import read_json
 
+    from backend import records
+
     out = []
     d = runs.exports_dir(run_dir)
     for sub in sorted(d.iterdir()) if d.is_dir() else ():
-        rec = read_json(sub / EXPORT_RECORD)
-        if not isinstance(rec, dict):
+        # the run folder may come from elsewhere: a record of another shape is left out
+        # (docs/architecture.md, "Readers")
+        notes: list[str] = []
+        try:
+            rec = records.conform(read_json(sub / EXPORT_RECORD), _RECORD_SHAPE, EXPORT_RECORD, notes)
+        except (OSError, ValueError):  # unreadable, not JSON, or not a record (records.Mismatch)
             continue
         known = {f for f in ExportRecord.__dataclass_fields__}
-        r = ExportRecord(**{k: v for k, v in rec.items() if k in known})
-        par = read_json(sub / PARITY_RECORD)
-        if isinstance(par, dict):
-            r.parity = par
+        r = ExportRecord(**{k: v for k, v in rec.items() if k in known and k != "parity"})
+        try:
+            r.parity = records.conform(read_json(sub / PARITY_RECORD), _PARITY_SHAPE, PARITY_RECORD, notes)
+        except (OSError, ValueError):
+            r.parity = None
         out.append(r)
     return sorted(out, key=lambda r: -r.created)
+
+
+_RECORD_SHAPE = {"name!": "text", "kind!": "text", "path!": "text", "quant": "text?", "size_bytes": "integer",
+                 "sha256": "text?", "seconds": "number", "created": "number", "run_dir": "text", "notes": ["text"]}
+_PARITY_SHAPE = {"summary!": "text", "ok": "true/false", "source": "text?",
+                 "changed": [{"question!": "text", "app!": "text", "export!": "text"}]}
 
 
 def _weights_file(path: Path) -> Path | None:
@@ -477,6 +490,39 @@ Import `{gguf_name}` (My Models -> Import).
 """
 
 
+def _export_bytes(run_dir: Path, kind: str) -> int | None:
+    """About how much an export writes: the adapter's size, else the weights of the model it is merged into."""
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and
+                   f.suffix in (".safetensors", ".gguf", ".bin"))
+
+    try:
+        if kind == "adapter" and runs.adapter_dir(run_dir).is_dir():
+            return size(runs.adapter_dir(run_dir))
+        if runs.model_dir(run_dir).is_dir():
+            return size(runs.model_dir(run_dir))
+        from backend.models import resolve_model
+
+        base = Path(resolve_model(RunConfig.load(runs.config_path(run_dir)).model.name_or_path))
+        n = size(base) if base.is_dir() else base.stat().st_size
+        return n * 2 if kind == "ollama" else n  # ollama: the merged folder and the GGUF side by side
+    except Exception:  # an estimate only: the message goes out without it
+        return None
+
+
+def _drop_partial_export(target: Path) -> None:
+    """Remove the temp files and folders this process was writing beside ``target`` (the target itself is untouched)."""
+    pid = str(os.getpid())
+    for p in target.parent.glob(f"*{target.name}*"):
+        name = p.name
+        # never the earlier export moved aside for a forced replace (.<name>.old-<pid>): it is the user's
+        if name.startswith(".") and name != target.name and ".old-" not in name and (name.endswith(".tmp") or pid in name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
 def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = "q8_0", check: bool = True,
                evalset: str | Path | None = None, questions: int = 20, max_new_tokens: int | None = None,
                generation=None, system_prompt: str | None = None, on_event: ev.OnEvent = ev.no_event,
@@ -520,15 +566,24 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
         raise ExportError(f"unknown export kind '{kind}'", field="kind", hint=f"use one of {', '.join(EXPORT_KINDS)}")
     run_dir = require_run_dir(run_dir)
     t0 = time.monotonic()
-    if kind == "adapter":
-        path = export_adapter(run_dir, out, on_event=on_event, force=force)
-    elif kind == "merged":
-        path = export_merged(run_dir, out, on_event=on_event, force=force)
-    elif kind == "gguf":
-        path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop, force=force)
-    else:
-        path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
-                             on_event=on_event, should_stop=should_stop, force=force)
+    try:
+        if kind == "adapter":
+            path = export_adapter(run_dir, out, on_event=on_event, force=force)
+        elif kind == "merged":
+            path = export_merged(run_dir, out, on_event=on_event, force=force)
+        elif kind == "gguf":
+            path = export_gguf(run_dir, out, quant=quant, on_event=on_event, should_stop=should_stop, force=force)
+        else:
+            path = export_ollama(run_dir, out, quant=quant, generation=generation, system_prompt=system_prompt,
+                                 on_event=on_event, should_stop=should_stop, force=force)
+    except Exception as e:
+        target = Path(out).expanduser().resolve()
+        problem = disk_problem(e, target.parent, doing=f"exporting ({kind})", needed=_export_bytes(run_dir, kind),
+                               then="then export again")
+        if problem is None:
+            raise
+        _drop_partial_export(target)
+        raise problem from e
     if path is None:
         return None
     weights = _weights_file(path)

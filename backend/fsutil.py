@@ -64,12 +64,15 @@ def atomic_write_json(path: str | Path, obj: Any, *, root: str | Path | None = N
 
 
 def read_json(path: str | Path, default: Any = None) -> Any:
-    """Read a JSON file; ``default`` when it does not exist."""
-    path = Path(path)
-    if not path.exists():
-        return default
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    """Read a JSON file; ``default`` when it does not exist.
+
+    Raises ``ValueError`` (:class:`backend.records.BadRecord`) for anything but
+    usable JSON — not UTF-8, not JSON, nested too deep, too large — and
+    ``OSError`` when it exists but cannot be read (docs/architecture.md, "Readers").
+    """
+    from backend.records import read_json as _read
+
+    return _read(path, default)
 
 
 def sha256_file(path: str | Path) -> str:

@@ -53,22 +53,28 @@ def _unlock(fh) -> None:
 
 def holder(project_root: str | Path) -> dict[str, Any] | None:
     """Who holds (or last held) the project's lock, as written in the lock file; ``None`` if unknown."""
+    from backend import records
+
     try:
         path = Path(project_root) / LOCK_FILE
         if path.is_symlink():  # never read what a planted link points at
             return None
-        text = path.read_text(encoding="utf-8")
-        return json.loads(text) if text.strip() else None
+        info = records.read_json(path, max_bytes=1 << 16)
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None  # any content (docs/architecture.md, "Readers")
 
 
 def describe(info: dict[str, Any] | None) -> str:
     """``'tune ingest (pid 123 on host-a, since 14:02:11)'`` for a holder record."""
     if not info:
         return "another process"
-    since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
-    return f"{info.get('purpose') or 'another process'} (pid {info.get('pid')} on {info.get('host')}, since {since})"
+    from backend.records import finite, text
+
+    when = finite(info.get("since"), 0.0)
+    since = time.strftime("%H:%M:%S", time.localtime(when)) if 0 < when < 1e11 else "?"
+    purpose = " ".join(text(info.get("purpose")).split())[:80] or "another process"
+    return f"{purpose} (pid {info.get('pid')!s:.12} on {text(info.get('host'), '?')[:60]}, since {since})"
 
 
 class ProjectLock:

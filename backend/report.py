@@ -59,11 +59,24 @@ def _fig(fig: dict | None, percent: bool = True) -> str:
 # sections
 
 
+def _part(d: Any, key: str) -> dict[str, Any]:
+    """``d[key]`` when both are objects, else ``{}`` (a run folder's files may hold anything)."""
+    v = d.get(key) if isinstance(d, dict) else None
+    return v if isinstance(v, dict) else {}
+
+
+def _when(v: Any) -> Any:
+    """A time stamp as a date, when it is one a calendar can show; anything else as it is."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v)) if 0 < v < 1e11 else str(v)
+    return v
+
+
 def _config_section(cfg: dict[str, Any]) -> str:
-    model = (cfg.get("model") or {}).get("name_or_path", "")
-    method = cfg.get("method") or {}
-    tr = cfg.get("training") or {}
-    data = cfg.get("data") or {}
+    model = _part(cfg, "model").get("name_or_path", "")
+    method = _part(cfg, "method")
+    tr = _part(cfg, "training")
+    data = _part(cfg, "data")
     rows = [("Base model", model), ("Method", method.get("method")),
             ("LoRA rank / alpha / dropout", f"{method.get('lora_r')} / {method.get('lora_alpha')} / "
                                             f"{method.get('lora_dropout')}" if method.get("lora_r") else None),
@@ -79,7 +92,7 @@ def _config_section(cfg: dict[str, Any]) -> str:
 
 def _data_rows(path: Path, known: dict[str, dict]) -> Any:
     rep = known.get(str(path)) or known.get(path.name)
-    if rep and rep.get("rows_read") is not None:
+    if rep and isinstance(rep.get("rows_read"), int):
         return rep["rows_read"]
     try:
         from backend.data.readers import read_file
@@ -90,16 +103,25 @@ def _data_rows(path: Path, known: dict[str, dict]) -> Any:
 
 
 def _data_section(run: Path, cfg: dict[str, Any]) -> str:
-    data = cfg.get("data") or {}
-    report = read_json(runs.data_report_path(run), {}) or {}
+    data = _part(cfg, "data")
+    try:
+        report = read_json(runs.data_report_path(run), {})
+    except (OSError, ValueError):
+        report = {}
+    report = report if isinstance(report, dict) else {}
     known: dict[str, dict] = {}
-    for f in (report.get("files") or []) + ((report.get("validation") or {}).get("files") or []):
-        if isinstance(f, dict) and f.get("path"):
+    listed = [f for part in (report.get("files"), _part(report, "validation").get("files"))
+              if isinstance(part, list) for f in part]
+    for f in listed:
+        if isinstance(f, dict) and isinstance(f.get("path"), str) and f["path"] and "\0" not in f["path"]:
             known[f["path"]] = f
             known.setdefault(Path(f["path"]).name, f)
     rows = []
     for role, key in (("train", "train_files"), ("validation", "validation_files"), ("documents", "document_files")):
-        for f in data.get(key) or []:
+        named = data.get(key)
+        for f in named if isinstance(named, list) else []:
+            if not isinstance(f, str) or not f or "\0" in f:
+                continue
             p = Path(f)
             if p.is_file():
                 n = _data_rows(p, known) if role != "documents" else None
@@ -133,17 +155,21 @@ def _versions() -> list[tuple[str, str]]:
 
 def _environment_section(run: Path) -> str:
     status = runs.read_status(run)
-    prov = read_json(runs.provenance_path(runs.final_dir(run) or runs.adapter_dir(run)), {}) or {}
+    try:
+        prov = read_json(runs.provenance_path(runs.final_dir(run) or runs.adapter_dir(run)), {})
+    except (OSError, ValueError):
+        prov = {}
+    prov = prov if isinstance(prov, dict) else {}
     from backend.events import read_events
 
     rows: list[tuple[str, Any]] = []
     for k in ("status", "reason", "created", "started", "finished", "updated"):
         v = status.get(k)
-        if isinstance(v, (int, float)) and k != "reason":
-            v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
+        if k != "reason":
+            v = _when(v)
         if v not in (None, ""):
             rows.append((f"run {k}", v))
-    for r in read_events(runs.metrics_path(run)):
+    for r in read_events(runs.metrics_path(run), []):  # a foreign line is left out (docs/architecture.md, "Readers")
         msg = r.get("message") or ""
         if r.get("type") == ev.LOG and msg.startswith("Device:"):
             rows.append(("training device", msg.split(":", 1)[1].strip()))
@@ -256,7 +282,7 @@ def svg_bars(report: Any, metric: str = "accuracy", *, width: int = 420, height:
 def _curves_section(run: Path) -> str:
     from backend.events import read_events
 
-    recs = read_events(runs.metrics_path(run))
+    recs = read_events(runs.metrics_path(run), [])  # a foreign line is left out (docs/architecture.md, "Readers")
     train = [(r["step"], r["loss"]) for r in recs if r.get("type") == ev.TRAIN
              and isinstance(r.get("loss"), (int, float)) and isinstance(r.get("step"), (int, float))]
     evals = [(r["step"], r["eval_loss"]) for r in recs if r.get("type") == ev.EVAL
@@ -423,7 +449,10 @@ def _exports_section(run: Path) -> str:
         return ""
     out = ["<h2>Exports</h2>"]
     for pj in found:
-        parity = read_json(pj, {}) or {}
+        try:
+            parity = read_json(pj, {}) or {}
+        except (OSError, ValueError) as e:
+            parity = {"unreadable": str(e)}
         files = []
         for f in sorted(pj.parent.rglob("*")):
             if f.is_file() and f.name != "parity.json":
@@ -466,7 +495,11 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None,
     from backend.workspace import require_run_dir
 
     run = require_run_dir(run_dir)
-    cfg = read_json(runs.config_path(run), {}) or {}
+    try:
+        cfg = read_json(runs.config_path(run), {})
+    except (OSError, ValueError):
+        cfg = {}
+    cfg = cfg if isinstance(cfg, dict) else {}
     names = [evalset] if isinstance(evalset, str) else list(evalset or list_reports(run))
     reports = []
     for n in names:
@@ -483,7 +516,7 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None,
         out = Path(out_path).expanduser()
     title = f"Tune Studio report — {run.name}"
     body = [f"<h1>{_e(title)}</h1><p class=muted>{_e(run)}</p>"]
-    if reports:
+    if reports and reports[0].modes:
         first = reports[0]
         best = first.scorecard.get(first.modes[0], {}).get("accuracy", {}) if first.modes else {}
         body.append(f"<p>Evaluated on <b>{_e(first.evalset)}</b>: {_e(MODE_LABELS.get(first.modes[0], ''))} accuracy "

@@ -23,7 +23,6 @@ the source tree for stray literals.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from backend import events as ev
-from backend import methods
+from backend import methods, records
 from backend.confine import ConfinementError, confine, is_link, printable, resolved
 from backend.errors import RunError
 from backend.fsutil import atomic_write_json, read_json
@@ -265,7 +264,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     """
     p = require_run_dir(run_dir)
     try:
-        data = json.loads(config_path(p).read_text(encoding="utf-8"))
+        data = read_json(config_path(p))
     except (OSError, ValueError) as e:
         raise RunError(f"the run's {CONFIG} is unreadable ({e})", file=config_path(p),
                        hint="the run folder may be damaged; pick another run") from None
@@ -283,13 +282,48 @@ def load_config(run_dir: str | Path):
 
 
 # -- status ----------------------------------------------------------------------------------
-def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """``status.json`` of a run (``{}`` when absent or unreadable)."""
+_STATUS_FIELDS = {"status": "text", "reason": "text", "pid": "integer", "created": "number", "started": "number",
+                  "updated": "number", "finished": "number", "metrics": "object", "error": "object?",
+                  "adapter_dir": "text?"}
+
+
+def read_status(run_dir: str | Path, skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:
+    """``status.json`` of a run (``{}`` when absent or unreadable).
+
+    The file is a project's (docs/architecture.md, "Readers"): a field of the
+    wrong type (a ``pid`` that is text, a ``status`` that is a list) is left
+    out, and named in ``skipped`` when given, so every caller can trust what it gets.
+    """
+    path = status_path(run_dir)
     try:
-        st = read_json(status_path(run_dir), {})
-    except (OSError, ValueError):
+        st = read_json(path, {})
+    except (OSError, ValueError) as e:
+        if skipped is not None:
+            skipped.append(records.Skipped(str(path), None, f"unreadable ({e})"))
         return {}
-    return st if isinstance(st, dict) else {}
+    if not isinstance(st, dict):
+        if skipped is not None:
+            skipped.append(records.Skipped(str(path), None, "not a JSON object"))
+        return {}
+    for key, want in _STATUS_FIELDS.items():
+        if key not in st:
+            continue
+        problem = records.field_problem(st, {key: want})
+        if problem is None and key == "status" and st[key] not in STATUSES:
+            problem = f"unknown status {str(st[key])[:40]!r}"
+        if problem is None and key == "pid" and not 0 < st[key] < 1 << 31:
+            problem = f"no process has the id {st[key]}"
+        if problem is None and key == "metrics":
+            bad = [k for k, v in st[key].items() if records.number(v) is None]
+            for k in bad:
+                st[key].pop(k)
+        if problem:
+            st.pop(key)
+            if skipped is not None:
+                skipped.append(records.Skipped(str(path), None, problem))
+    if isinstance(st.get("pid"), float):
+        st["pid"] = int(st["pid"])
+    return st
 
 
 def write_status(run_dir: str | Path, status: str, **extra: Any) -> dict[str, Any]:
@@ -378,10 +412,11 @@ def kind(run_dir: str | Path, method: str | None = None) -> str:
         return "model"
     if method is None:
         try:
-            method = (read_config(run_dir).get("method") or {}).get("method")
+            section = read_config(run_dir).get("method")
+            method = section.get("method") if isinstance(section, dict) else None
         except RunError:
             method = None
-    m = methods.METHODS.get(method or "")
+    m = methods.METHODS.get(method) if isinstance(method, str) else None
     if m is None:
         return "adapter" if adapter_dir(run_dir).is_dir() else "unknown"
     if m.saves == "model":
@@ -390,12 +425,15 @@ def kind(run_dir: str | Path, method: str | None = None) -> str:
 
 
 # -- metrics -----------------------------------------------------------------------------------
-def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]:
+def read_metrics(run_dir: str | Path, offset: int = 0,
+                 skipped: "list[records.Skipped] | None" = None) -> tuple[list[dict], int]:
     """Complete ``metrics.jsonl`` records after byte ``offset``, and the offset to read from next.
 
     For tailing a run that is being written: a torn last line (no newline yet)
-    is left for the next call.  Lines that are not JSON are skipped; a record
-    outside the event vocabulary raises :class:`backend.events.EventError`.
+    is left for the next call.  The file is a project's (docs/architecture.md,
+    "Readers"): a line that is not JSON, not in the event vocabulary or has a
+    field of the wrong type (:func:`backend.events.problem`) is skipped, and
+    named in ``skipped`` when given (its line number counts from ``offset``).
     """
     path = metrics_path(run_dir)
     try:
@@ -406,38 +444,46 @@ def read_metrics(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]
         return [], offset
     end = data.rfind(b"\n") + 1
     out = []
-    for line in data[:end].splitlines():
+    for n, line in enumerate(data[:end].split(b"\n"), 1):
         line = line.strip()
         if not line:
             continue
-        try:
-            out.append(ev.decode(line))
-        except json.JSONDecodeError:
-            continue
+        if len(line) > records.MAX_LINE_BYTES:
+            what = f"longer than {records.MAX_LINE_BYTES >> 20} MB"
+        else:
+            try:
+                rec = records.parse(line)
+                what = ev.problem(rec)
+            except records.BadRecord as e:
+                what = str(e)
+        if what is None:
+            out.append(rec)
+        elif skipped is not None:
+            skipped.append(records.Skipped(str(path), n if offset == 0 else None, what))
     return out, offset + end
 
 
-def events(run_dir: str | Path) -> list[dict]:
-    """Every record of a run's ``metrics.jsonl`` (for replaying its plots)."""
-    return read_metrics(run_dir)[0]
+def events(run_dir: str | Path, skipped: "list[records.Skipped] | None" = None) -> list[dict]:
+    """Every usable record of a run's ``metrics.jsonl`` (for replaying its plots); see :func:`read_metrics`."""
+    return read_metrics(run_dir, 0, skipped)[0]
 
 
 def last_record(run_dir: str | Path, type: str, tail_bytes: int = 16384) -> dict | None:
-    """The last record of ``type`` in ``metrics.jsonl``, reading only the file's tail."""
+    """The last usable record of ``type`` in ``metrics.jsonl``, reading only the file's tail."""
     path = metrics_path(run_dir)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             fh.seek(max(0, size - tail_bytes))
-            tail = fh.read().decode("utf-8", "replace").splitlines()
+            tail = fh.read().splitlines()
     except OSError:
         return None
     for line in reversed(tail):
         try:
-            rec = json.loads(line)
-        except ValueError:
+            rec = records.parse(line)
+        except records.BadRecord:
             continue
-        if isinstance(rec, dict) and rec.get("type") == type:
+        if isinstance(rec, dict) and rec.get("type") == type and ev.problem(rec) is None:
             return rec
     return None
 
@@ -546,22 +592,25 @@ def read_run(run_dir: str | Path) -> RunSummary | None:
     metrics = st.get("metrics") or {}
     step = max_steps = train_loss = eval_loss = None
     if isinstance(metrics, dict):
-        step = metrics.get("global_step")
-        train_loss = metrics.get("train_loss")
-        eval_loss = metrics.get("eval_loss")
+        step = records.integer(metrics.get("global_step"))
+        train_loss = records.number(metrics.get("train_loss"))
+        eval_loss = records.number(metrics.get("eval_loss"))
     if step is None or train_loss is None:
         last = last_record(run_dir, "train")
         if last:
             step = last.get("step") if step is None else step
             max_steps = last.get("max_steps")
             train_loss = last.get("loss") if train_loss is None else train_loss
-    created = st.get("created") or st.get("started") or _mtime(run_dir)
+    created = records.finite(st.get("created") or st.get("started"), 0.0)
+    if not 0 < created < 1e11:  # a time a calendar can show
+        created = _mtime(run_dir)
+    method, model = cfg.get("method"), cfg.get("model")
+    method = records.text(method.get("method"), "?") if isinstance(method, dict) else "?"
+    model = records.text(model.get("name_or_path"), "?") if isinstance(model, dict) else "?"
     # a name comes from the project's files: never raw control characters on a terminal or in a label
-    name = printable(read_label(run_dir) or cfg.get("name") or run_dir.name)
-    return RunSummary(run_dir, name, str(st.get("status", "unknown")),
-                      float(created or 0), (cfg.get("method") or {}).get("method", "?"),
-                      (cfg.get("model") or {}).get("name_or_path", "?"), step, max_steps,
-                      train_loss, eval_loss, st.get("reason") or "", st.get("pid"))
+    name = printable(read_label(run_dir) or records.text(cfg.get("name")).strip() or run_dir.name)
+    return RunSummary(run_dir, name, st.get("status", "unknown"), created, method, model,
+                      step, max_steps, train_loss, eval_loss, st.get("reason") or "", st.get("pid"))
 
 
 def read_label(run_dir: str | Path) -> str:

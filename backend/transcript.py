@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend import records
 from backend.fsutil import atomic_write_text
 
 VERSION = 1
@@ -110,28 +111,76 @@ def append(path: str | Path, record: dict[str, Any], *, root: str | Path | None 
     append_text(path, json.dumps(record, ensure_ascii=False, default=str) + "\n", root=root)
 
 
-def load(path: str | Path) -> list[Exchange]:
+_RECORD = {"question": "text", "answer": "text", "exchange": "text?", "time": "number?", "mode": "text?",
+           "run": "text?", "run_name": "text?", "sources": "list?", "seconds": "number?",
+           "stopped": "true/false?", "abstained": "true/false?", "evidence": "list?", "withheld": "text?",
+           "unsupported": "list?", "quoted": "true/false?"}
+_SOURCE = {"file": "text", "path": "text", "chunk": "integer", "text": "text", "score": "number"}
+_SOURCE_OPTIONAL = {"page": "integer?", "bm25": "number", "fused": "number", "id": "text"}
+_EVIDENCE = {"source_index": "integer", "start": "integer", "end": "integer", "score": "number?",
+             "sentence": "text?"}
+
+
+def record_problem(rec: dict[str, Any]) -> str | None:
+    """What keeps a transcript line from being shown, in words (``None``: it is a usable answer record)."""
+    for key in ("question", "answer"):
+        if key not in rec:
+            return f"no '{key}'"
+    problem = records.field_problem(rec, _RECORD)
+    if problem:
+        return problem
+    if rec.get("mode") not in (None, "") and rec["mode"] not in MODE_TITLES:
+        return f"unknown mode {str(rec['mode'])[:40]!r}"
+    for i, s in enumerate(rec.get("sources") or [], 1):
+        problem = _source_problem(s)
+        if problem:
+            return f"source {i}: {problem}"
+    for i, e in enumerate(rec.get("evidence") or [], 1):
+        problem = records.field_problem(e, _EVIDENCE) if isinstance(e, dict) else "not an object"
+        if problem:
+            return f"evidence {i}: {problem}"
+    return None
+
+
+def _source_problem(s: Any) -> str | None:
+    if not isinstance(s, dict):
+        return "not an object"
+    return records.field_problem(s, _SOURCE, optional=False) or records.field_problem(s, _SOURCE_OPTIONAL)
+
+
+def load(path: str | Path, skipped: list[records.Skipped] | None = None) -> list[Exchange]:
     """The transcript's exchanges, oldest first (``[]`` when there is none).
 
-    Lines that are not answer records (torn by a crash, edited by hand) are skipped.
+    The file is a project's and may hold anything (docs/architecture.md,
+    "Readers"): a line that is not an answer record as :data:`_RECORD` describes
+    it (torn by a crash, edited by hand, a wrong type in a field) is skipped,
+    and named in ``skipped`` when given; the other lines load.
+
+    Parameters
+    ----------
+    path
+        ``chat/transcript.jsonl``.
+    skipped
+        Receives a :class:`backend.records.Skipped` (file, line, what was wrong) per line left out.
+
+    Raises
+    ------
+    OSError
+        The file exists but cannot be read (the caller says so; nothing is lost).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
+    notes: list[records.Skipped] = [] if skipped is None else skipped
     out: list[Exchange] = []
     by_id: dict[str, Exchange] = {}
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
+    for n, rec in records.read_jsonl(path, notes):
+        problem = record_problem(rec)
+        if problem:
+            notes.append(records.Skipped(str(path), n, problem))
             continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) or "answer" not in rec:
-            continue
-        key = str(rec.get("exchange") or new_exchange_id())
+        key = rec.get("exchange") or new_exchange_id()
         ex = by_id.get(key)
         if ex is None:
-            ex = by_id[key] = Exchange(key, rec["question"], float(rec.get("time") or 0.0))
+            when = records.finite(rec.get("time"), 0.0)
+            ex = by_id[key] = Exchange(key, rec["question"], when if 0 < when < 1e11 else 0.0)  # a date it can show
             out.append(ex)
         ex.answers.append(rec)
     return out
@@ -143,10 +192,9 @@ def sources_of(record: dict[str, Any]) -> list:
 
     out = []
     for s in record.get("sources") or []:
-        try:
-            out.append(Source(**s))
-        except TypeError:
+        if _source_problem(s):
             continue
+        out.append(Source(**{"page": None, **{k: v for k, v in s.items() if k in _SOURCE or k in _SOURCE_OPTIONAL}}))
     return out
 
 

@@ -139,11 +139,26 @@ def _read_jsonl(path: str, text: str, out: FileRead) -> None:
         except json.JSONDecodeError as e:
             out.problems.append(_json_error_problem(path, i, e, s, i == last))
             continue
+        except (RecursionError, ValueError):  # ValueError: an integer too long to convert
+            obj = None
+            what = "not valid JSON"
+        else:
+            what = _too_deep(obj)
+        if what:
+            out.problems.append(Problem(path, i, what, "write one flat object per line"))
+            continue
         if not isinstance(obj, dict):
             out.problems.append(Problem(path, i, f"expected a JSON object ({{...}}) on each line, got {type(obj).__name__}",
                                         "write one object per line, e.g. {\"messages\": [...]}"))
             continue
         out.rows.append(RawRow(path, i, obj))
+
+
+def _too_deep(value: Any) -> str | None:
+    """``"nested more than 64 deep"`` for JSON deeper than :data:`backend.records.MAX_DEPTH`, else ``None``."""
+    from backend.records import MAX_DEPTH, too_deep
+
+    return f"nested more than {MAX_DEPTH} deep" if too_deep(value) else None
 
 
 _ROW_CONTAINER_KEYS = ("data", "rows", "examples", "train", "items", "records", "dataset", "samples")
@@ -172,7 +187,13 @@ def _read_json(path: str, text: str, out: FileRead) -> None:
     stripped = text.strip()
     try:
         doc = json.loads(stripped)
-    except json.JSONDecodeError as e:
+        deep = _too_deep(doc)
+    except (RecursionError, ValueError) as e:
+        if not isinstance(e, json.JSONDecodeError):
+            out.problems.append(Problem(path, 1, "not valid JSON (nested too deep, or a number too long)",
+                                        "fix the JSON"))
+            return
+
         if e.msg == "Extra data" and stripped.startswith("{"):
             out.kind = "jsonl"  # a .json file holding JSON lines (common)
             _read_jsonl(path, text, out)
@@ -185,6 +206,9 @@ def _read_json(path: str, text: str, out: FileRead) -> None:
         else:
             out.problems.append(Problem(path, line, f"invalid JSON: {e.msg} (column {e.colno})",
                                         "fix the JSON syntax at this line"))
+        return
+    if deep:
+        out.problems.append(Problem(path, 1, deep, "fix the JSON"))
         return
     if isinstance(doc, dict):
         lists = {k: v for k, v in doc.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)}

@@ -576,10 +576,11 @@ def _project_base_model(project: "Project | str | Path") -> str:
     from backend.fsutil import read_json
 
     try:
-        d = read_json(Path(project) / "project.json") or {}
-    except ValueError:
-        d = {}
-    return d.get("base_model") or "default"
+        d = read_json(Path(project) / "project.json")
+    except (OSError, ValueError):
+        d = None
+    base = d.get("base_model") if isinstance(d, dict) else None  # any content (docs/architecture.md, "Readers")
+    return base if isinstance(base, str) and base.strip() else "default"
 
 
 __all__ = ["unsupported_claims", "ground", "grounding_for", "ABSTAIN_ANSWER", "Answer", "ChatSession", "MODES", "ask", "build_context", "build_rag_chain",

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend import events as ev
-from backend import runs
+from backend import records, runs
 from backend.errors import DataError, RunError, TuneError
 from backend.evalsets import EvalRow, keyword_found, normalise_text, read_evalset, resolve_evalset
 from backend.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -249,6 +249,33 @@ def _mean_loss(chat: "HFChatModel", rows: list[dict], *, adapter: bool, on_event
 # the evaluation
 
 
+# What a saved report must look like to be shown (EvalReport.from_dict); "!" marks what a part cannot lack.
+_FIGURE = {"value!": "number?", "low!": "number?", "high!": "number?", "n": "integer?"}
+_SOURCE = {"file!": "text", "path": "text", "page": "integer?", "chunk!": "integer", "text!": "text",
+           "score!": "number", "bm25": "number", "fused": "number", "id": "text"}
+_EVIDENCE = {"source_index!": "integer", "start!": "integer", "end!": "integer", "score": "number?",
+             "sentence": "text?"}
+_RESULT = {"answer!": "text", "correct!": "true/false", "f1": "number?", "similarity": "number?",
+           "abstained": "true/false", "seconds": "number?", "sources": [_SOURCE], "evidence": [_EVIDENCE],
+           "withheld": "text?", "unsupported": ["text"], "quoted": "true/false", "own_correct": "true/false?"}
+_QUESTION = {"id!": "text", "question!": "text", "expected": "text?", "keywords": ["text"], "source": "text?",
+             "answerable": "true/false", "kind": "text?", "lineage": "object?", "line": "integer?",
+             "retrieved": [_SOURCE], "retrieval_hit": "true/false?", "modes!": {"*": _RESULT}, "tags": ["text"],
+             "verdict": "text?"}
+_LOSS_SIDE = {"eval_loss!": "number", "perplexity": "number?"}
+_FORGET_SIDE = {"correct!": "integer", "n!": "integer", "value!": "number?", "low!": "number?", "high!": "number?"}
+REPORT_SHAPE = {
+    "evalset": "text", "evalset_file": "text", "run_dir": "text", "created": "number", "seconds": "number",
+    "cancelled": "true/false", "modes": ["text"], "scorecard!": {"*": {"*": _FIGURE}},
+    "loss": {"base": _LOSS_SIDE, "tuned": _LOSS_SIDE, "rows": "integer?", "source": "text?",
+             "trainer_eval_loss": "number?", "note": "text?"},
+    "forgetting": {"base!": _FORGET_SIDE, "tuned!": _FORGET_SIDE, "difference": "object?", "flag": "true/false?",
+                   "message": "text", "questions": ["object"]},
+    "overlap": [{"id!": "text", "question": "text", "training_question": "text", "file": "text",
+                 "line": "integer?", "similarity": "number", "match": "text"}],
+    "settings": "object", "questions": [_QUESTION]}
+
+
 @dataclass
 class EvalReport:
     """What :func:`evaluate` measured (the ``eval/<evalset>.json`` file).
@@ -294,6 +321,8 @@ class EvalReport:
     cancelled: bool = False
     json_path: str = ""
     markdown_path: str = ""
+    skipped: list = field(default_factory=list, repr=False)
+    """Parts of a saved report left out on reading (:class:`backend.records.Skipped`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable (the file's content)."""
@@ -305,12 +334,26 @@ class EvalReport:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], path: str | Path = "") -> "EvalReport":
-        """Inverse of :meth:`to_dict`."""
-        return cls(d.get("evalset", ""), d.get("run_dir", ""), list(d.get("modes") or []), d.get("scorecard") or {},
-                   list(d.get("questions") or []), d.get("loss") or {}, d.get("forgetting"),
-                   list(d.get("overlap") or []), d.get("evalset_file", ""), d.get("settings") or {},
-                   float(d.get("created") or 0.0), float(d.get("seconds") or 0.0), bool(d.get("cancelled")),
-                   str(path))
+        """Inverse of :meth:`to_dict`.
+
+        The file is a project's (docs/architecture.md, "Readers"): every part of
+        the wrong shape (:data:`REPORT_SHAPE`) is left out — a question whose
+        ``modes`` is a list, a figure that is text — and named in ``skipped``.
+
+        Raises
+        ------
+        records.Mismatch
+            When ``d`` is not an object.
+        """
+        notes: list[str] = []
+        d = records.conform(d, REPORT_SHAPE, "report", notes)
+        rep = cls(d.get("evalset", ""), d.get("run_dir", ""), [m for m in d.get("modes") or [] if m in MODES],
+                  d.get("scorecard") or {}, d.get("questions") or [], d.get("loss") or {}, d.get("forgetting"),
+                  d.get("overlap") or [], d.get("evalset_file", ""), d.get("settings") or {},
+                  records.finite(d.get("created"), 0.0), records.finite(d.get("seconds"), 0.0),
+                  bool(d.get("cancelled")), str(path))
+        rep.skipped = [records.Skipped(str(path), None, n) for n in notes]
+        return rep
 
     @property
     def verdict_counts(self) -> dict[str, int]:
@@ -366,8 +409,10 @@ class EvalReport:
 
 def format_figure(fig: dict[str, Any] | None, *, percent: bool = True) -> str:
     """``'45% [30–60]'`` or ``'0.512 [0.43–0.60]'``; ``'—'`` when not measured."""
-    if not fig or fig.get("value") is None:
+    if not fig or records.number(fig.get("value")) is None:
         return "—"
+    if records.number(fig.get("low")) is None or records.number(fig.get("high")) is None:
+        return f"{fig['value']:.0%}" if percent else f"{fig['value']:.3f}"
     if percent:
         return f"{fig['value']:.0%} [{fig['low']:.0%}–{fig['high']:.0%}]"
     return f"{fig['value']:.3f} [{fig['low']:.2f}–{fig['high']:.2f}]"
@@ -581,6 +626,8 @@ def evaluate(project: "Project | str | Path", evalset: "str | Path | Sequence[Ev
     modes = [m for m in MODES if m in modes]
     probe_rows = read_evalset(probe or FORGETTING_PROBE) if forgetting else []
     require_run_dir(run_dir)
+    # said before any model loads: a 200,000-question set is days of work, not a click (issue 27)
+    on_event(ev.log(plan_text(len(rows), len(modes), len(probe_rows), run_dir), level="warning"))
     need_index = any(m.endswith("+rag") for m in modes)
     index = open_index(project, embeddings=embeddings) if need_index else None
     explicit = settings is not None
@@ -737,6 +784,60 @@ def save_report(rep: EvalReport, out_dir: str | Path | None = None) -> Path:
     return jpath
 
 
+DEFAULT_SECONDS_PER_ANSWER = 2.0
+"""A guess for a machine that has not evaluated yet (a 135M model on a laptop CPU, ~60 tokens)."""
+
+
+def seconds_per_answer(run_dir: str | Path) -> tuple[float, bool]:
+    """How long one answer took in this project's earlier evaluations, and whether it was measured.
+
+    Reads the saved reports of every run beside ``run_dir`` (their ``seconds``
+    over the answers they hold); :data:`DEFAULT_SECONDS_PER_ANSWER` when there is none.
+    """
+    total_s, answers = 0.0, 0
+    runs_root = Path(run_dir).parent
+    try:
+        files = list(runs_root.glob(f"*/{runs.EVAL}/*.json"))[:50]
+    except OSError:
+        files = []
+    for f in files:
+        try:
+            d = read_json(f)
+            n = sum(len(q.get("modes") or {}) for q in d.get("questions") or [] if isinstance(q, dict))
+            secs = records.finite(d.get("seconds"))
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+        if n and secs and secs > 0:
+            total_s, answers = total_s + secs, answers + n
+    if answers:
+        return total_s / answers, True
+    return DEFAULT_SECONDS_PER_ANSWER, False
+
+
+def plan(questions: int, modes: int, probes: int, run_dir: str | Path) -> tuple[str, float]:
+    """What an evaluation is about to do and roughly how long it takes: one sentence, and the seconds.
+
+    >>> plan(200_000, 4, 0, "/nowhere/run")[0]  # doctest: +ELLIPSIS
+    'Evaluating 200,000 questions × 4 modes = 800,000 answers: roughly 19 days (a guess...'
+    """
+    from backend.errors import human_duration
+
+    answers = questions * modes + 2 * probes
+    per, measured = seconds_per_answer(run_dir)
+    how = (f"at {per:.1f} s per answer, as earlier evaluations here took" if measured else
+           f"a guess of {per:.0f} s per answer: no earlier evaluation here to go by")
+    probe = f" plus {2 * probes} for the forgetting check" if probes else ""
+    text = (f"Evaluating {questions:,} question{'s' if questions != 1 else ''} × {modes} "
+            f"mode{'s' if modes != 1 else ''} = {questions * modes:,} answers{probe}: roughly "
+            f"{human_duration(answers * per)} ({how}); stop at any time, what is answered is kept")
+    return text, answers * per
+
+
+def plan_text(questions: int, modes: int, probes: int, run_dir: str | Path) -> str:
+    """The sentence of :func:`plan`."""
+    return plan(questions, modes, probes, run_dir)[0]
+
+
 def load_report(run_dir: str | Path, evalset_name: str) -> EvalReport | None:
     """The saved report of ``evalset_name`` for a run, or ``None`` (no model is loaded)."""
     p = _eval_path(run_dir, evalset_name)
@@ -746,7 +847,10 @@ def load_report(run_dir: str | Path, evalset_name: str) -> EvalReport | None:
         return None
     if not isinstance(d, dict) or "scorecard" not in d:
         return None
-    rep = EvalReport.from_dict(d, p)
+    try:
+        rep = EvalReport.from_dict(d, p)
+    except records.Mismatch:  # its scorecard is not a table of figures
+        return None
     rep.markdown_path = str(_eval_path(run_dir, evalset_name, ".md"))
     return rep
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from backend import events as ev
+from backend import records
 from backend.confine import is_inside, skipped_message, walk_files
-from backend.errors import DocumentError, IndexStoreError
+from backend.errors import DocumentError, IndexStoreError, TuneError, disk_problem
 from backend.lock import ProjectLock
 from backend.fsutil import atomic_write_json, read_json
 from backend.rag.hybrid import LEXICAL_FILE, BM25Index
@@ -188,23 +189,72 @@ class IndexDamaged(IndexStoreError):
     """The Chroma store can't be read; ``tune ingest`` (or Rebuild) moves it aside and rebuilds it."""
 
 
+_SOURCE_RECORD = {"sha256": "text", "chunks": "integer", "kind": "text", "path": "text", "file": "text",
+                  "chunk_size": "integer", "chunk_overlap": "integer", "indexed_at": "number"}
+
+
+def clean_meta(meta: Any, path: str | Path = META_FILE,
+               skipped: "list[records.Skipped] | None" = None) -> dict[str, Any]:
+    """The index record with every entry of the wrong shape left out (and named in ``skipped``).
+
+    ``index_meta.json`` travels with the project (docs/architecture.md,
+    "Readers"): a source whose ``sha256`` is not text or whose ``chunks`` is
+    not a whole number ≥ 0 is dropped, so the next ingest indexes that file
+    again; an ``embedder`` that is not an object is dropped as unknown.
+    """
+    notes: list = [] if skipped is None else skipped
+    if not isinstance(meta, dict):
+        if meta is not None:
+            notes.append(records.Skipped(str(path), None, "not a JSON object"))
+        return {"sources": {}}
+    meta = dict(meta)
+    if "embedder" in meta and not isinstance(meta["embedder"], (dict, type(None))):
+        notes.append(records.Skipped(str(path), None, "'embedder' should be an object"))
+        meta.pop("embedder")
+    sources = meta.get("sources")
+    if not isinstance(sources, dict):
+        if sources is not None:
+            notes.append(records.Skipped(str(path), None, "'sources' should be an object"))
+        sources = {}
+    clean = {}
+    for key, rec in sources.items():
+        problem = records.field_problem(rec, _SOURCE_RECORD) if isinstance(rec, dict) else "not an object"
+        if problem is None and "sha256" not in rec:
+            problem = "no 'sha256'"
+        if problem is None and (rec.get("chunks", 0) < 0 or "\0" in key):
+            problem = "a negative chunk count" if rec.get("chunks", 0) < 0 else "a NUL in its name"
+        if problem:
+            notes.append(records.Skipped(str(path), None, f"source {key[:80]!r}: {problem}"))
+            continue
+        clean[key] = rec
+    meta["sources"] = clean
+    return meta
+
+
+def _read_meta(index_dir: Path) -> dict[str, Any]:
+    """``index_meta.json`` cleaned (:func:`clean_meta`); ``ValueError`` when it is not usable JSON."""
+    return clean_meta(read_json(index_dir / META_FILE), index_dir / META_FILE)
+
+
 def _recorded_chunks(index_dir: Path) -> int:
     try:
-        meta = read_json(index_dir / META_FILE) or {}
+        meta = _read_meta(index_dir)
     except (ValueError, OSError):
         return 0
-    return sum(int(r.get("chunks", 0)) for r in (meta.get("sources") or {}).values())
+    return sum(int(r.get("chunks", 0)) for r in meta["sources"].values())
 
 
 def damage(index_dir: str | Path) -> str | None:
     """What is wrong with a project's index in words (unreadable record or store), or ``None``."""
     index_dir = Path(index_dir)
     try:
-        read_json(index_dir / META_FILE)
+        meta = read_json(index_dir / META_FILE)
     except ValueError as e:
         return f"its record {META_FILE} is unreadable ({e})"
     except OSError:
-        pass
+        meta = None
+    if meta is not None and not isinstance(meta, dict):
+        return f"its record {META_FILE} is not a JSON object"
     return storecheck.check(index_dir, _recorded_chunks(index_dir))
 
 
@@ -336,7 +386,7 @@ class DocumentIndex:
         """The index record (``embedder``, ``sources``); read once from disk."""
         if self._meta is None:
             try:
-                self._meta = read_json(self.meta_path) or {}
+                self._meta = clean_meta(read_json(self.meta_path), self.meta_path)
             except ValueError as e:
                 raise IndexStoreError(f"the index record is unreadable ({e})", file=self.meta_path,
                                       hint="rebuild the index (`tune ingest --rebuild` or Rebuild on the Chat page)") from None
@@ -867,9 +917,10 @@ def index_status(project: "Project | str | Path") -> dict[str, Any]:
     """
     index_dir, _root = _project_index(project)
     try:
-        meta = read_json(index_dir / META_FILE) or {}
-    except ValueError:
-        meta = {}
+        raw = read_json(index_dir / META_FILE)
+    except (ValueError, OSError):
+        raw = None
+    meta = clean_meta(raw, index_dir / META_FILE) if raw else {}
     sources = meta.get("sources", {})
     return {"exists": bool(meta), "embedder": meta.get("embedder"), "sources": sources,
             "files": len(sources), "chunks": sum(int(r.get("chunks", 0)) for r in sources.values())}
@@ -922,7 +973,32 @@ def ingest(project: "Project | str | Path", paths: Sequence[str | Path] = (), *,
     index_dir, root = _project_index(project)
     with ProjectLock(root, "updating the document index", wait=LOCK_WAIT_S,
                      on_wait=lambda m: on_event(ev.log(m, level="warning"))):
-        return _ingest(project, index_dir, root, paths, settings, rebuild, embeddings, on_event, should_stop)
+        try:
+            return _ingest(project, index_dir, root, paths, settings, rebuild, embeddings, on_event, should_stop)
+        except TuneError:
+            raise
+        except Exception as e:  # Chroma's SQLite says "database or disk is full": a full disk, in words
+            problem = disk_problem(e, index_dir, doing="indexing the documents",
+                                   needed=_index_bytes(paths, settings), then="then run the ingest again")
+            if problem is None:
+                raise
+            raise problem from e
+
+
+def _index_bytes(paths: Sequence[str | Path], settings: "IndexSettings | None") -> int | None:
+    """About how much indexing ``paths`` writes: their text stored and searchable (~3x) plus a vector per chunk."""
+    total = 0
+    for p in paths:
+        p = Path(p)
+        try:
+            files = [f for f in p.rglob("*") if f.is_file()] if p.is_dir() else [p]
+            total += sum(f.stat().st_size for f in files)
+        except OSError:
+            continue
+    if not total:
+        return None
+    chunk = (settings.chunk_size if settings else 1000) or 1000
+    return 3 * total + (total // chunk + 1) * 384 * 4 * 3
 
 
 def _recover(index_dir: Path, root: Path, on_event: ev.OnEvent) -> list[Path] | None:
@@ -934,7 +1010,7 @@ def _recover(index_dir: Path, root: Path, on_event: ev.OnEvent) -> list[Path] | 
     moved = storecheck.move_aside(index_dir)
     files: dict[str, Path] = {}
     try:
-        old = read_json(moved / META_FILE) or {}
+        old = _read_meta(moved)
     except (ValueError, OSError):
         old = {}
     sources, outside = _confined_sources(old.get("sources") or {}, root)

@@ -195,6 +195,19 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
         raise
     except BaseException as e:
         tb = traceback.format_exc()
+        problem = _environment_problem(e, run_dir, checkpoint)
+        if problem is not None:  # a message in words, as for a TuneError; the traceback only in run.log
+            log.error("run failed: %s", problem)
+            if handler:
+                handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "run failed:\n%s", (tb,), None))
+            _drop_half_written(run_dir)
+            try:
+                write_status(run_dir, "failed", reason=str(problem), error=problem.to_dict())
+                emit(ev.event(ev.FINISHED, status="failed", reason=str(problem), run_dir=str(run_dir),
+                              adapter_dir=None, error=problem.to_dict()))
+            except OSError:  # the disk is still full: the message matters more than the record
+                pass
+            raise problem from e
         log.error("run failed:\n%s", tb)
         reason = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
@@ -286,6 +299,43 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
     return TrainingArguments(**kwargs)
 
 
+_CHECKPOINT_BYTES: dict[str, int] = {}
+
+
+def _checkpoint_bytes(run_dir: Path) -> int | None:
+    """About how much one more checkpoint of this run writes: the newest one's size, else the estimate."""
+    done = runs.latest_checkpoint(run_dir)
+    if done is not None:
+        try:
+            return sum(f.stat().st_size for f in done.rglob("*") if f.is_file())
+        except OSError:
+            pass
+    return _CHECKPOINT_BYTES.get(str(run_dir))
+
+
+def _drop_half_written(run_dir: Path) -> None:
+    """Remove what a failed write left: checkpoints without their completion marker, the final folder's temp."""
+    if not is_main_process():
+        return
+    for ck in runs.checkpoints(run_dir):
+        if not runs.is_complete_checkpoint(ck):
+            shutil.rmtree(ck, ignore_errors=True)
+    for final in (runs.adapter_dir(run_dir), runs.model_dir(run_dir)):
+        shutil.rmtree(final.with_name(f".{final.name}.tmp"), ignore_errors=True)
+
+
+def _environment_problem(e: BaseException, run_dir: Path, checkpoint: Path | None) -> TuneError | None:
+    """A full disk, or a checkpoint file torch refused to unpickle, in words (``None``: neither)."""
+    from backend.errors import disk_problem, unsafe_pickle_problem
+
+    problem = disk_problem(e, run_dir, doing="training (saving a checkpoint or the adapter)",
+                           needed=_checkpoint_bytes(run_dir),
+                           then=f"then `tune resume {run_dir}` continues from the latest checkpoint")
+    if problem is None and checkpoint is not None:
+        problem = unsafe_pickle_problem(e, checkpoint)
+    return problem
+
+
 def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, should_stop,
                 should_pause) -> RunResult:
     import torch
@@ -326,6 +376,8 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         model = peft.prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.training.gradient_checkpointing)
     model, trainable, total = apply_method(model, cfg)
+    # a checkpoint holds the trainable weights and AdamW's two moments, all float32 (for a full-disk message)
+    _CHECKPOINT_BYTES[str(run_dir)] = 12 * trainable + (1 << 20)
     emit(ev.log(f"Method {cfg.method.method}: {trainable:,} trainable of {total:,} parameters "
                 f"({100 * trainable / max(total, 1):.3f}%)"))
     emit(ev.progress("load_model", 3, 3, f"Ready in {time.time() - t0:.1f} s"))

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import records
 from backend import runs as run_folder
 from backend.errors import TuneError
 from backend import transcript as chat_log
@@ -986,7 +987,17 @@ class ChatPage(Page):
         s = self.session
         if s.project is None:
             return 0
-        saved = chat_log.load(s.project.transcript_path)
+        skipped: list = []
+        try:
+            saved = chat_log.load(s.project.transcript_path, skipped)
+        except OSError as err:
+            saved = []
+            self.banner.show_message("warning", f"The saved chat could not be read: {err.strerror or err}",
+                                     str(s.project.transcript_path))
+        if skipped:  # the rest is shown; the file is left as it is (docs/architecture.md, "Readers")
+            self.banner.show_message(
+                "warning", f"{len(skipped)} line(s) of the saved chat could not be shown and were skipped",
+                records.summary(skipped))
         for exch in saved:
             modes = list(dict.fromkeys(a.get("mode") or "base" for a in exch.answers))
             ex = QtExchange(exch.question, modes)

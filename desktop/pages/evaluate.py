@@ -19,13 +19,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFileDialog, QFrame,
                                QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
+                               QListWidgetItem, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea,
                                QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTextBrowser, QVBoxLayout, QWidget)
 
 from backend import events as ev
-from backend.errors import TuneError
+from backend import records
 from backend import runs as run_folder
+from backend.errors import TuneError
 from backend.rag.settings import describe_settings
 from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
@@ -40,6 +41,7 @@ from desktop.style import mono_font
 from desktop.widgets import COLORS, Page, fmt_duration, muted
 from desktop.workers import Job
 
+LONG_EVALUATION_S = 3600  # longer than this: asked first (a 200,000-question set is weeks, not a click)
 REVIEW_STATES = {"accepted": ("#dff3e4", "#1c4d2b", "✓ accepted"), "rejected": ("#fbe3e1", "#6b1d15", "✕ rejected"),
                  "review": ("#fdf0d5", "#5c3f06", "? to review")}
 STATE_EDGE = {"right": "#2e8b4a", "wrong": "#c0392b", "abstained": "#c98a12", "missing": "#d5dae1"}
@@ -583,10 +585,14 @@ class EvaluatePage(Page):
         if run is not None and name:
             from backend.rag.evaluate import load_report
             try:
-                rep = report_dict(load_report(run, name))
+                loaded = load_report(run, name)
+                rep = report_dict(loaded)
             except Exception as e:  # a damaged file: say so, keep the page usable
                 self.banner.show_error(e)
-                rep = None
+                loaded = rep = None
+            if loaded is not None and loaded.skipped:  # the rest is shown (docs/architecture.md, "Readers")
+                self.banner.show_message("warning", f"{len(loaded.skipped)} part(s) of the saved result could not "
+                                                    "be read and are not shown", records.summary(loaded.skipped))
         self.show_report(rep, source="saved")
         return rep is not None
 
@@ -663,11 +669,33 @@ class EvaluatePage(Page):
         except ConfigError as e:
             self.banner.show_error(e)
             return False
+        text, seconds = self.evaluation_plan(run, name)
+        if seconds > LONG_EVALUATION_S and not self.confirm_long(f"{text}.\n\nStart it?"):
+            self.status.setText("Not started. " + text + ".")
+            return False
         self._start_job("evaluate", self.engine.evaluate, s.project, name, run,
                         forgetting=self.forgetting_check.isChecked(), max_new_tokens=self.max_tokens.value(),
                         settings=settings, documents=s.document_files())
-        self.status.setText("Loading the models…")
+        self.status.setText((f"{text}. " if text else "") + "Loading the models…")
         return True
+
+    def evaluation_plan(self, run: Path, name: str) -> tuple[str, float]:
+        """How many questions and roughly how long, from the files alone (cheap on any size)."""
+        from backend.evalsets import count_questions, evalset_path
+        from backend.rag.evaluate import FORGETTING_PROBE, plan
+
+        try:
+            n = count_questions(evalset_path(self.session.project, name))
+            probes = count_questions(FORGETTING_PROBE) if self.forgetting_check.isChecked() else 0
+        except (OSError, TuneError):
+            return "", 0.0
+        return plan(n, len(MODES), probes, run)
+
+    def confirm_long(self, text: str) -> bool:
+        """Ask before an evaluation that takes more than an hour (tests replace this)."""
+        return QMessageBox.question(self, "A long evaluation", text,
+                                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
 
     def _start_job(self, kind: str, fn, *args, **kwargs) -> Job:
         self._job_kind = kind

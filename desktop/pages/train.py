@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFrame, 
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend import records
 from backend import runs as run_folder
 from backend.errors import TuneError
 from backend.estimate import estimate_run
@@ -548,7 +549,11 @@ class TrainPage(Page):
     def show_run(self, run_dir: Path) -> None:
         """Show a recorded run's curves and make it the chat's run if it has an adapter."""
         self._viewing = Path(run_dir)
-        self.metrics.load(run_events(run_dir))
+        skipped: list = []
+        self.metrics.load(run_events(run_dir, skipped))
+        if skipped:  # the rest is plotted (docs/architecture.md, "Readers")
+            self.banner.show_message("warning", f"{len(skipped)} record(s) of this run's metrics could not be "
+                                                "read and were skipped", records.summary(skipped))
         self.plot_view.refresh()
         self.log_view.setPlainText(_tail(run_folder.log_path(run_dir)))
         self.log_view.verticalScrollBar().setValue(self.log_view.verticalScrollBar().maximum())
