@@ -190,7 +190,7 @@ def test_manifest_and_atomic_writes_do_not_write_through_links(tmp_path):
     with pytest.raises(ConfinementError, match="manifest.json"):  # not read through the link either
         add_documents(project, [doc])
     assert victim.read_text() == "the user's own file\n"
-    atomic_write_text(project.manifest_path, "{}")  # an atomic write replaces the link itself
+    atomic_write_text(project.manifest_path, '{"version": 1, "documents": {}}')  # an atomic write replaces the link itself
     assert victim.read_text() == "the user's own file\n" and not project.manifest_path.is_symlink()
     add_documents(project, [doc])
     assert victim.read_text() == "the user's own file\n"
