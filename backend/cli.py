@@ -86,8 +86,8 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     The notices name trust flags the project asked for and was not given.
     """
     from backend.config import RunConfig, parse_set
-    from backend.presets import apply_preset, preset
-    from backend.workspace import Project, fact_set_size, resolve_run_config
+    from backend.presets import fit_preset
+    from backend.workspace import Project, fact_set, resolve_run_config
 
     base = RunConfig.load(args.config) if args.config else None
     overrides: dict = dict(parse_set(args.set or []))
@@ -106,15 +106,12 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
                    if name not in granted]
         return cfg, notices
     cfg = base or RunConfig()
-    if args.preset:
-        rows = mean_tokens = None
-        if preset(args.preset).derived:  # fitted to the rows of --data (or the config's training files)
-            tok_cfg = cfg.with_overrides({"model.name_or_path": args.model}) if args.model else cfg
-            rows, mean_tokens = fact_set_size(list(args.data or cfg.data.train_files), tok_cfg)
-        cfg = apply_preset(cfg, args.preset, rows=rows, mean_tokens=mean_tokens)
     # a flag only switches trust on; a config file the user names keeps its own values
     trust_on = {f"model.{k}": True for k, v in trust.items() if v}
-    return cfg.with_overrides({**trust_on, **overrides}), []
+    after = {**trust_on, **overrides}
+    if args.preset:  # fitted after --set and --data, to the rows of --data (or the config's training files)
+        cfg = fit_preset(cfg, args.preset, lambda c: fact_set(list(c.data.train_files), c), after=after)
+    return cfg.with_overrides(after), []
 
 
 def cmd_train(args) -> int:
