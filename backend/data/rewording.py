@@ -55,6 +55,9 @@ TEMPLATES: tuple[Callable[[str], str], ...] = (
     lambda q: f"I have a question. {q}?",
     lambda q: f"Could you explain {_embedded(q)}?",
 )
+# the templates that embed the question ("Can you tell me what …") read wrong for a yes/no question
+_EMBEDDING = frozenset({0, 2, 4, 7})
+_WH = re.compile(r"^(what|which|who|whom|whose|when|where|why|how)\b", re.IGNORECASE)
 
 
 def reword(question: str, n: int, *, seed: int = 0, skip: int = 0) -> list[str]:
@@ -83,7 +86,7 @@ def reword(question: str, n: int, *, seed: int = 0, skip: int = 0) -> list[str]:
     if not q or n <= 0:
         return []
     core = q.rstrip(" ?.!")
-    order = list(range(len(TEMPLATES)))
+    order = [i for i in range(len(TEMPLATES)) if _WH.match(q) or i not in _EMBEDDING]
     random.Random(f"{seed}\0{q}").shuffle(order)
     out = []
     for i in order[skip:]:
@@ -105,13 +108,21 @@ OUT_OF_SCOPE_TERMS: tuple[str, ...] = (
 )
 
 
+_BEFORE_NOUN = frozenset({"the", "a", "an", "my", "your", "our", "its", "their", "his", "her", "of", "for", "per",
+                          "each", "every", "any", "this", "that"})
+_BEFORE_VERB = frozenset({"i", "you", "we", "they", "to", "can", "could", "do", "does", "did", "will", "would",
+                          "should", "may", "must", "might", "please"})
+NOUN_BONUS = 0.5  # idf units: a word after a determiner wins over a slightly rarer verb
+
+
 def out_of_scope(question: str, vocabulary: Collection[str], tokenize: Callable[[str], list[str]],
                  idf: Callable[[str], float], *, seed: int = 0,
                  terms: Sequence[str] = OUT_OF_SCOPE_TERMS) -> str | None:
     """A near-miss question no document can answer, made from ``question``; ``None`` when none can be made.
 
     The question's word that is rarest in the documents (highest ``idf`` among its
-    words the documents contain) is replaced by a term from ``terms`` none of whose
+    words the documents contain; a word after a determiner or "of" counts
+    ``NOUN_BONUS`` more, so the thing asked about is replaced, not a verb) is replaced by a term from ``terms`` none of whose
     search terms occur in the documents (``vocabulary``: the index's terms, as
     ``tokenize`` makes them).
 
@@ -126,11 +137,15 @@ def out_of_scope(question: str, vocabulary: Collection[str], tokenize: Callable[
     rng = random.Random(f"{seed}\0oos\0{question}")
     words = [(m.start(), m.end(), m.group(0)) for m in re.finditer(r"[\w][\w'-]*", question)]
     best, best_idf = None, -1.0
-    for a, b, w in words:
+    for k, (a, b, w) in enumerate(words):
         toks = tokenize(w)
         if not toks or not all(t in vocabulary for t in toks):
             continue
-        score = max(idf(t) for t in toks)
+        # a word after "the", "a", "of" … is most likely the thing asked about (a noun), not a verb
+        before = words[k - 1][2].casefold() if k > 0 else ""
+        if before in _BEFORE_VERB:  # "can I take", "to book": a verb, not the thing asked about
+            continue
+        score = max(idf(t) for t in toks) + (NOUN_BONUS if before in _BEFORE_NOUN else 0.0)
         if score > best_idf:
             best, best_idf = (a, b), score
     if best is None:
