@@ -107,9 +107,9 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     ``TUNE_ALLOW_HUB=1``) switch them on (docs/architecture.md, "Trust").
     """
     from backend.config import ModelConfig, RunConfig, parse_set
-    from backend.presets import apply_preset, preset
+    from backend.presets import fit_preset
     from backend.trust import hub_allowed, restrict
-    from backend.workspace import Project, fact_set_size, resolve_run_config
+    from backend.workspace import Project, fact_set, resolve_run_config
 
     hub = hub_allowed() or bool(getattr(args, "allow_hub", False))
     trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights,
@@ -132,12 +132,8 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
                     if name not in granted]
         return cfg, notices
     cfg = base or RunConfig(model=ModelConfig(**trust))
-    if args.preset:
-        rows = mean_tokens = None
-        if preset(args.preset).derived:  # fitted to the rows of --data (or the config's training files)
-            tok_cfg = cfg.with_overrides({"model.name_or_path": args.model}) if args.model else cfg
-            rows, mean_tokens = fact_set_size(list(args.data or cfg.data.train_files), tok_cfg)
-        cfg = apply_preset(cfg, args.preset, rows=rows, mean_tokens=mean_tokens)
+    if args.preset:  # fitted after --set and --data, to the rows of --data (or the config's training files)
+        cfg = fit_preset(cfg, args.preset, lambda c: fact_set(list(c.data.train_files), c), after=overrides)
     return cfg.with_overrides(overrides) if overrides else cfg, notices
 
 

@@ -65,6 +65,10 @@ class DataConfig:
     raft_distractors: int = _f(1, "RAFT: unrelated passages added to each row's retrieved ones.", min=0, max=20, label="Distractor passages")
     raft_p_without_gold: float = _f(0.2, "RAFT: share of rows shown without the passage that holds the answer (they learn to recall it).", min=0.0, max=1.0, label="Rows without the right passage")
     raft_project: str = _f("", "RAFT: the project folder whose document index is searched; empty = the project that holds the training files.", label="Documents project")
+    raft_closed_book: bool = _f(False, "RAFT: also train each question without passages (as written and in its rewordings), so the facts are stored in the model as well as read from the documents.", label="Also train without passages")
+    raft_abstain_share: float = _f(0.0, "RAFT: abstention rows per question-answer row. Each is a project question with its most specific word replaced by something no document mentions (checked against the documents' words), shown with the passages the chat retrieves for it, and the chat's abstention as the answer, so declining is learned. 0 = none.", min=0.0, max=1.0, label="Rows that teach abstaining")
+    rewordings: int = _f(0, "Extra rows per question-answer row: the question reworded by fixed templates (deterministic), with the same answer and without passages. A fact seen in several phrasings is recalled from phrasings never seen (Allen-Zhu & Li 2024). 0 = the rows as written.", min=0, max=6, label="Question rewordings")
+    heldout_rewordings: int = _f(0, "RAFT, when there are no validation files: this many facts get one more rewording, never trained, asked with its passages; their loss is the validation loss (with training.keep_best, the checkpoint kept is the one that answers them best). 0 = use validation_split.", min=0, max=1000, label="Held-out rewordings")
 
 
 @dataclass
@@ -97,6 +101,7 @@ class TrainingConfig:
     eval_steps: int = _f(50, "Evaluate on the validation split every N steps (0 = only at the end).", min=0, max=1_000_000, label="Eval every")
     save_steps: int = _f(50, "Save a resumable checkpoint every N steps.", min=1, max=1_000_000, label="Save every")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints (the latest are kept).", min=1, max=1000, label="Checkpoints kept")
+    keep_best: bool = _f(False, "Keep the checkpoint with the lowest validation loss (evaluated and saved every eval_steps) as the run's adapter, not the last one. Needs validation rows and eval_steps > 0.", label="Keep the best checkpoint")
     early_stopping_patience: int = _f(0, "Stop when eval loss has not improved for N evaluations (0 = off).", min=0, max=1000, label="Early stopping patience")
     logging_steps: int = _f(1, "Write a metrics record every N optimizer steps.", min=1, max=100_000, label="Log every")
     group_by_length: bool = _f(True, "Batch rows of similar length together (less padding, faster).", label="Group by length")

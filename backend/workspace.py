@@ -13,6 +13,8 @@ written here only.  Besides the name and base model it holds, under
 ``answer``              the answer settings (:class:`backend.rag.settings.AnswerSettings`:
                         retrieval and generation) the Chat page, the Evaluate page,
                         ``tune ask`` and ``tune eval`` answer with
+``preset``              the preset the Configure page applied, while the user has not changed
+                        its values by hand (a derived one is re-fitted as the rows change)
 
 :func:`resolve_run_config` turns a project (plus a preset and overrides) into
 the :class:`~backend.config.RunConfig` a new run starts with; the Train page and
@@ -43,6 +45,7 @@ from backend.trust import TRUST_FIELDS, hub_allowed, notices
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
     from backend.rag.settings import AnswerSettings
+    from backend.recipes import FactSet
 
 PROJECT_FILE = "project.json"
 ROLES = ("train", "validation", "off")
@@ -268,6 +271,19 @@ class Project:
         keys = set(self._train_on_keys())
         return [p for p in self.document_files() if self.document_key(p) in keys]
 
+    # -- the preset chosen on the Configure page ------------------------------------------
+    @property
+    def preset(self) -> str | None:
+        """The preset the Configure page applied and the user has not changed by hand since (``None``: custom)."""
+        from backend.presets import PRESET_KEYS
+
+        key = (self.settings or {}).get("preset")
+        return key if key in PRESET_KEYS else None
+
+    def set_preset(self, key: str | None, *, save: bool = True) -> None:
+        """Remember the preset in effect (``None``: the settings are the user's own)."""
+        self._set("preset", key, save)
+
     # -- what the Project and Chat pages show ------------------------------------------
     @property
     def description(self) -> str:
@@ -333,6 +349,9 @@ class Project:
     def saved_run_config(self) -> "RunConfig":
         """The configuration saved by the Configure page, with the project's base model.
 
+        A project with documents whose saved configuration does not say otherwise
+        has ``data.raft`` on: training rows teach answering from the passages
+        (docs/architecture.md, "The knowledge recipe").
         Per-run paths are empty (see :func:`resolve_run_config`).  A saved config
         that no longer validates (an older version, a hand edit) gives the defaults.
         """
@@ -345,7 +364,12 @@ class Project:
                 cfg = RunConfig.from_dict(portable_config(saved))
             except ConfigError:
                 cfg = RunConfig()
-        return cfg.with_overrides({"model.name_or_path": self.base_model or "default"})
+        extra: dict[str, Any] = {"model.name_or_path": self.base_model or "default"}
+        data = saved.get("data") if isinstance(saved, dict) else None
+        if not (isinstance(data, dict) and "raft" in data) and self.document_files():
+            # a project with documents trains on answering from them unless the user said otherwise
+            extra["data.raft"] = True
+        return cfg.with_overrides(extra)
 
     def set_run_config(self, cfg: "RunConfig", *, save: bool = True) -> None:
         """Remember ``cfg`` (without paths and trust flags) and its base model."""
@@ -388,12 +412,12 @@ def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
     return settings, asked
 
 
-def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None]:
-    """Usable rows in the training ``files`` and their mean length in tokens, as ``cfg`` trains them.
+def fact_set(files: list[str], cfg: "RunConfig") -> "FactSet":
+    """The training ``files``' rows as ``cfg`` shapes them: what the "Learn the facts" preset is fitted to.
 
-    What the "Learn the facts" preset is fitted to (:func:`backend.presets.preset_overrides`);
-    the Data page has the same two numbers from the same check.  With ``data.raft`` on, the rows
-    are rendered with their passages (cached, so the run that follows reuses them).
+    The Data page has the same numbers from the same check
+    (:meth:`backend.recipes.FactSet.from_summary`).  With ``data.raft`` on, the
+    rows are rendered with their passages (cached, so the run that follows reuses them).
 
     Raises
     ------
@@ -405,22 +429,27 @@ def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None
     from backend.data import check_files
     from backend.errors import ConfigError
     from backend.models import load_tokenizer, resolve_model
+    from backend.recipes import FactSet
 
     if not files:
         raise ConfigError("there are no training files to fit the preset to", field="data.train_files",
                           hint="give a dataset the role 'train' on the Data page (or pass --data)")
     path = resolve_model(cfg.model.name_or_path, allow_pickle_weights=cfg.model.allow_pickle_weights)
     tok = load_tokenizer(path, trust_remote_code=cfg.model.trust_remote_code)
-    rep = check_files(files, tok, cfg)
-    rows = sum(int(f.get("rows_usable", 0)) for f in rep.summary.get("files", []))
-    stats = rep.summary.get("tokens_kept") or rep.summary.get("tokens") or {}  # as DataReport.mean_tokens
-    return rows, stats.get("mean")
+    return FactSet.from_summary(check_files(files, tok, cfg).summary)
+
+
+def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None]:
+    """Rows and their mean untruncated length in tokens (:func:`fact_set`)."""
+    fs = fact_set(files, cfg)
+    return fs.rows, fs.mean_tokens
 
 
 def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,
                        overrides: Mapping[str, Any] | None = None, trust_remote_code: bool = False,
-                       allow_pickle_weights: bool = False, allow_hub: bool | None = None, rows: int | None = None,
-                       mean_tokens: float | None = None) -> "RunConfig":
+                       allow_pickle_weights: bool = False, allow_hub: bool | None = None,
+                       rows: int | None = None, mean_tokens: float | None = None,
+                       facts: "FactSet | None" = None) -> "RunConfig":
     """The configuration a new run of ``project`` starts with: the GUI's Start and ``tune train --project``.
 
     Parameters
@@ -433,6 +462,9 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         current values); default: :meth:`Project.saved_run_config`.
     preset
         A preset key (:data:`backend.presets.PRESET_KEYS`) applied over ``base``.
+        A derived one ("facts") is fitted after every other option that changes
+        the rows (``overrides`` included: ``--set data.raft=true``),
+        :func:`backend.presets.fit_preset`.
     overrides
         Dotted keys (``training.max_steps``) applied last.  ``data.train_files``,
         ``data.validation_files``, ``data.document_files`` and ``output_dir``
@@ -441,9 +473,9 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         This machine's choice (a GUI checkbox, a CLI flag; ``allow_hub=None``:
         :func:`backend.trust.hub_allowed`); whatever ``base`` or ``project.json``
         says is replaced.
-    rows, mean_tokens
-        The training rows a derived preset ("facts") is fitted to; counted
-        with :func:`fact_set_size` when such a preset is asked for without them.
+    rows, mean_tokens, facts
+        The rows a derived preset is fitted to when already counted under the
+        final options; counted with :func:`fact_set` otherwise.
 
     Returns
     -------
@@ -456,17 +488,10 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
     ConfigError
         An unknown preset, or an override that is not a valid field or value.
     """
-    from backend.presets import apply_preset
-    from backend.presets import preset as find_preset
+    from backend.presets import fit_preset
+    from backend.recipes import FactSet
 
     cfg = base if base is not None else project.saved_run_config()
-    overrides = dict(overrides or {})
-    if preset:
-        if find_preset(preset).derived and not rows:  # counted with the tokenizer of the model the run uses
-            model = {k: v for k, v in overrides.items() if k.startswith("model.") and k[6:] not in TRUST_FIELDS}
-            rows, mean_tokens = fact_set_size([str(p) for p in project.files_with_role("train")],
-                                              cfg.with_overrides(model))
-        cfg = apply_preset(cfg, preset, rows=rows, mean_tokens=mean_tokens)
     files: dict[str, Any] = {
         "output_dir": "",
         "data.train_files": [str(p) for p in project.files_with_role("train")],
@@ -476,7 +501,11 @@ def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, pre
         "model.allow_pickle_weights": bool(allow_pickle_weights),
         "model.allow_hub": hub_allowed() if allow_hub is None else bool(allow_hub),
     }
-    return cfg.with_overrides({**files, **overrides})
+    after = {**files, **dict(overrides or {})}
+    if preset:
+        given = facts or (FactSet(int(rows), mean_tokens) if rows else None)
+        cfg = fit_preset(cfg, preset, lambda c: given or fact_set(list(c.data.train_files), c), after=after)
+    return cfg.with_overrides(after)
 
 
 def new_run_dir(parent: str | Path, name: str = "") -> Path:

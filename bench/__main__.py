@@ -9,7 +9,7 @@ Parts (each in its own process, so one cannot skew or sink another):
 ``startup``      bench/startup.py     -- process start -> first interactive Project page
 ``rag``          bench/rag.py         -- ingest vs Chroma.from_documents and vs the GEMM roofline
 ``chat``         bench/chat.py        -- first token of a RAG answer vs the seeds' pipeline; ``tune ask`` cold
-``quality``      bench/quality.py     -- answer quality (written by the RAG-quality work)
+``quality``      bench/quality.py     -- answer quality over the development suite (bench/projects/)
 
 Every figure is measured in the same run on the same machine; a ratio compares
 contenders measured side by side.  A part whose subsystem is missing is
@@ -208,22 +208,12 @@ def markdown(res: dict) -> str:
             lines.append(f"| seed_recipe (once) | {_fmt(sr.get('whole_s'))} | {_fmt(sr.get('steps_s'))} | "
                          f"{_fmt(sr.get('first_step_s'))} | {_fmt(sr.get('peak_rss_mb'))} |")
     qu = res.get("quality", {})
-    if isinstance(qu, dict) and qu.get("goals"):
-        rec = qu.get("recipe") or {}
-        lines += ["", f"Answer quality (`quality.*`): the sample project trained with the \"Learn the facts\" preset "
-                  f"({rec.get('rows')} rows, {rec.get('training.epochs')} epochs, RAFT "
-                  f"{'on' if rec.get('data.raft') else 'off'}, {_fmt(qu.get('train_s'))} s of training), then its "
-                  "evalset answered in four modes.", "",
-                  "| Goal | What | Value | Goal | Met |", "|---|---|---|---|---|"]
-        for key, g in qu["goals"].items():
-            ok = g.get("met")
-            lines.append(f"| `quality.goals.{key}` | {_cell(str(g.get('what')))} | {_fmt(g.get('value'))} | "
-                         f"{g.get('goal')} | {'yes' if ok else ('**no**' if ok is False else '–')} |")
-        lines += ["", "| Mode | trained facts | documents only | unanswerable | all |", "|---|---|---|---|---|"]
-        for mode, kinds in (qu.get("by_kind") or {}).items():
-            cells = [f"{(kinds.get(k) or {}).get('correct', '–')}/{(kinds.get(k) or {}).get('n', '–')}"
-                     for k in ("trained", "documents", "unanswerable", "all")]
-            lines.append(f"| {mode} | " + " | ".join(cells) + " |")
+    if isinstance(qu, dict) and qu.get("projects"):
+        from bench.quality import table
+
+        lines += ["", "Answer quality (`quality.*`, issue 25): every project of the development suite on the path a "
+                  "new project takes (the recommended preset, default options), its evalset answered as tuned + "
+                  "documents, base + documents and tuned (`bench/quality.md`).", "", table(qu)]
     fm = res.get("first_model", {})
     if isinstance(fm, dict) and fm.get("path"):
         lines += ["", f"First model: {fm.get('path')}."]
@@ -311,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if "quality" in parts:
         log("== quality ==")
         if (BENCH_DIR / "quality.py").exists():
-            res["quality"] = _part("bench.quality", q + mdl, 3600, "quality")
+            res["quality"] = _part("bench.quality", q + mdl + ["--suite", "--no-write"], 6 * 3600, "quality")
         else:
             res["quality"] = {"skipped": "bench/quality.py is not written yet"}
     res["machine"]["load_avg_1m_end"] = machine_info().get("load_avg_1m")

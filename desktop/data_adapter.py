@@ -61,6 +61,18 @@ class DataReport:
         return [*self.check.problems, *self.document_problems]
 
     @property
+    def facts(self):
+        """The rows as the configuration shapes them (``backend.recipes.FactSet``): what "Learn the facts" is fitted to."""
+        from backend.recipes import FactSet
+
+        return FactSet.from_summary(self.check.summary)
+
+    @property
+    def knowledge(self) -> dict:
+        """Facts and rows per fact per epoch (``{"facts", "rows_per_fact", "rows_by_origin"}``), for the Data page."""
+        return dict(self.check.summary.get("knowledge") or {})
+
+    @property
     def mean_tokens(self) -> float | None:
         """Mean tokens per usable row (after truncation)."""
         stats = self.check.summary.get("tokens_kept") or self.check.summary.get("tokens") or {}

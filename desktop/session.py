@@ -81,6 +81,19 @@ class Session:
         """What the open project asked for and did not get (trust flags), in words."""
         return self.project.trust_notices() if self.project is not None else []
 
+    @property
+    def active_preset(self) -> str | None:
+        """The preset the user chose on the Configure page and has not changed by hand since (``project.json``).
+
+        A derived one ("Learn the facts") is fitted again whenever the Data page's check comes back.
+        """
+        return self.project.preset if self.project is not None else None
+
+    @active_preset.setter
+    def active_preset(self, key: str | None) -> None:
+        if self.project is not None:
+            self.project.set_preset(key, save=False)
+
     def save_project(self) -> None:
         """Write the model choice and config into ``project.json`` (never the trust flags)."""
         if self.project is None:

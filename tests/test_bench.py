@@ -490,3 +490,25 @@ def test_python_m_bench_quick(tiny_model_dir, tmp_path):
     tc = res["train_cpu"]
     assert tc["exact_check"]["rel_diff"] < 1e-4
     assert len(tc["speedup_vs_hf_tuned_pairs"]) >= 1 and tc["ours"]["runs"] >= 1
+
+
+@pytest.mark.slow
+def test_quality_suite_quick_runs_a_project_on_the_default_path(tiny_model_dir, tmp_path):
+    # issue 25: a suite project copied as a new project, the recommended preset fitted by resolve_run_config,
+    # trained 2 steps and 4 questions answered in the three modes (the figures mean nothing)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", TUNE_STUDIO_HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(REPO))
+    out = tmp_path / "quality.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.quality", "--quick", "--suite", "--model",
+                           str(tiny_model_dir), "--out", str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["quick"] and len(res["projects"]) == 1  # --quick: the first project of the suite only
+    (name, p), = res["projects"].items()
+    assert p["train_status"] == "completed" and p["recipe"]["preset"] == "facts" and p["recipe"]["data.raft"]
+    assert p["recipe"]["rows"] > p["recipe"]["rows_written"]  # the recipe's rows were added
+    assert set(p["by_kind"]) == {"tuned+rag", "base+rag", "tuned"}
+    assert {"tuned_rag_answerable", "base_rag_answerable", "gain_over_base_rag", "abstention"} <= set(p["figures"])
+    assert res["summary"]["worst_project"] == name and "every_project_gains_10_points" in res["goals"]
+    assert "| project |" in proc.stderr  # the table

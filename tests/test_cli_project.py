@@ -146,6 +146,27 @@ def test_the_window_says_what_the_project_asked_for(qtbot, sample, tmp_path, mon
     assert "trust_remote_code" not in json.loads((sample / "project.json").read_text())["settings"]["run_config"]["model"]
 
 
+def _gui_facts_config(s: Session, tiny_model_dir) -> dict:
+    """What the GUI starts after "Learn the facts" is chosen: the Configure page fits it to the Data page's check.
+
+    The button applies the preset to the check it has; the preset's row options make the Data
+    page check again, and the Configure page fits the preset to that check (ConfigurePage._on_data_report).
+    """
+    from desktop.data_adapter import check_project_data
+
+    files = [str(p) for p in s.files_with_role("train")]
+    report = check_project_data(files, files, [], str(tiny_model_dir), s.run_config())
+    s.set_config(apply_preset(s.config, "facts", facts=report.facts))
+    for _ in range(3):  # until the check no longer changes (max_length follows the longest row once)
+        report = check_project_data(files, files, [], str(tiny_model_dir), s.run_config())
+        cfg = apply_preset(s.config, "facts", facts=report.facts)
+        if cfg.to_dict() == s.config.to_dict():
+            break
+        s.set_config(cfg)
+    assert report.rows_for(s.config) == report.facts.rows  # "Learn the facts" trains every row
+    return s.run_config().to_dict()
+
+
 def test_the_facts_preset_counts_the_rows_the_same_way_in_the_gui_and_the_cli(sample, tiny_model_dir):
     # the GUI fits it to the Data page's check; the CLI counts the training files itself
     from desktop.data_adapter import check_project_data
@@ -154,15 +175,46 @@ def test_the_facts_preset_counts_the_rows_the_same_way_in_the_gui_and_the_cli(sa
     s.open_project(sample, model_override=str(tiny_model_dir))
     s.save_project()
     files = [str(p) for p in s.files_with_role("train")]
-    report = check_project_data(files, files, [], str(tiny_model_dir), s.config)
-    assert report.fact_rows == 130
-    assert report.rows_for(apply_preset(s.config, "quick")) == 117  # the quick preset holds out 10 % ...
-    s.set_config(apply_preset(s.config, "facts", rows=report.fact_rows, mean_tokens=report.mean_tokens))
-    assert report.rows_for(s.config) == 130  # ... and "Learn the facts" trains every row
-    gui = s.run_config().to_dict()
+    report = check_project_data(files, files, [], str(tiny_model_dir), s.run_config())  # as the Data page does
+    assert report.facts.written == 130  # the rows as written; the recipe adds rewordings, abstention rows …
+    assert report.facts.rows > 4 * 130 and report.knowledge["facts"] == 65
+    gui = _gui_facts_config(s, tiny_model_dir)
     cli = _cli_config("--project", str(sample), "--model", str(tiny_model_dir), "--preset", "facts")
     assert gui == cli
-    assert cli["data"]["validation_split"] == 0.0 and cli["training"]["epochs"] >= 2
+    assert cli["data"]["validation_split"] == 0.0 and cli["training"]["epochs"] >= 1
+    assert cli["training"]["keep_best"] and cli["data"]["heldout_rewordings"] > 0
+
+
+def test_the_facts_preset_is_fitted_after_the_options_that_lengthen_the_rows(sample, tiny_model_dir):
+    # issue 25: `--preset facts --set data.raft=true` stopped with "no usable rows left (26 no_loss)":
+    # the preset's max_length was fitted to rows without passages
+    from backend.training import train
+
+    p = json.loads((sample / "project.json").read_text())
+    p["settings"]["run_config"]["data"]["raft"] = False
+    (sample / "project.json").write_text(json.dumps(p))
+    s = Session()
+    s.open_project(sample, model_override=str(tiny_model_dir))
+    assert not s.config.data.raft
+    s.set_config(s.config.with_overrides({"data.raft": True}))  # the box ticked on the Configure page
+    gui = _gui_facts_config(s, tiny_model_dir)
+    cli = _cli_config("--project", str(sample), "--model", str(tiny_model_dir), "--preset", "facts",
+                      "--set", "data.raft=true")
+    assert gui == cli and cli["data"]["raft"] and cli["data"]["raft_closed_book"]
+    off = _cli_config("--project", str(sample), "--model", str(tiny_model_dir), "--preset", "facts")
+    assert not off["data"]["raft"] and off["data"]["max_length"] < cli["data"]["max_length"]
+    assert off["training"]["epochs"] > cli["training"]["epochs"]  # shorter rows: more passes in the same time
+    from backend.config import RunConfig
+    from backend.data import check_files
+    from backend.models import load_tokenizer
+
+    cfg = RunConfig.from_dict(cli)
+    rep = check_files(cfg.data.train_files, load_tokenizer(str(tiny_model_dir)), cfg)
+    assert rep.usable and rep.summary["dropped_no_loss"] == 0 and rep.summary["truncated"] == 0
+    result = train(cfg.with_overrides({"training.max_steps": 2, "training.eval_steps": 1,
+                                       "output_dir": str(sample / "runs" / "r")}), project_dir=sample)
+    assert result.status == "completed"
+    assert result.metrics.get("best_checkpoint", "").startswith("checkpoint-")  # kept by held-out loss
 
 
 def test_the_time_estimate_counts_the_start_and_every_step(tiny_model_dir):

@@ -347,16 +347,58 @@ def test_a_new_project_with_a_small_fact_set_starts_from_the_facts_preset(qtbot,
     w.go_to(2, force=True)
     sample = Path(__file__).resolve().parents[1] / "resources" / "sample_project" / "datasets" / "brisa_support.jsonl"
     w.data_page.add_files([sample], "dataset")
-    qtbot.waitUntil(lambda: w.session.data_report is not None and not w.data_page.is_busy(), timeout=60_000)
     cp = w.configure_page
+    # the preset's rewordings make the Data page check again; the preset is then fitted to that check
+    qtbot.waitUntil(lambda: w.session.data_report is not None and not w.data_page.is_busy()
+                    and w.session.data_report.facts.rows > 130 and not w.data_page._recheck_timer.isActive(),
+                    timeout=120_000)
     assert cp.preset_buttons["facts"].isChecked(), cp.preset_note.text()
     cfg = w.session.config
-    assert cfg.data.validation_split == 0.0 and cfg.training.epochs >= 2 and cfg.training.max_steps == 0
-    assert w.session.data_report.fact_rows == 130
-    saved = json.loads((w.session.project.root / "project.json").read_text())["settings"]["run_config"]
-    assert saved["training"]["epochs"] == cfg.training.epochs  # chosen once, then the user's to change
+    assert cfg.data.validation_split == 0.0 and cfg.training.epochs >= 1 and cfg.training.max_steps == 0
+    assert cfg.data.rewordings == 3 and not cfg.data.raft  # no documents: no passages
+    facts = w.session.data_report.facts
+    assert facts.written == 130 and facts.rows == 4 * 130 and w.session.active_preset == "facts"
+    assert "facts (answers), each trained" in w.data_page.summary_label.text()  # exposures per fact
+    saved = json.loads((w.session.project.root / "project.json").read_text())["settings"]
+    assert saved["run_config"]["training"]["epochs"] == cfg.training.epochs and saved["preset"] == "facts"
     cp.apply_preset("quick")
     assert "Recommended for your 130 training rows: Learn the facts." in cp.preset_note.text()
+
+
+def test_ticking_raft_after_the_facts_preset_fits_it_to_the_rows_with_passages(qtbot, window, tiny_model_dir):
+    # issue 25: the preset is fitted after every option that changes the rows, as the CLI fits it
+    from backend.cli import build_parser, train_config
+
+    w = window
+    _to_data_checked(qtbot, w)
+    cp = w.configure_page
+
+    def settled():
+        dp = w.data_page
+        return (w.session.data_report is not None and not dp.is_busy() and not dp._recheck_timer.isActive()
+                and cp._fact_set() is not None)
+
+    cp.apply_preset("facts")
+    qtbot.waitUntil(lambda: settled() and w.session.config.data.rewordings == 3, timeout=120_000)
+    qtbot.wait(500)
+    qtbot.waitUntil(settled, timeout=240_000)
+    short = w.session.config
+    w.session.set_config(short.with_overrides({"data.raft": True}))  # the box ticked
+    qtbot.waitUntil(lambda: w.data_page.is_busy() or w.data_page._recheck_timer.isActive(), timeout=10_000)
+    qtbot.waitUntil(lambda: settled() and w.session.config.data.raft_closed_book, timeout=240_000)
+    qtbot.wait(500)
+    qtbot.waitUntil(settled, timeout=240_000)
+    cfg = w.session.config
+    assert w.session.active_preset == "facts" and cp.preset_buttons["facts"].isChecked()
+    assert cfg.data.max_length > short.data.max_length and cfg.training.keep_best
+    gui = w.session.run_config().to_dict()
+    cli, _ = train_config(build_parser().parse_args(
+        ["train", "--project", str(w.session.project.root), "--model", str(tiny_model_dir), "--preset", "facts",
+         "--set", "data.raft=true"]))
+    cli = cli.to_dict()
+    for key in ("name",):
+        gui.pop(key), cli.pop(key)
+    assert gui["data"] == cli["data"] and gui["training"] == cli["training"] and gui["method"] == cli["method"]
 
 
 def test_data_page_previews_the_sample_with_passages_when_raft_is_on(qtbot, window):

@@ -13,6 +13,7 @@ from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.estimate import planned_steps
 from backend.presets import PRESETS, apply_preset, matching_preset
+from backend.recipes import FactSet
 from desktop.appstate import AppSettings, install_sample_project, sample_project_source
 from desktop.data_adapter import append_feedback, copy_into
 from desktop.plots import RunMetrics
@@ -47,7 +48,9 @@ def test_sample_installed_once_and_opened(home):
     s = Session()
     s.open_project(dest)
     assert s.config.model.name_or_path == "default"
-    assert matching_preset(s.config, rows=130, mean_tokens=330.0) == "facts" and s.config.data.raft
+    # its rows as the knowledge recipe shapes them, counted with the default model's tokenizer (issue 25)
+    facts = FactSet(rows=670, mean_tokens=128.7, max_tokens=388, rows_per_fact=10.0, written=130)
+    assert matching_preset(s.config, facts=facts) == "facts" and s.config.data.raft
     assert [p.name for p in s.files_with_role("train")] == ["brisa_support.jsonl", "mine.jsonl"]
 
 
@@ -102,13 +105,20 @@ def test_the_facts_preset_is_fitted_to_the_rows_and_asks_for_them():
     with pytest.raises(ConfigError, match="have not been counted") as e:
         apply_preset(RunConfig(), "facts")
     assert "Data page" in e.value.hint
-    small = apply_preset(RunConfig(), "facts", rows=130, mean_tokens=60.0)
+    # issue 25: the epochs give each fact ~16 rows over the run (TARGET_EXPOSURES), within 10 CPU minutes
+    small = apply_preset(RunConfig(), "facts", facts=FactSet(520, 60.0, 90, rows_per_fact=4.0))
     assert small.data.validation_split == 0.0 and small.training.max_steps == 0
-    assert small.training.epochs == 10.0  # 130 rows x 10 epochs x 60 tokens fits 10 min at 140 tokens/s
-    raft = apply_preset(RunConfig().with_overrides({"data.raft": True}), "facts", rows=130, mean_tokens=330.0)
-    assert raft.training.epochs == 2.0 and raft.data.max_length == 512  # rows with passages are ~5x longer
+    assert small.training.epochs == 4.0 and small.data.rewordings == 3 and not small.data.raft_closed_book
+    assert not small.training.keep_best and small.data.max_length == 256
+    raft = apply_preset(RunConfig().with_overrides({"data.raft": True}), "facts",
+                        facts=FactSet(670, 128.7, 388, rows_per_fact=10.0))
+    # 16 / 10 rows per fact = 1.6, and 670 rows x 128.7 tokens fit 1.7 epochs in 10 minutes: 1.5 (half epochs)
+    assert raft.training.epochs == 1.5 and raft.data.max_length == 448  # the longest row, rounded up to 64
+    assert raft.data.raft_closed_book and raft.data.raft_abstain_share > 0 and raft.data.heldout_rewordings > 0
+    assert raft.training.keep_best and raft.training.save_steps == raft.training.eval_steps > 0
     assert matching_preset(small) is None  # without the rows it can't be told
-    assert matching_preset(small, rows=400, mean_tokens=60.0) != "facts"  # fitted to other rows
+    assert matching_preset(small, facts=FactSet(400, 60.0, 90, rows_per_fact=4.0)) != "facts"  # fitted to other rows
+    assert matching_preset(small, facts=FactSet(520, 60.0, 90, rows_per_fact=4.0)) == "facts"
     assert recommended_preset(130) == "facts" and recommended_preset(5000) is None and recommended_preset(0) is None
 
 

@@ -513,3 +513,103 @@ def test_withheld_answers_are_kept_in_the_transcript_and_its_markdown(tmp_path):
     assert rec["withheld"] == "E4 means the Y1 wire is off." and rec["unsupported"] == ["Y1"]
     md = transcript.to_markdown([ex])
     assert ABSTAIN_ANSWER in md and "The model wrote: E4 means the Y1 wire is off." in md and "contain Y1" in md
+
+
+# ---------------------------------------------------------------------------
+# the knowledge recipe's rows (issue 25; docs/architecture.md, "The knowledge recipe")
+
+
+def test_rewordings_are_deterministic_distinct_and_keep_the_question():
+    from backend.data.rewording import TEMPLATES, reword
+
+    q = "What is the default geofence radius?"
+    three = reword(q, 3, seed=5)
+    assert three == reword(q, 3, seed=5) and len(set(three)) == 3 and q not in three
+    assert all("default geofence radius" in t for t in three)
+    held = reword(q, 1, seed=5, skip=3)  # the held-out one is never among the trained ones
+    assert held and held[0] not in three
+    assert len(reword(q, 99)) == len(TEMPLATES) and reword("", 3) == [] and reword(q, 0) == []
+    assert reword("Does fault QX-93 need a visit?", 8, seed=1)[0].count("QX-93") == 1  # codes keep their case
+
+
+def test_out_of_scope_questions_ask_about_what_no_document_mentions():
+    from backend.data.rewording import OUT_OF_SCOPE_TERMS, out_of_scope
+    from backend.rag.hybrid import BM25Index, tokenize
+
+    bm = BM25Index()
+    bm.add([f"c{i}" for i in range(len(CODES))], list(CODES.values()))
+    vocab = set(bm.df)
+    q = "What does fault QX-93 mean?"
+    oos = out_of_scope(q, vocab, tokenize, bm.idf, seed=3)
+    assert oos and oos == out_of_scope(q, vocab, tokenize, bm.idf, seed=3)
+    assert "QX-93" not in oos and oos.startswith("What does fault ")  # the rarest document word was replaced
+    term = oos[len("What does fault "):-len(" mean?")]
+    assert term in OUT_OF_SCOPE_TERMS and not any(t in vocab for t in tokenize(term))
+    assert out_of_scope("Hello?", vocab, tokenize, bm.idf) is None  # nothing the documents know to replace
+    assert out_of_scope(q, vocab, tokenize, bm.idf, terms=["fault"]) is None  # every candidate is in the documents
+
+
+def _shaped(proj, f, tokenizer_dir, **data):
+    from backend.config import RunConfig
+    from backend.data import prepare
+    from backend.models import load_tokenizer
+
+    cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "max_length": 1024,
+                                        "validation_split": 0.0, **data}})
+    return prepare(cfg, load_tokenizer(str(tokenizer_dir))), cfg
+
+
+def test_knowledge_recipe_rows_with_passages(tmp_path, tiny_embedder, real_tokenizer_dir):
+    from backend.data import check_files
+    from backend.data.pipeline import _run
+    from backend.data.raft import _question_answer
+    from backend.models import load_tokenizer
+    from backend.rag.chain import ABSTAIN_ANSWER
+    from backend.recipes import FactSet
+
+    proj, f = _raft_project(tmp_path / "p", tiny_embedder)
+    opts = {"raft_closed_book": True, "rewordings": 2, "raft_abstain_share": 0.5, "heldout_rewordings": 2}
+    prepared, cfg = _shaped(proj, f, real_tokenizer_dir, **opts)
+    tok = load_tokenizer(str(real_tokenizer_dir))
+    results, _ = _run(cfg.data.train_files, tok, cfg.data, strict=True, on_event=lambda e: None,
+                      should_stop=lambda: False)
+    rows = [r.example for res in results for r in res.rows]
+    origins = [ex.origin for ex in rows]
+    # 6 single-turn rows: with passages, as written without, 2 rewordings; 3 abstention rows; the multi-turn row as it is
+    assert origins.count("raft") == 6 and origins.count("closed_book") == 6 and origins.count("reworded") == 12
+    assert origins.count("abstain") == 3 and origins.count("") == 1 and len(prepared.train) == 28
+    first = rows[:4]  # each row's closed-book forms follow it
+    assert [ex.origin for ex in first] == ["raft", "closed_book", "reworded", "reworded"]
+    assert first[0].messages[1]["content"].startswith("Context:\n")
+    assert first[1].messages == [{"role": "user", "content": f"What does fault {_CODES[0]} mean?"},
+                                 {"role": "assistant", "content": f"Fault {_CODES[0]} means {_CAUSES[0]}."}]
+    assert all(ex.messages[-1]["content"] == first[1].messages[-1]["content"] for ex in first)
+    for ex in (ex for ex in rows if ex.origin == "abstain"):
+        assert ex.messages[-1] == {"role": "assistant", "content": ABSTAIN_ANSWER}  # the chat's own words
+        question = ex.messages[1]["content"].rsplit("Question: ", 1)[1]
+        assert ex.messages[1]["content"].startswith("Context:\n") and not any(c in question for c in _CODES)
+    # held-out rewordings: the validation set, with passages, never trained
+    assert prepared.eval is not None and len(prepared.eval) == 2 and prepared.report["split"] == "held-out rewordings"
+    trained_questions = {_question_answer(ex)[1] for ex in rows if _question_answer(ex)}
+    assert prepared.report["knowledge"]["facts"] == 6
+    assert prepared.report["knowledge"]["rows_per_fact"] == {"min": 4, "median": 4.0, "max": 4}
+    again, _ = _shaped(proj, f, real_tokenizer_dir, **opts)  # deterministic (and from the cache)
+    assert again.train == prepared.train and again.eval == prepared.eval
+    rep = check_files([str(f)], tok, cfg)
+    assert "facts: 6, trained 4 times per epoch each" in rep.text()
+    fs = FactSet.from_summary(rep.summary)
+    assert fs.rows == 28 and fs.written == 7 and fs.rows_per_fact == 4.0 and fs.max_tokens > 100
+    from backend.data.rewording import reword
+
+    held_out = {reword(f"What does fault {c} mean?", 1, seed=42, skip=2)[0] for c in _CODES[:6]}
+    assert held_out and not held_out & trained_questions  # the rewording that picks the checkpoint is never trained
+
+
+def test_knowledge_recipe_parts_switch_off(tmp_path, tiny_embedder, real_tokenizer_dir):
+    proj, f = _raft_project(tmp_path / "p", tiny_embedder)
+    plain, _ = _shaped(proj, f, real_tokenizer_dir)  # RAFT alone: one row per row, as before issue 25
+    assert len(plain.train) == 7 and plain.eval is None
+    assert plain.report["knowledge"]["rows_by_origin"] == {"raft": 6, "row": 1}
+    closed, _ = _shaped(proj, f, real_tokenizer_dir, raft=False, rewordings=2)  # no documents: rewordings only
+    assert len(closed.train) == 7 + 12 and closed.eval is None
+    assert closed.report["knowledge"]["rows_per_fact"]["median"] == 3.0

@@ -78,6 +78,9 @@ class Example:
     completion: str | None = None
     text: str | None = None
     train_from: int = 0
+    #: what made the row: "" (the file), or the knowledge recipe's "raft", "closed_book", "reworded",
+    #: "abstain", "heldout" (backend/data/raft.py); not part of :meth:`key`
+    origin: str = ""
 
     @property
     def kind(self) -> str:

@@ -394,6 +394,7 @@ def _summary(results: list[FileResult], dc: DataConfig, duplicates: int) -> dict
     usable = [r for r in rows if r.usable]
     lengths = [r.length for r in rows if r.encoded is not None]
     kept_lengths = [len(r.encoded) for r in usable]
+    fit = fit_rows(rows, dc)
     roles: Counter = Counter()
     for r in rows:
         roles.update(r.example.roles())
@@ -418,15 +419,60 @@ def _summary(results: list[FileResult], dc: DataConfig, duplicates: int) -> dict
         "tokens_kept": token_stats(kept_lengths),
         "trained_tokens": int(sum(r.encoded.trained for r in usable)),
         "problems": [p.to_dict() for res in results for p in res.problems],
+        "fit": {"rows": len(fit), "tokens": token_stats([r.length for r in fit])},
+        "knowledge": knowledge_counts(fit),
     }
 
 
+def fit_rows(rows: Sequence[Row], dc: DataConfig) -> list[Row]:
+    """The rows that train once ``max_length`` holds them, whatever it is now.
+
+    Kept, truncated, dropped as overlong, or left without an answer token by the
+    cut: what a derived preset is fitted to (``summary["fit"]``: their number and
+    untruncated lengths), so the fit is the same under any ``max_length``.
+    """
+    return [r for r in rows if r.encoded is not None and (
+        r.usable or r.status == "overlong" or (r.status == "no_loss" and r.length > dc.max_length))]
+
+
+def knowledge_counts(rows: Sequence[Row]) -> dict[str, Any]:
+    """Facts and how often each is trained per epoch (the Data page's "exposures per fact").
+
+    A fact is an answer (its text, case and spacing folded); every usable chat row
+    ending in it is one exposure per epoch, whatever its question's wording and
+    whether it carries passages.  Abstention rows are counted apart.
+    """
+    from backend.data.raft import _question_answer
+
+    per_fact: Counter = Counter()
+    origins: Counter = Counter()
+    for r in rows:
+        ex = r.example
+        origins[ex.origin or "row"] += 1
+        if ex.origin == "abstain" or ex.messages is None:
+            continue
+        last = ex.messages[-1] if ex.messages else None
+        if not last or last.get("role") != "assistant":
+            continue
+        if ex.origin == "" and _question_answer(ex) is None:
+            continue
+        per_fact[" ".join(str(last.get("content") or "").casefold().split())] += 1
+    counts = sorted(per_fact.values())
+    stats = ({"min": counts[0], "median": float(np.median(counts)), "max": counts[-1]} if counts else {})
+    return {"facts": len(counts), "rows_per_fact": stats, "rows_by_origin": dict(origins)}
+
+
 def _run(files: Sequence[str], tokenizer, dc: DataConfig, *, strict: bool, on_event: ev.OnEvent,
-         should_stop: ev.ShouldStop, seen: dict[str, str] | None = None,
-         keep_offsets: bool = False, documents: Sequence[str] = (), seed: int = 42) -> tuple[list[FileResult], int]:
+         should_stop: ev.ShouldStop, seen: dict[str, str] | None = None, keep_offsets: bool = False,
+         documents: Sequence[str] = (), seed: int = 42, heldout: list[Row] | None = None
+         ) -> tuple[list[FileResult], int]:
+    """Read, shape, dedupe, encode.  ``heldout`` (a list) receives the held-out rewordings, encoded."""
     results = read_and_normalise(files, dc, strict_files=strict, on_event=on_event, should_stop=should_stop)
+    held: list[Example] = []
     if dc.raft:
-        _raft(results, dc, seed, on_event, should_stop, strict=strict)
+        held = _raft(results, dc, seed, on_event, should_stop, strict=strict)
+    elif dc.rewordings:
+        _add_rows(results, _reworded(results, dc, seed, as_written=False))
     results += document_results(documents, dc, strict_files=strict, on_event=on_event, should_stop=should_stop)
     if strict:
         _raise_first(results)
@@ -434,26 +480,71 @@ def _run(files: Sequence[str], tokenizer, dc: DataConfig, *, strict: bool, on_ev
     encode_rows([r for res in results for r in res.rows], tokenizer, dc, keep_offsets=keep_offsets,
                 on_event=on_event, should_stop=should_stop)
     row_problems(results, dc)
+    if heldout is not None and held:
+        rows = [Row(ex) for ex in held]
+        encode_rows(rows, tokenizer, dc, on_event=on_event, should_stop=should_stop)
+        heldout.extend(r for r in rows if r.usable)
     return results, duplicates
 
 
+def _reworded(results: list[FileResult], dc: DataConfig, seed: int, *, as_written: bool,
+              limit: int | None = None) -> list[tuple[Row, Example]]:
+    """Closed-book rows (``data.rewordings``, ``data.raft_closed_book``), each with the row it follows."""
+    from backend.data.raft import reworded_rows
+
+    rows = [r for res in results for r in res.rows if r.usable][:limit]
+    return [(rows[i], ex) for i, ex in reworded_rows([r.example for r in rows], dc.rewordings, seed=seed,
+                                                      as_written=as_written)]
+
+
+def _add_rows(results: list[FileResult], extra: list[tuple[Row, Example]]) -> None:
+    """Insert each new row right after the row it was made from (same file, same line)."""
+    after: dict[int, list[Example]] = {}
+    for src, ex in extra:
+        after.setdefault(id(src), []).append(ex)
+    for res in results:
+        out: list[Row] = []
+        for r in res.rows:
+            out.append(r)
+            out.extend(Row(ex) for ex in after.get(id(r), []))
+        res.rows = out
+
+
 def _raft(results: list[FileResult], dc: DataConfig, seed: int, on_event: ev.OnEvent,
-          should_stop: ev.ShouldStop, *, strict: bool = True, limit: int | None = None) -> None:
+          should_stop: ev.ShouldStop, *, strict: bool = True, limit: int | None = None) -> list[Example]:
     """``data.raft``: question-answer rows shown with the passages the chat retrieves (backend.data.raft).
 
+    With the knowledge recipe's options, closed-book rows (the question as written and its
+    rewordings), abstention rows and held-out rewordings are made too (docs/architecture.md,
+    "The knowledge recipe"); the held-out rows are returned (the checks and previews drop them).
     Not strict (checks, previews): a missing index becomes a problem of the first file instead of an error.
     """
-    from backend.data.raft import apply_raft
+    from backend.data.raft import _Renderer, apply_raft, knowledge_rows, open_raft_index
+    from backend.rag.settings import RetrievalSettings
 
     rows = [r.example for res in results for r in res.rows][:limit]
     try:
-        apply_raft(rows, dc, seed=seed, on_event=on_event, should_stop=should_stop)
+        settings = RetrievalSettings()
+        renderer = _Renderer(open_raft_index(dc, on_event), settings, dc, seed, on_event)
+        closed = _reworded(results, dc, seed, as_written=dc.raft_closed_book, limit=limit) \
+            if dc.raft_closed_book or dc.rewordings else []
+        abstain, held = ([], []) if limit is not None else knowledge_rows(
+            rows, dc, seed=seed, settings=settings, on_event=on_event, should_stop=should_stop, renderer=renderer)
+        apply_raft(rows, dc, seed=seed, settings=settings, on_event=on_event, should_stop=should_stop,
+                   renderer=renderer)
+        renderer.save()
     except DataCancelled:
         raise
     except DataError as e:
         if strict or not results:
             raise
         results[0].problems.append(Problem(results[0].path, None, e.message, e.hint or ""))
+        return []
+    _add_rows(results, closed)
+    by_file = {res.path: res for res in results}
+    for ex in abstain:  # after the rows of the file their question came from
+        by_file.get(ex.file, results[0]).rows.append(Row(ex))
+    return held
 
 
 def _raise_first(results: list[FileResult]) -> None:
@@ -502,8 +593,9 @@ def prepare(cfg: RunConfig, tokenizer, *, on_event: ev.OnEvent = ev.no_event,
                         f"({dc.document_chunk_size})", field="data.document_chunk_overlap",
                         hint="use an overlap of at most 20% of the chunk size, or 0")
     seen: dict[str, str] = {}
+    heldout: list[Row] = []
     results, dups = _run(dc.train_files, tokenizer, dc, strict=True, on_event=on_event, seed=_seed(cfg),
-                         should_stop=should_stop, seen=seen, documents=dc.document_files)
+                         should_stop=should_stop, seen=seen, documents=dc.document_files, heldout=heldout)
     _raise_first(results)
     usable = [r for res in results for r in res.rows if r.usable]
     if not usable:
@@ -521,6 +613,8 @@ def prepare(cfg: RunConfig, tokenizer, *, on_event: ev.OnEvent = ev.no_event,
                             hint="check the validation files with `tune data check`")
         report["validation"] = _summary(vres, dc, vdups)
         train_rows = usable
+    elif heldout:  # data.heldout_rewordings: every fact trains; untrained rewordings measure recall
+        train_rows, eval_rows = usable, heldout
     else:
         tr, va = split_rows(len(usable), dc.validation_split, _seed(cfg))
         train_rows = [usable[i] for i in tr]
@@ -530,7 +624,8 @@ def prepare(cfg: RunConfig, tokenizer, *, on_event: ev.OnEvent = ev.no_event,
                                               "add rows or validation files", "warning").to_dict())
     report["train_rows"] = len(train_rows)
     report["eval_rows"] = len(eval_rows) if eval_rows else 0
-    report["split"] = "files" if dc.validation_files else f"{dc.validation_split:g} by seed {_seed(cfg)}"
+    report["split"] = ("files" if dc.validation_files else "held-out rewordings" if heldout and not dc.validation_files
+                       else f"{dc.validation_split:g} by seed {_seed(cfg)}")
     on_event(ev.log(f"data: {report['rows_kept']} usable rows of {report['rows_read']} "
                     f"({report['train_rows']} train, {report['eval_rows']} eval; {report['truncated']} truncated, "
                     f"{report['dropped_overlong']} dropped as overlong, {report['duplicates']} duplicates)"))
@@ -594,6 +689,13 @@ class CheckReport:
         if t:
             lines.append(f"tokens per row: min {t['min']}, median {t['median']:g}, p95 {t['p95']:g}, max {t['max']} "
                          f"({t['total']} in all; {s['trained_tokens']} carry loss after filtering)")
+        k = s.get("knowledge") or {}
+        if k.get("facts"):
+            rpf = k["rows_per_fact"]
+            made = {o: n for o, n in sorted(k["rows_by_origin"].items()) if o != "row"}
+            lines.append(f"facts: {k['facts']}, trained {rpf['median']:g} times per epoch each (median; "
+                         f"min {rpf['min']}, max {rpf['max']})"
+                         + (f"; rows made by the recipe: {', '.join(f'{o} {n}' for o, n in made.items())}" if made else ""))
         lines.append(f"over max_length {s['max_length']}: {_n(s['over_max_length'], 'row')} "
                      f"({s['truncated']} truncated, {s['dropped_overlong']} dropped; data.overlong = {s['overlong']})")
         if self.problems:

@@ -158,9 +158,10 @@ def render_row(question: str, answer: str, index: "DocumentIndex", settings: "Re
     return msgs, info
 
 
-def _cache_key(question: str, answer: str, state: str, settings: "RetrievalSettings", dc: "DataConfig", seed: int) -> str:
+def _cache_key(question: str, answer: str, state: str, settings: "RetrievalSettings", dc: "DataConfig", seed: int,
+               p_without_gold: float) -> str:
     blob = json.dumps([CACHE_FORMAT, question, answer, state, settings.to_dict(), dc.raft_distractors,
-                       dc.raft_p_without_gold, seed], sort_keys=True, ensure_ascii=False)
+                       p_without_gold, seed], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -189,9 +190,78 @@ def _update_index(project: Path, on_event: ev.OnEvent) -> "LocalEmbeddings | Non
     return emb
 
 
+def open_raft_index(dc: "DataConfig", on_event: ev.OnEvent = ev.no_event) -> "DocumentIndex":
+    """The project's document index for RAFT (documents indexed first when stale, :func:`_update_index`).
+
+    Raises
+    ------
+    DataError
+        No project or no usable index.
+    """
+    from backend.rag.index import open_index
+
+    project = find_project(dc)
+    emb = _update_index(project, on_event)
+    try:
+        return open_index(project, embeddings=emb)
+    except IndexStoreError as e:
+        raise DataError(f"'Train the model to answer from your documents' needs the document index: {e.message}",
+                        field="data.raft", file=e.file, hint=e.hint or "add documents first") from None
+
+
+class _Renderer:
+    """Renders question-answer pairs with passages through the content-hash cache (``index/raft_cache.json``)."""
+
+    def __init__(self, index: "DocumentIndex", settings: "RetrievalSettings", dc: "DataConfig", seed: int,
+                 on_event: ev.OnEvent):
+        self.index, self.settings, self.dc, self.seed, self.on_event = index, settings, dc, seed, on_event
+        self.path = index.dir / CACHE_FILE
+        try:
+            cache = read_json(self.path) or {}
+        except ValueError:
+            cache = {}
+        if cache.get("format") != CACHE_FORMAT:
+            cache = {"format": CACHE_FORMAT, "rows": {}}
+        self.cache, self.rows = cache, cache["rows"]
+        self.state = _index_state(index)
+        self.ids: list[str] | None = None
+        self.used: set[str] = set()
+        self.rendered = self.cached = 0
+
+    def render(self, question: str, answer: str, p_without_gold: float) -> dict[str, Any]:
+        """``{"messages": [system, user, assistant], "gold": bool}`` for one pair."""
+        key = _cache_key(question, answer, self.state, self.settings, self.dc, self.seed, p_without_gold)
+        hit = self.rows.get(key)
+        if hit is None:
+            if self.ids is None:
+                self.ids = sorted(self.index.lexical.ids())
+            msgs, info = render_row(question, answer, self.index, self.settings, distractors=self.dc.raft_distractors,
+                                    p_without_gold=p_without_gold, seed=self.seed, all_ids=self.ids)
+            hit = {"messages": msgs, "gold": info["gold"]}
+            self.rows[key] = hit
+            self.rendered += 1
+        else:
+            self.cached += 1
+        self.used.add(key)
+        return hit
+
+    def save(self) -> None:
+        """Write the cache when something was rendered (bounded: other data sets' entries are trimmed)."""
+        if not self.rendered:
+            return
+        others = [k for k in self.rows if k not in self.used]
+        for k in others[:-2000] if len(others) > 2000 else []:
+            self.rows.pop(k, None)
+        try:
+            atomic_write_json(self.path, self.cache)
+        except OSError as e:  # a read-only project still trains; it only searches again next time
+            self.on_event(ev.log(f"RAFT cache not written ({e})", level="warning"))
+
+
 def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 42,
                settings: "RetrievalSettings | None" = None, index: "DocumentIndex | None" = None,
-               on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict[str, int]:
+               on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
+               renderer: "_Renderer | None" = None) -> dict[str, int]:
     """Render single-turn chat examples with retrieved passages, in place.
 
     Parameters
@@ -209,6 +279,8 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         The document index (default: the project's, see :func:`find_project`).
     on_event, should_stop
         Progress (stage ``raft``) and cancellation.
+    renderer
+        Share one cache with :func:`knowledge_rows` (internal).
 
     Returns
     -------
@@ -221,7 +293,6 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         No project or no usable index.
     """
     from backend.data.pipeline import DataCancelled
-    from backend.rag.index import open_index
     from backend.rag.settings import RetrievalSettings
 
     settings = settings or RetrievalSettings()
@@ -230,61 +301,137 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
     stats = {"rendered": 0, "cached": 0, "skipped": len(examples) - len(todo), "without_gold": 0}
     if not todo:
         return stats
-    if index is None:
-        project = find_project(dc)
-        emb = _update_index(project, on_event)
-        try:
-            index = open_index(project, embeddings=emb)
-        except IndexStoreError as e:
-            raise DataError(f"'Train the model to answer from your documents' needs the document index: {e.message}",
-                            field="data.raft", file=e.file, hint=e.hint or "add documents first") from None
-    cache_path = index.dir / CACHE_FILE
-    try:
-        cache = read_json(cache_path) or {}
-    except ValueError:
-        cache = {}
-    if cache.get("format") != CACHE_FORMAT:
-        cache = {"format": CACHE_FORMAT, "rows": {}}
-    rows = cache["rows"]
-    state = _index_state(index)
-    ids = None
-    used: set[str] = set()
+    own = renderer is None
+    if renderer is None:
+        renderer = _Renderer(index if index is not None else open_raft_index(dc, on_event), settings, dc, seed,
+                             on_event)
+    r0, c0 = renderer.rendered, renderer.cached
     for n, (ex, (u, q, a)) in enumerate(todo):
         if should_stop():
             raise DataCancelled()
         if n % 16 == 0:
             on_event(ev.progress("raft", n, len(todo), f"Retrieving passages for training rows {n}/{len(todo)}"))
-        key = _cache_key(q, a, state, settings, dc, seed)
-        hit = rows.get(key)
-        if hit is None:
-            if ids is None:
-                ids = sorted(index.lexical.ids())
-            msgs, info = render_row(q, a, index, settings, distractors=dc.raft_distractors,
-                                    p_without_gold=dc.raft_p_without_gold, seed=seed, all_ids=ids)
-            hit = {"messages": msgs, "gold": info["gold"]}
-            rows[key] = hit
-            stats["rendered"] += 1
-        else:
-            stats["cached"] += 1
-        used.add(key)
+        hit = renderer.render(q, a, dc.raft_p_without_gold)
         stats["without_gold"] += not hit["gold"]
         # the RAFT prompt replaces the row's system and user turns; turns before it are kept
         before = [m for m in ex.messages[:u] if m.get("role") != "system"]
         ex.messages = before + [dict(m) for m in hit["messages"][:2]] + ex.messages[u + 1:]
         ex.train_from = min(ex.train_from, len(before) + 2) if ex.train_from else 0
+        if not ex.origin:
+            ex.origin = "raft"
+    stats["rendered"], stats["cached"] = renderer.rendered - r0, renderer.cached - c0
     on_event(ev.progress("raft", len(todo), len(todo), "Passages retrieved"))
-    if stats["rendered"]:
-        # keep the entries of this data set (and a bounded number of others, e.g. other runs' seeds)
-        others = [k for k in rows if k not in used]
-        for k in others[:-2000] if len(others) > 2000 else []:
-            rows.pop(k, None)
-        try:
-            atomic_write_json(cache_path, cache)
-        except OSError as e:  # a read-only project still trains; it only searches again next time
-            on_event(ev.log(f"RAFT cache not written ({e})", level="warning"))
+    if own:
+        renderer.save()
     on_event(ev.log(f"RAFT: {len(todo)} rows shown with retrieved passages ({stats['cached']} from the cache, "
                     f"{stats['without_gold']} without the right passage)"))
     return stats
 
 
-__all__ = ["CACHE_FILE", "apply_raft", "find_project", "render_row"]
+def _plain(ex: "Example", question: str, answer: str, origin: str) -> "Example":
+    """A closed-book copy of a single-turn row: ``question`` -> ``answer``, its system turn kept."""
+    system = [dict(m) for m in (ex.messages or []) if m.get("role") == "system"][:1]
+    return dataclasses.replace(ex, messages=system + [{"role": "user", "content": question},
+                                                      {"role": "assistant", "content": answer}],
+                               train_from=0, origin=origin)
+
+
+def reworded_rows(examples: Sequence["Example"], n: int, *, seed: int = 42,
+                  as_written: bool = False) -> list[tuple[int, "Example"]]:
+    """Closed-book rows for single-turn rows: ``(position in examples, row)``, deterministic.
+
+    Each row gets ``n`` template rewordings of its question (:func:`backend.data.rewording.reword`),
+    preceded by the question as written when ``as_written`` (RAFT: the row itself carries passages).
+    """
+    from backend.data.rewording import reword
+
+    out = []
+    for i, ex in enumerate(examples):
+        qa = _question_answer(ex)
+        if qa is None:
+            continue
+        _u, q, a = qa
+        if as_written:
+            out.append((i, _plain(ex, q, a, "closed_book")))
+        for text in reword(q, n, seed=seed):
+            out.append((i, _plain(ex, text, a, "reworded")))
+    return out
+
+
+def knowledge_rows(examples: Sequence["Example"], dc: "DataConfig", *, seed: int = 42,
+                   settings: "RetrievalSettings | None" = None, index: "DocumentIndex | None" = None,
+                   on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
+                   renderer: "_Renderer | None" = None) -> tuple[list["Example"], list["Example"]]:
+    """The rows with passages the knowledge recipe adds beside the RAFT rows: abstention and held-out ones.
+
+    Parameters
+    ----------
+    examples
+        The single-turn question-answer rows as written (before :func:`apply_raft`).
+    dc
+        ``raft_abstain_share`` (abstention rows per row), ``heldout_rewordings``
+        (facts with a held-out rewording), ``rewordings`` (the trained ones, skipped).
+
+    Returns
+    -------
+    abstain, heldout
+        Abstention rows (an out-of-scope question made by
+        :func:`backend.data.rewording.out_of_scope`, its retrieved passages, the
+        chat's :data:`~backend.rag.chain.ABSTAIN_ANSWER`) and held-out rows (one
+        untrained rewording per chosen fact, with the passage that holds the answer).
+    """
+    from backend.data.pipeline import DataCancelled
+    from backend.data.rewording import out_of_scope, reword
+    from backend.rag.chain import ABSTAIN_ANSWER
+    from backend.rag.hybrid import tokenize
+    from backend.rag.settings import RetrievalSettings
+
+    pairs = [(ex, qa) for ex in examples if (qa := _question_answer(ex)) is not None]
+    n_abstain = int(round(dc.raft_abstain_share * len(pairs)))
+    if not pairs or (not n_abstain and not dc.heldout_rewordings):
+        return [], []
+    settings = settings or RetrievalSettings()
+    own = renderer is None
+    if renderer is None:
+        renderer = _Renderer(index if index is not None else open_raft_index(dc, on_event), settings, dc, seed,
+                             on_event)
+    idx = renderer.index
+    vocab = set(idx.lexical.df)
+    rng = random.Random(f"{seed}\0knowledge")
+
+    def with_passages(ex: "Example", question: str, answer: str, p: float, origin: str) -> "Example":
+        hit = renderer.render(question, answer, p)
+        return dataclasses.replace(ex, messages=[dict(m) for m in hit["messages"]], train_from=0, origin=origin)
+
+    abstain: list["Example"] = []
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    for i in order:
+        if len(abstain) >= n_abstain:
+            break
+        if should_stop():
+            raise DataCancelled()
+        ex, (_u, q, _a) = pairs[i]
+        oos = out_of_scope(q, vocab, tokenize, idx.lexical.idf, seed=seed)
+        if oos:
+            abstain.append(with_passages(ex, oos, ABSTAIN_ANSWER, 0.0, "abstain"))
+    heldout: list["Example"] = []
+    seen_answers: set[str] = set()
+    for i in order[::-1]:  # other facts first than the abstention rows drew from
+        if len(heldout) >= dc.heldout_rewordings:
+            break
+        ex, (_u, q, a) = pairs[i]
+        key = " ".join(a.casefold().split())
+        if key in seen_answers:
+            continue
+        seen_answers.add(key)
+        texts = reword(q, 1, seed=seed, skip=dc.rewordings)
+        if texts:
+            heldout.append(with_passages(ex, texts[0], a, 0.0, "heldout"))
+    if own:
+        renderer.save()
+    on_event(ev.log(f"Knowledge recipe: {len(abstain)} abstention rows, {len(heldout)} held-out rewordings"))
+    return abstain, heldout
+
+
+__all__ = ["CACHE_FILE", "apply_raft", "find_project", "knowledge_rows", "open_raft_index", "render_row", "reworded_rows"]

@@ -257,6 +257,9 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         fp16 = True
     eval_strategy = "steps" if has_eval and t.eval_steps > 0 else "no"
     early = t.early_stopping_patience > 0 and eval_strategy == "steps"
+    # keep_best: the best checkpoint by validation loss becomes the adapter; transformers keeps it among
+    # the saved ones only when every evaluation is also a save (docs/architecture.md, "The knowledge recipe")
+    best = (early or t.keep_best) and eval_strategy == "steps"
     kwargs: dict[str, Any] = dict(
         output_dir=str(runs.checkpoints_dir(run_dir)),
         per_device_train_batch_size=t.batch_size,
@@ -274,11 +277,11 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps if eval_strategy == "steps" else None,
         save_strategy="steps",
-        save_steps=t.save_steps,
+        save_steps=t.eval_steps if t.keep_best and best else t.save_steps,
         save_total_limit=t.save_total_limit,
-        load_best_model_at_end=early,
-        metric_for_best_model="eval_loss" if early else None,
-        greater_is_better=False if early else None,
+        load_best_model_at_end=best,
+        metric_for_best_model="eval_loss" if best else None,
+        greater_is_better=False if best else None,
         seed=t.seed,
         data_seed=t.seed,
         bf16=bf16,
@@ -391,7 +394,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     callback = make_callback(emit, should_stop, should_pause, run_dir, device.kind,
                               _step_of(checkpoint) if checkpoint else 0)
     callbacks = [callback]
-    if args.load_best_model_at_end:
+    if args.load_best_model_at_end and cfg.training.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     collator = build_collator(cfg, tokenizer)
     # Exact fast path (bench/train_cpu.py measures it, tests/test_bench.py checks the maths):
@@ -440,6 +443,11 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
             eval_loss = trainer.evaluate().get("eval_loss")
         summary["eval_loss"] = eval_loss
         summary["perplexity"] = ppl(eval_loss)
+        best_ck = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
+        if best_ck:
+            summary["best_checkpoint"] = Path(best_ck).name
+            emit(ev.log(f"Kept the checkpoint with the lowest validation loss: {Path(best_ck).name} "
+                        f"(eval loss {trainer.state.best_metric:.4f})"))
     fastpath.unfuse_lora(model)
     if fast:
         fastpath.disable(model)  # saved files name stock sdpa

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QGroupBox, QHBoxLayout, QLa
 
 from backend.errors import ConfigError
 from backend.estimate import STARTUP_SECONDS, RunEstimate, estimate_run
-from backend.presets import PRESETS, apply_preset, matching_preset, preset, recommended_preset
+from backend.presets import PRESETS, apply_preset, matching_preset, preset, preset_keys, recommended_preset
 from desktop.form import QtRunConfigForm
 from desktop.session import Session
 from desktop.widgets import Page, fmt_duration, muted
@@ -144,31 +144,46 @@ class ConfigurePage(Page):
             self.session.save_project()
 
     # -- presets -------------------------------------------------------------------
-    def _fact_set(self) -> tuple[int | None, float | None]:
-        """The checked training rows and their mean tokens (what a derived preset is fitted to)."""
+    def _fact_set(self):
+        """The checked training rows as the configuration shapes them (a ``FactSet``), or ``None``."""
         report = self.session.data_report
-        if report is None:
-            return None, None
-        return report.fact_rows or None, report.mean_tokens
+        if report is None or not report.facts.rows:
+            return None
+        return report.facts
 
     def apply_preset(self, key: str) -> None:
-        """Apply a preset over the current configuration."""
+        """Apply a preset over the current configuration (a derived one is re-fitted as the rows change)."""
         self.form.flush()
-        rows, mean_tokens = self._fact_set()
         try:
-            cfg = apply_preset(self.session.config, key, rows=rows, mean_tokens=mean_tokens)
+            cfg = apply_preset(self.session.config, key, facts=self._fact_set())
         except ConfigError as e:
             self.banner.show_error(e)
             self._show_preset(self.session.config)
             return
+        self.session.active_preset = key
         self.session.set_config(cfg)
         self.session.save_project()
 
     def _on_data_report(self) -> None:
-        """A small fact set in a project never configured here starts from the preset made for it."""
-        rows, _ = self._fact_set()
+        """Fit the chosen derived preset to the rows just checked; a project never configured starts from one.
+
+        Ticking "Train the model to answer from your documents" (or any option that changes the
+        rows) makes the Data page check again; the preset is then fitted to the rows so shaped,
+        as ``tune train --preset facts --set data.raft=true`` fits it
+        (:func:`backend.workspace.resolve_run_config`).
+        """
+        facts = self._fact_set()
         project = self.session.project
-        key = recommended_preset(rows)
+        active = self.session.active_preset
+        if facts is not None and active and preset(active).derived:
+            cfg = apply_preset(self.session.config, active, facts=facts)
+            if cfg.to_dict() != self.session.config.to_dict():
+                self.session.set_config(cfg)
+                self.session.save_project()
+            else:
+                self._show_preset(self.session.config)
+            return
+        key = recommended_preset(facts.written or facts.rows) if facts is not None else None
         if key and project is not None and "run_config" not in (project.settings or {}):
             self.apply_preset(key)
         else:
@@ -176,14 +191,16 @@ class ConfigurePage(Page):
 
     def _show_preset(self, cfg) -> None:
         """Check the button of the preset ``cfg`` matches and describe it (or say the settings are custom)."""
-        rows, mean_tokens = self._fact_set()
-        key = matching_preset(cfg, rows=rows, mean_tokens=mean_tokens)
+        facts = self._fact_set()
+        key = matching_preset(cfg, facts=facts)
+        if key is None and self.session.active_preset and preset(self.session.active_preset).derived:
+            key = self.session.active_preset  # fitted again when the Data page's check comes back
         for k, b in self.preset_buttons.items():
             b.setChecked(k == key)
         note = preset(key).description if key else "Custom settings."
-        rec = recommended_preset(rows)
+        rec = recommended_preset(facts.written or facts.rows) if facts is not None else None
         if rec and rec != key:
-            note += f" Recommended for your {rows:,} training rows: {preset(rec).label}."
+            note += f" Recommended for your {facts.written or facts.rows:,} training rows: {preset(rec).label}."
         self.preset_note.setText(note)
 
     # -- form <-> session ---------------------------------------------------------------
@@ -198,6 +215,13 @@ class ConfigurePage(Page):
         if self._error is not None:
             self.banner.clear()
         self._error = None
+        active = self.session.active_preset
+        if active:  # a value the preset sets, changed by hand: the settings are the user's now
+            old, new = self.session.config.to_dict(), cfg.to_dict()
+            changed = {f"{sec}.{k}" for sec in new if isinstance(new[sec], dict)
+                       for k in new[sec] if new[sec][k] != (old.get(sec) or {}).get(k)}
+            if changed & preset_keys(active, cfg):
+                self.session.active_preset = None
         self.session.events.config.disconnect(self._on_session_config)
         try:
             self.session.set_config(cfg)

@@ -23,9 +23,24 @@ from desktop.workers import Job
 
 ROLE_LABELS = {"train": "Training", "validation": "Validation", "off": "Not used"}
 DATA_KEYS = ("format", "column_mapping", "system_prompt", "validation_split", "max_length", "overlong",
-             "train_on_prompt", "dedupe", "raft", "raft_distractors", "raft_p_without_gold", "raft_project")
+             "train_on_prompt", "dedupe", "raft", "raft_distractors", "raft_p_without_gold", "raft_project",
+             "raft_closed_book", "raft_abstain_share", "rewordings", "heldout_rewordings")
 MASKED_STYLE = "background:#eceff3;color:#6b7480;"
 TRAINED_STYLE = "background:#dff3e4;color:#10391f;"
+
+
+def _exposures(knowledge: dict) -> str:
+    """The summary's line about facts: how often each is trained per epoch ('' when there are none)."""
+    rpf = knowledge.get("rows_per_fact") or {}
+    if not knowledge.get("facts") or not rpf:
+        return ""
+    line = (f"\n{knowledge['facts']:,} facts (answers), each trained ≈{rpf['median']:g}× per epoch "
+            f"(fewest {rpf['min']}, most {rpf['max']})")
+    made = {o: n for o, n in (knowledge.get("rows_by_origin") or {}).items() if o not in ("row", "raft")}
+    names = {"closed_book": "without passages", "reworded": "reworded", "abstain": "teaching to abstain"}
+    if made:
+        line += " · rows added: " + ", ".join(f"{n:,} {names.get(o, o)}" for o, n in sorted(made.items()))
+    return line
 
 
 def _item(text: str, tip: str = "", align_right: bool = False) -> QTableWidgetItem:
@@ -521,7 +536,7 @@ class DataPage(Page):
             f"{s.get('rows_read', 0):,} rows read, {s.get('rows_kept', 0):,} usable in {used} file(s) used · "
             f"a run trains on ≈{report.train_rows:,} rows and evaluates on ≈{report.eval_rows:,} · "
             f"{s.get('truncated', 0)} truncated, {s.get('dropped_overlong', 0)} dropped, "
-            f"{s.get('duplicates', 0)} duplicates")
+            f"{s.get('duplicates', 0)} duplicates" + _exposures(report.knowledge))
         for p in report.problems:
             loc = f"{Path(p.file).name}:{p.line}" if p.line and p.unit == "line" else (
                 f"{Path(p.file).name} ({p.unit} {p.line})" if p.line else Path(p.file).name)
