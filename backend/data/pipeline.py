@@ -488,13 +488,14 @@ def _run(files: Sequence[str], tokenizer, dc: DataConfig, *, strict: bool, on_ev
 
 
 def _reworded(results: list[FileResult], dc: DataConfig, seed: int, *, as_written: bool,
-              limit: int | None = None) -> list[tuple[Row, Example]]:
-    """Closed-book rows (``data.rewordings``, ``data.raft_closed_book``), each with the row it follows."""
+              limit: int | None = None, n: int | None = None) -> list[tuple[Row, Example]]:
+    """Plain rows: ``n`` (default ``data.rewordings``) rewordings of each question, after the question
+    as written when ``as_written``; each with the row it follows."""
     from backend.data.raft import reworded_rows
 
     rows = [r for res in results for r in res.rows if r.usable][:limit]
-    return [(rows[i], ex) for i, ex in reworded_rows([r.example for r in rows], dc.rewordings, seed=seed,
-                                                      as_written=as_written)]
+    return [(rows[i], ex) for i, ex in reworded_rows([r.example for r in rows], dc.rewordings if n is None else n,
+                                                      seed=seed, as_written=as_written)]
 
 
 def _add_rows(results: list[FileResult], extra: list[tuple[Row, Example]]) -> None:
@@ -526,12 +527,16 @@ def _raft(results: list[FileResult], dc: DataConfig, seed: int, on_event: ev.OnE
     try:
         settings = RetrievalSettings()
         renderer = _Renderer(open_raft_index(dc, on_event), settings, dc, seed, on_event)
-        closed = _reworded(results, dc, seed, as_written=dc.raft_closed_book, limit=limit) \
-            if dc.raft_closed_book or dc.rewordings else []
+        # the question as written once without passages (the fact is stored); its rewordings are shown
+        # with the passages retrieved for them like the row itself, so most rows teach reading
+        closed = _reworded(results, dc, seed, as_written=True, limit=limit, n=0) if dc.raft_closed_book else []
         abstain, held = ([], []) if limit is not None else knowledge_rows(
             rows, dc, seed=seed, settings=settings, on_event=on_event, should_stop=should_stop, renderer=renderer)
+        reworded = _reworded(results, dc, seed, as_written=False, limit=limit) if dc.rewordings else []
+        rows += [ex for _src, ex in reworded]
         apply_raft(rows, dc, seed=seed, settings=settings, on_event=on_event, should_stop=should_stop,
                    renderer=renderer)
+        closed = reworded + closed
         renderer.save()
     except DataCancelled:
         raise
