@@ -584,6 +584,9 @@ def test_knowledge_recipe_rows_with_passages(tmp_path, tiny_embedder, real_token
     assert first[1].messages == [{"role": "user", "content": f"What does fault {_CODES[0]} mean?"},
                                  {"role": "assistant", "content": f"Fault {_CODES[0]} means {_CAUSES[0]}."}]
     assert all(ex.messages[-1]["content"] == first[1].messages[-1]["content"] for ex in first)
+    # the rewordings are read from their own retrieved passages, like the row itself
+    assert all(ex.messages[1]["content"].startswith("Context:\n") for ex in first[2:])
+    assert first[2].messages[1]["content"].rsplit("Question: ", 1)[1] != f"What does fault {_CODES[0]} mean?"
     for ex in (ex for ex in rows if ex.origin == "abstain"):
         assert ex.messages[-1] == {"role": "assistant", "content": ABSTAIN_ANSWER}  # the chat's own words
         question = ex.messages[1]["content"].rsplit("Question: ", 1)[1]

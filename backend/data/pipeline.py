@@ -536,7 +536,7 @@ def _raft(results: list[FileResult], dc: DataConfig, seed: int, on_event: ev.OnE
         rows += [ex for _src, ex in reworded]
         apply_raft(rows, dc, seed=seed, settings=settings, on_event=on_event, should_stop=should_stop,
                    renderer=renderer)
-        closed = reworded + closed
+        closed = closed + reworded
         renderer.save()
     except DataCancelled:
         raise
