@@ -21,6 +21,7 @@ record against its type, and an unknown type or field raises
 ``token``      ``{mode, text}`` — a streamed piece of an answer
 ``sources``    ``{mode, sources}`` — the passages an answer used
 ``answer``     ``{mode, answer}`` — the finished answer (an ``Answer.to_dict()``)
+``result``     ``{value}`` — what a job run in a child process returned (JSON), just before its ``finished``
 =============  ==============================================================================
 
 Long jobs take ``on_event(event)`` and ``should_stop() -> bool``.  Adding a
@@ -50,6 +51,7 @@ ANSWER_START = "answer_start"
 TOKEN = "token"
 SOURCES = "sources"
 ANSWER = "answer"
+RESULT = "result"
 
 STEP_TYPES = (TRAIN, EVAL, CHECKPOINT)
 """Records tied to a training step (a resume replays the steps after its checkpoint)."""
@@ -227,6 +229,15 @@ class Answer(Event):
     TYPE: ClassVar[str] = ANSWER
     mode: str
     answer: Any
+
+
+@_register
+@dataclass
+class Result(Event):
+    """What a job run in a child process returned, as JSON (``backend.jobs``); its ``finished`` follows."""
+
+    TYPE: ClassVar[str] = RESULT
+    value: Any = None
 
 
 EVENT_TYPES = tuple(EVENT_CLASSES)

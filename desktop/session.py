@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
+from backend.jobs import ModelHost
 from backend.workspace import ROLES, Project, resolve_run_config
 from desktop.emitter import Emitter
 
@@ -46,6 +47,13 @@ class Session:
         self.device: Any = None                  # backend.runtime.DeviceInfo
         self.data_report: Any = None             # desktop.data_adapter.DataReport
         self.run_dir: Path | None = None
+        # The one model host of the Chat and Evaluate pages (docs/architecture.md, "The job runner and
+        # the model host"): a child process started on first use, ended when the project closes.
+        self.model_host = ModelHost()
+
+    def close_models(self, *, wait: bool = True) -> None:
+        """End the model host child (its memory returns to the system); the next request starts a new one."""
+        self.model_host.close(wait=wait)
 
     # -- project -----------------------------------------------------------
     def open_project(self, root: str | Path, *, model_override: str | None = None) -> Project:
@@ -57,6 +65,8 @@ class Session:
             When the folder is not a project (no readable ``project.json``).
         """
         project = Project.open(Path(root))
+        if self.project is not None:  # the old project's models go with it
+            self.close_models(wait=False)
         self.project = project
         cfg = project.saved_run_config()
         if model_override:
