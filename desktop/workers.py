@@ -7,11 +7,11 @@ as Qt signals.  A :class:`Job` lives in the GUI thread, owns the worker and its
 thread, and re-emits those signals there, so widgets can connect anything to
 them (lambdas included) and never see a foreign thread.
 
-Training does not run in a worker of this process: :mod:`desktop.train_process`
-supervises it in a child process from a :class:`Job` (so torch never loads here,
-and a crash or out-of-memory kill of training never takes the window).  The
-jobs left in this process (data checks, indexing, chat answers) run at the
-GUI's priority.
+No model loads in a worker of this process: jobs that touch a model run in a child
+process through :mod:`backend.jobs` (training via :mod:`desktop.train_process`, export,
+and the model host that answers the Chat and Evaluate pages), supervised from a
+:class:`Job` (so torch never loads here, and a crash or out-of-memory kill never takes
+the window; docs/architecture.md, "The job runner and the model host").
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def test_every_type_round_trips_through_the_one_encoding():
         ev.TOKEN: ev.event(ev.TOKEN, mode="tuned", text="Hi"),
         ev.SOURCES: ev.event(ev.SOURCES, mode="tuned+rag", sources=[{"source": "a.md"}]),
         ev.ANSWER: ev.event(ev.ANSWER, mode="tuned", answer={"text": "Hi"}),
+        ev.RESULT: ev.event(ev.RESULT, value={"rows": [1, 2], "overlap": []}),
     }
     assert set(samples) == set(ev.EVENT_TYPES)
     for t, rec in samples.items():

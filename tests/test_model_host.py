@@ -258,18 +258,21 @@ def test_killing_the_host_mid_answer_shows_a_failure_and_the_next_question_is_an
     page.gen_editors["max_new_tokens"].setValue(4000)
     assert page.ask("How long is the warranty?")
     host = page.session.model_host
-    qtbot.waitUntil(lambda: bool(page.exchanges() and page.exchanges()[-1].answers["base"].answer_text()),
-                    timeout=300_000)
+    started: list[dict] = []
+    page._job.event.connect(lambda e: started.append(e) if e.get("type") == ev.ANSWER_START else None)
+    # mid-answer: the model is loaded and writing (a random model's first words may stay in the streamer's buffer)
+    qtbot.waitUntil(lambda: bool(started), timeout=300_000)
+    qtbot.wait(300)
     os.kill(host.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: not page.is_busy(), timeout=60_000)
-    assert page.banner.isVisible() and page.banner.kind == "error"
+    assert not page.banner.isHidden() and page.banner.kind == "error"
     assert "killed (SIGKILL)" in page.banner.text() and "ask again" in page.banner.text(), page.banner.text()
     first = page.exchanges()[-1].answers["base"]
-    assert first.done and first.timing.text() == "failed"  # the streamed words stay, marked failed
+    assert first.done and first.timing.text() == "failed"
 
     page.gen_editors["max_new_tokens"].setValue(4)
     assert page.ask("How long is the warranty?")
     qtbot.waitUntil(lambda: not page.is_busy(), timeout=300_000)
     second = page.exchanges()[-1].answers["base"]
     assert second.done and second.seconds is not None and host.starts == 2
-    assert not (page.banner.isVisible() and page.banner.kind == "error"), page.banner.text()
+    assert page.banner.isHidden() or page.banner.kind != "error", page.banner.text()
