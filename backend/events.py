@@ -22,6 +22,7 @@ record against its type, and an unknown type or field raises
 ``sources``    ``{mode, sources}`` — the passages an answer used
 ``answer``     ``{mode, answer}`` — the finished answer (an ``Answer.to_dict()``)
 ``answer_check`` ``{status, verdict, message, cause, advice, n, tuned_right, base_right, …}`` — the check after training
+``result``     ``{value}`` — what a job run in a child process returned (JSON), just before its ``finished``
 =============  ==============================================================================
 
 Long jobs take ``on_event(event)`` and ``should_stop() -> bool``.  Adding a
@@ -55,6 +56,7 @@ TOKEN = "token"
 SOURCES = "sources"
 ANSWER = "answer"
 ANSWER_CHECK = "answer_check"
+RESULT = "result"
 
 STEP_TYPES = (TRAIN, EVAL, CHECKPOINT)
 """Records tied to a training step (a resume replays the steps after its checkpoint)."""
@@ -265,6 +267,15 @@ class AnswerCheck(Event):
     base_quoted: int = 0
     seconds: float = 0.0
     questions: list = field(default_factory=list)
+
+
+@_register
+@dataclass
+class Result(Event):
+    """What a job run in a child process returned, as JSON (``backend.jobs``); its ``finished`` follows."""
+
+    TYPE: ClassVar[str] = RESULT
+    value: Any = None
 
 
 EVENT_TYPES = tuple(EVENT_CLASSES)

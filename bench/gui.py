@@ -12,7 +12,8 @@ a log view and a chat transcript view:
            ``desktop.workers.Job``: a ``QThread`` supervising the training child
            process), its events feeding the plots and the log; then
            ``desktop.chat_adapter.ChatEngine.ask`` in a ``Job`` (as the Chat page)
-           loads the run's model and streams one RAG answer into the transcript.
+           has the model host child (``backend.jobs.ModelHost``) load the run's
+           model and streams one RAG answer into the transcript.
            ``stall_p99_ms`` / ``stall_max_ms`` are over ALL of it; the phases
            (``load``: Start -> first step, ``train``, ``end``: last step -> the
            job's end, ``chat``) are reported apart too.
@@ -204,6 +205,7 @@ def run(model: str | None = None, idle_s: float = 5.0, max_steps: int | None = N
     log(f"gui: one chat answer streaming ({question!r}) …")
     t_chat = time.perf_counter()
     _wait_job(app, chat, stamps, late)
+    engine.host.close(wait=False)  # the model host child (desktop.chat_adapter.ChatEngine's), as the app does
     if errors or "answer" not in marks:
         return {**out, "skipped": f"failed: the chat answer did not come ({'; '.join(errors)})"}
 

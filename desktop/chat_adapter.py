@@ -1,9 +1,11 @@
-"""What the Chat page needs from ``backend.rag``, run in worker threads.
+"""What the Chat page needs from ``backend.rag``, through the model host.
 
-:class:`ChatEngine` keeps the loaded chat model, the embedder and the index
-between questions.  Its methods are called from ``Job`` threads, one job at a
-time (the Chat page never starts two), so the GUI thread never loads, embeds
-or generates.  Streaming reaches the page as desktop-internal event dicts:
+:class:`ChatEngine` sends the page's work to the model host child
+(:class:`backend.jobs.ModelHost`), which keeps the chat model, the embedder and
+the index between questions.  Its methods are called from ``Job`` threads, one
+job at a time (the Chat page never starts two), so the GUI thread never waits
+for a model, and the window's process never loads one (docs/architecture.md,
+"The job runner and the model host").  Streaming reaches the page as desktop-internal event dicts:
 ``{"type": "token", "mode", "text"}``, ``{"type": "sources", "mode", "sources"}``,
 ``{"type": "answer", "mode", "answer"}`` next to the backend's ``progress`` events.
 """
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from backend import events as ev
+from backend.host import answer_from_dict, ingest_report_from_dict, settings_dict, source_from_dict
+from backend.jobs import ModelHost
 
 
 def index_summary(project_root: Path) -> dict[str, Any]:
@@ -27,69 +31,46 @@ def index_summary(project_root: Path) -> dict[str, Any]:
 
 
 class ChatEngine:
-    """The chat model and document index of one project, loaded on first use."""
+    """The Chat page's side of the model host: a thin proxy whose methods run in ``Job`` threads.
 
-    def __init__(self) -> None:
-        self._chat_key: tuple | None = None
-        self._chat = None
-        self._index = None
-        self._index_root: Path | None = None
-        self._embeddings = None
+    The chat model, the embedder and the index live in the model host child
+    (:class:`backend.jobs.ModelHost`, shared with the Evaluate page through the
+    session): this object only sends requests and turns the JSON that comes back
+    into the backend's objects (``Answer``, ``Source``, ``IngestReport``).
 
-    # -- documents -------------------------------------------------------------
-    def _embedder(self, on_event: ev.OnEvent):
-        if self._embeddings is None:
-            from backend.rag import load_embeddings
-            on_event(ev.progress("load", 0, 1, "Loading the embedding model…"))
-            self._embeddings = load_embeddings()
-        return self._embeddings
+    Parameters
+    ----------
+    host
+        The shared model host (``Session.model_host``); a private one when ``None``.
+    """
+
+    def __init__(self, host: ModelHost | None = None) -> None:
+        self.host = host if host is not None else ModelHost()
+        self._warm: tuple | None = None  # (host start, model key) of the last answer
 
     def ingest(self, project_root: Path, documents: Sequence[Path], *, on_event: ev.OnEvent = ev.no_event,
                should_stop: ev.ShouldStop = ev.never_stop):
-        """Bring the project's index up to date with ``documents`` (incremental).
+        """Bring the project's index up to date with ``documents`` (incremental), in the model host.
 
         Returns
         -------
         backend.rag.IngestReport
         """
-        from backend.rag import ingest
-
-        report = ingest(project_root, [str(p) for p in documents], embeddings=self._embedder(on_event),
-                        on_event=on_event, should_stop=should_stop)
-        self._index = None  # reopen with the new content
-        return report
-
-    def _open_index(self, project_root: Path, on_event: ev.OnEvent):
-        from backend.rag import open_index
-
-        if self._index is None or self._index_root != project_root:
-            self._index = open_index(project_root, embeddings=self._embedder(on_event))
-            self._index_root = project_root
-        return self._index
-
-    # -- the chat model ------------------------------------------------------------
-    def _session(self, project_root: Path, run_dir: Path | None, base_model: str, rag: bool,
-                 on_event: ev.OnEvent):
-        from backend.rag import ChatSession, load_chat_model
-
-        key = (str(run_dir) if run_dir else None, None if run_dir else base_model)
-        if self._chat is None or self._chat_key != key:
-            self._chat = None
-            self._chat = load_chat_model(run_dir, None if run_dir else base_model, on_event=on_event)
-            self._chat_key = key
-        index = self._open_index(project_root, on_event) if rag else None
-        return ChatSession(self._chat, index)
+        d = self.host.request("ingest", {"project_root": str(project_root), "documents": [str(p) for p in documents]},
+                              on_event=on_event, should_stop=should_stop)
+        return ingest_report_from_dict(d)
 
     def loaded(self) -> bool:
-        """Whether a chat model is in memory."""
-        return self._chat is not None
+        """Whether the last answer's chat model is (probably) still warm in the model host."""
+        return self._warm is not None and self.host.running() and self._warm[0] == self.host.starts
 
     def ask(self, project_root: Path, question: str, modes: Sequence[str], *, run_dir: Path | None,
             base_model: str, generation: Any = None, k: int | None = None, retrieval: Any = None,
             on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> dict:
         """Answer ``question`` in each mode (``tuned+rag``, ``tuned``, ``base+rag``, ``base``), streaming.
 
-        Passages are retrieved once and shared by the modes with retrieval.
+        Passages are retrieved once and shared by the modes with retrieval.  The
+        streamed events carry ``Source`` and ``Answer`` objects, as the page expects.
 
         Returns
         -------
@@ -99,35 +80,25 @@ class ChatEngine:
         Raises
         ------
         TuneError
-            No index, no adapter, a model that cannot be loaded.
+            No index, no adapter, a model that cannot be loaded; ``backend.jobs.ChildDied``
+            when the model process died meanwhile (the next question starts a new one).
         """
-        rag = any(m.endswith("+rag") for m in modes)
-        session = self._session(project_root, run_dir, base_model, rag, on_event)
-        if retrieval is not None:  # the Chat page's retrieval settings (hybrid, evidence, abstention...)
-            session.settings = retrieval
-        if k:
-            session.settings.k = k
-        shared = session.retrieve(question) if rag else None
-        out = {}
-        for mode in modes:
-            if should_stop():
-                break
-            on_event(ev.event(ev.ANSWER_START, mode=mode))
+        def relay(rec: dict) -> None:
+            t = rec.get("type")
+            if t == ev.SOURCES:
+                rec = {**rec, "sources": [source_from_dict(x) for x in rec.get("sources") or []]}
+            elif t == ev.ANSWER:
+                rec = {**rec, "answer": answer_from_dict(rec.get("answer"))}
+            on_event(rec)
 
-            def token(text: str, mode: str = mode) -> None:
-                on_event(ev.event(ev.TOKEN, mode=mode, text=text))
-
-            use = shared if mode.endswith("+rag") else None
-            if use is not None:
-                on_event(ev.event(ev.SOURCES, mode=mode, sources=list(use)))
-            answer = session.ask(question, mode, sources=use, on_token=token, should_stop=should_stop,
-                                 generation=generation)
-            on_event(ev.event(ev.ANSWER, mode=mode, answer=answer))
-            out[mode] = answer
-        return out
+        params = {"project_root": str(project_root), "question": question, "modes": list(modes),
+                  "run_dir": str(run_dir) if run_dir else None, "base_model": base_model,
+                  "generation": settings_dict(generation), "k": k, "retrieval": settings_dict(retrieval)}
+        out = self.host.request("ask", params, on_event=relay, should_stop=should_stop)
+        self._warm = (self.host.starts, params["run_dir"], None if run_dir else base_model)
+        return {mode: answer_from_dict(a) for mode, a in (out or {}).items()}
 
     def release(self) -> None:
-        """Drop the chat model (e.g. after a new run; frees memory)."""
-        self._chat = None
-        self._chat_key = None
-        self._index = None
+        """Let the model host drop the chat model (e.g. after a new run; frees memory), if it is idle."""
+        self._warm = None
+        self.host.release_if_idle()

@@ -109,9 +109,13 @@ def check_documents(documents: list[str], *, should_stop: ev.ShouldStop = ev.nev
 
 
 def check_project_data(files: list[str], train_files: list[str], validation_files: list[str],
-                       model_path: str, cfg, *, documents: list[str] = (), on_event: ev.OnEvent = ev.no_event,
-                       should_stop: ev.ShouldStop = ev.never_stop) -> DataReport:
+                       model_path: str, cfg, *, documents: list[str] = (), host: Any = None,
+                       on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> DataReport:
     """Check ``files`` with the model's tokenizer, preview the training files, and read ``documents``.
+
+    With ``host`` (a :class:`backend.jobs.ModelHost`) the tokenizer loads and the
+    check runs in the model host child, so the window's process never imports
+    transformers or torch; without, here.
 
     Raises
     ------
@@ -120,15 +124,24 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
     DataCancelled
         ``should_stop()`` turned true.
     """
-    from backend.data import check_files, preview, validation_count
-    from backend.models import load_tokenizer
+    from backend.data import validation_count
 
-    on_event(ev.progress("data", 0, None, "Loading the tokenizer…"))
-    tok = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
-    report = check_files(files, tok, cfg, on_event=on_event, should_stop=should_stop)
+    if host is not None:
+        from backend.host import unpack
+
+        report, rows = unpack(host.request("check_data", {
+            "files": list(files), "train_files": list(train_files), "model_path": str(model_path),
+            "config": cfg.to_dict(), "preview": 8}, on_event=on_event, should_stop=should_stop))
+    else:
+        from backend.data import check_files, preview
+        from backend.models import load_tokenizer
+
+        on_event(ev.progress("data", 0, None, "Loading the tokenizer…"))
+        tok = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
+        report = check_files(files, tok, cfg, on_event=on_event, should_stop=should_stop)
+        ok_train = [f for f in train_files if not any(p.file == f for p in report.errors)]
+        rows = [] if not ok_train else preview(ok_train, tok, cfg, n=8)
     per_file = {f["path"]: f for f in report.summary.get("files", [])}
-    ok_train = [f for f in train_files if not any(p.file == f for p in report.errors)]
-    rows = [] if not ok_train else preview(ok_train, tok, cfg, n=8)
     usable_train = sum(per_file.get(f, {}).get("rows_usable", 0) for f in train_files)
     usable_val = sum(per_file.get(f, {}).get("rows_usable", 0) for f in validation_files)
     if validation_files:

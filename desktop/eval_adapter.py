@@ -1,8 +1,9 @@
 """What the Evaluate page needs from ``backend.evalsets`` / ``backend.rag.evaluate``, without Qt.
 
 Formatting of scorecard figures, the per-question filters, and :class:`EvalEngine`,
-whose methods run in ``Job`` worker threads (loading models, answering, drafting),
-so the GUI thread only reads report files and draws.
+whose methods run in ``Job`` worker threads and send the work (loading models,
+answering, drafting) to the model host child, so the GUI thread only reads report
+files and draws, and the window's process never loads a model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from backend import events as ev
+from backend.host import rows_from_dicts, settings_dict
+from backend.jobs import ModelHost
 
 MODES = ("tuned+rag", "tuned", "base+rag", "base")
 MODE_SHORT = {"tuned+rag": "Tuned · docs", "tuned": "Tuned", "base+rag": "Base · docs", "base": "Base"}
@@ -245,31 +248,21 @@ def overlap_notes(rows: Sequence[Any], overlaps: Sequence[dict]) -> dict[int, st
 
 
 class EvalEngine:
-    """Models the Evaluate page's jobs share: the embedder and one run's chat model, loaded on first use.
+    """The Evaluate page's side of the model host: a thin proxy whose methods run in ``Job`` threads.
 
-    Every method runs in a ``Job`` thread, one at a time (the page never starts two).
+    The embedder and the run's chat model live in the model host child
+    (:class:`backend.jobs.ModelHost`), shared with the Chat page through the
+    session, so one copy of each is in memory.  One job at a time (the page never
+    starts two).
+
+    Parameters
+    ----------
+    host
+        The shared model host (``Session.model_host``); a private one when ``None``.
     """
 
-    def __init__(self) -> None:
-        self._embeddings = None
-        self._chat = None
-        self._chat_run: str | None = None
-
-    def _embedder(self, on_event: ev.OnEvent):
-        if self._embeddings is None:
-            from backend.rag import load_embeddings
-            on_event(ev.progress("load", 0, 1, "Loading the embedding model…"))
-            self._embeddings = load_embeddings()
-        return self._embeddings
-
-    def _chat_model(self, run_dir: Path, on_event: ev.OnEvent):
-        from backend.rag import load_chat_model
-
-        if self._chat is None or self._chat_run != str(run_dir):
-            self._chat = None
-            self._chat = load_chat_model(run_dir, on_event=on_event)
-            self._chat_run = str(run_dir)
-        return self._chat
+    def __init__(self, host: ModelHost | None = None) -> None:
+        self.host = host if host is not None else ModelHost()
 
     def evaluate(self, project: Any, evalset: str, run_dir: Path, *, forgetting: bool = False,
                  max_new_tokens: int | None = None, settings: Any = None, documents: Sequence[Path] = (),
@@ -285,44 +278,29 @@ class EvalEngine:
         dict
             The report (``EvalReport.to_dict()``), also written to ``<run>/eval/<evalset>.json``.
         """
-        from backend.rag.evaluate import evaluate
-
-        emb = self._embedder(on_event)
-        if documents:
-            from backend.rag import ingest
-            ingest(project, [str(p) for p in documents], embeddings=emb, on_event=on_event,
-                   should_stop=should_stop)
-        chat = self._chat_model(Path(run_dir), on_event)
-        if settings is None:
-            from backend.rag.chain import saved_settings
-            settings = saved_settings(project)
-        if max_new_tokens:
-            settings = settings.with_overrides({"generation.max_new_tokens": int(max_new_tokens)})
-        rep = evaluate(project, evalset, run_dir, forgetting=forgetting, settings=settings, chat_model=chat,
-                       embeddings=emb, on_event=on_event, should_stop=should_stop)
-        return report_dict(rep)
+        params = {"project_root": str(getattr(project, "root", project)), "evalset": str(evalset),
+                  "run_dir": str(run_dir), "forgetting": bool(forgetting), "max_new_tokens": max_new_tokens,
+                  "documents": [str(p) for p in documents], "settings": settings_dict(settings)}
+        return self.host.request("evaluate", params, on_event=on_event, should_stop=should_stop)
 
     def from_validation(self, run_dir: Path, limit: int = 50, *, on_event: ev.OnEvent = ev.no_event,
                         should_stop: ev.ShouldStop = ev.never_stop) -> tuple[list, list[dict]]:
         """The run's held-out validation rows as evalset rows, and which of them are also training rows."""
-        from backend.evalsets import from_validation, training_overlap
-
-        rows = from_validation(run_dir, limit=limit, on_event=on_event, should_stop=should_stop)
-        return rows, training_overlap(rows, run_dir)
+        d = self.host.request("from_validation", {"run_dir": str(run_dir), "limit": int(limit)},
+                              on_event=on_event, should_stop=should_stop)
+        return rows_from_dicts(d["rows"]), list(d["overlap"])
 
     def draft(self, project: Any, n: int, teacher: str | None, *, on_event: ev.OnEvent = ev.no_event,
               should_stop: ev.ShouldStop = ev.never_stop) -> tuple[list, list[dict]]:
         """Questions drafted from the documents by a teacher model, and their training overlap."""
-        from backend.evalsets import draft_from_documents, training_overlap
-
-        rows = draft_from_documents(project, n=n, teacher=teacher or None, on_event=on_event,
-                                    should_stop=should_stop)
-        return rows, training_overlap(rows, project)
+        d = self.host.request("draft", {"project_root": str(getattr(project, "root", project)), "n": int(n),
+                                        "teacher": teacher or None},
+                              on_event=on_event, should_stop=should_stop)
+        return rows_from_dicts(d["rows"]), list(d["overlap"])
 
     def release(self) -> None:
-        """Drop the chat model (frees memory; the next evaluation loads it again)."""
-        self._chat = None
-        self._chat_run = None
+        """Let the model host drop the chat model if it is idle (frees memory; the next evaluation loads it)."""
+        self.host.release_if_idle()
 
 
 def read_rows(path: Path, project: Any) -> tuple[list, list[dict]]:

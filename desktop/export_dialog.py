@@ -1,8 +1,9 @@
 """The "Export…" dialog: adapter, merged safetensors, GGUF (with a quantization) or an Ollama folder.
 
 The export and its parity check run as one background :class:`~desktop.workers.Job`
-(:func:`backend.export.export_run`) with a progress bar and Stop; the parity
-result is shown in words when it ends.
+that supervises a child process (:func:`export_in_child`: :func:`backend.export.export_run`
+through the job runner, ``backend.jobs``), with a progress bar and Stop; the parity
+result is shown in words when it ends.  The window's process loads no model.
 """
 
 from __future__ import annotations
@@ -28,6 +29,27 @@ KINDS = (
     ("adapter", "Adapter only", "The small PEFT adapter folder; needs the same base model to load."),
 )
 GGUF_QUANTS = ("q8_0", "f16", "bf16", "q5_1", "q5_0", "q4_1", "q4_0", "f32")
+
+
+def export_in_child(run_dir: Path, kind: str, out: Path, *, quant: str = "q8_0", check: bool = True,
+                    questions: int = 20, generation=None, system_prompt: str | None = None, force: bool = False,
+                    on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop):
+    """:func:`backend.export.export_run` in a child process (``backend.jobs``); its ``ExportRecord`` or ``None``.
+
+    Raises
+    ------
+    TuneError
+        The export's own error, or ``backend.jobs.ChildDied`` when the child died (killed, out of memory).
+    """
+    from backend import jobs
+    from backend.export import ExportRecord
+    from backend.host import settings_dict
+
+    request = {"action": "export", "run_dir": str(run_dir), "kind": kind, "out": str(out), "quant": quant,
+               "check": bool(check), "questions": int(questions), "generation": settings_dict(generation),
+               "system_prompt": system_prompt, "force": bool(force)}
+    d = jobs.call(request, on_event=on_event, should_stop=should_stop, what="the export process")
+    return ExportRecord(**d) if d else None
 
 
 def default_target(run_dir: Path, kind: str, quant: str) -> Path:
@@ -204,8 +226,6 @@ class ExportDialog(QDialog):
     # -- the job ----------------------------------------------------------------
     def start(self) -> bool:
         """Start the export (and its parity check) in the background."""
-        from backend.export import export_run
-
         if self.job is not None and self.job.is_running():
             return False
         if not self.path_edit.text().strip():
@@ -224,7 +244,7 @@ class ExportDialog(QDialog):
         self.banner.hide()
         self.result.setText("")
         n = self.questions.value()
-        self.job = Job(export_run, self.run_dir, self.kind(), target, quant=self.quant.currentData(),
+        self.job = Job(export_in_child, self.run_dir, self.kind(), target, quant=self.quant.currentData(),
                        check=n > 0, questions=max(n, 1), generation=self.generation,
                        system_prompt=self.system_prompt, force=force, name="export", parent=self)
         self.job.event.connect(self._on_event)

@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         if self.session.project is not None:
             self.model_page.ensure_resolved()
         if self._device_job is None:
-            self._device_job = Job(detect_device_task, name="detect-device", parent=self)
+            self._device_job = Job(detect_device_task, self.session.model_host, name="detect-device", parent=self)
             self._device_job.returned.connect(self.session.set_device)
             self._device_job.errored.connect(self._on_device_errored)
             self._device_job.start()
@@ -455,6 +455,7 @@ class MainWindow(QMainWindow):
             self.session.save_project()
         for job in running_jobs():
             job.stop()  # the rest ends on its own; main() waits briefly before exiting
+        self.session.close_models(wait=False)  # the model host exits and returns its memory
         event.accept()
 
     def job_summary(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
+from backend.jobs import ModelHost
 from backend.trust import hub_allowed, set_hub_access
 from backend.workspace import ROLES, Project, resolve_run_config
 from desktop.emitter import Emitter
@@ -47,6 +48,13 @@ class Session:
         self.device: Any = None                  # backend.runtime.DeviceInfo
         self.data_report: Any = None             # desktop.data_adapter.DataReport
         self.run_dir: Path | None = None
+        # The one model host of the Chat and Evaluate pages (docs/architecture.md, "The job runner and
+        # the model host"): a child process started on first use, ended when the project closes.
+        self.model_host = ModelHost()
+
+    def close_models(self, *, wait: bool = True) -> None:
+        """End the model host child (its memory returns to the system); the next request starts a new one."""
+        self.model_host.close(wait=wait)
 
     # -- project -----------------------------------------------------------
     def open_project(self, root: str | Path, *, model_override: str | None = None) -> Project:
@@ -58,6 +66,8 @@ class Session:
             When the folder is not a project (no readable ``project.json``).
         """
         project = Project.open(Path(root))
+        if self.project is not None:  # the old project's models go with it
+            self.close_models(wait=False)
         self.project = project
         cfg = project.saved_run_config()
         # hub access is the person's, for the whole process (never project.json's): backend/trust.py
@@ -105,6 +115,7 @@ class Session:
         """Choose a base model (``default``, a folder, a .gguf file or a hub id)."""
         if "allow_hub" in options and bool(options["allow_hub"]) != hub_allowed():
             set_hub_access(bool(options["allow_hub"]))  # the person's tick: this process and its children
+            self.close_models(wait=False)  # the host reads the switch when it starts: the next request starts anew
         model = {**self.config.to_dict()["model"], "name_or_path": source, **options}
         changed = model != self.config.to_dict()["model"]
         self.config = self.config.replace(model=model)

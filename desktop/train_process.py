@@ -1,10 +1,11 @@
 """Training in a child process, supervised from a worker thread.
 
 The Train page runs :func:`supervise` in a :class:`desktop.workers.Job` (a
-``QThread``): it starts ``python -m backend.child`` (the app itself with
-``--train-child`` in the PyInstaller bundle), sends it the request, turns the
-JSON event lines it prints into the Job's ``event`` signal, and passes Pause /
-Stop on as control words (docs/architecture.md, "Training in a child process").
+``QThread``): it runs the request through the job runner
+(:func:`backend.jobs.run_job`: ``python -m backend.child``, the app itself with
+``--child`` in the PyInstaller bundle), turns the child's events into the Job's
+``event`` signal, and passes Pause / Stop on as control words
+(docs/architecture.md, "The job runner and the model host").
 
 Why a process and not the thread itself: importing torch and loading a model
 hold the GIL for hundreds of milliseconds at a time, which froze the window;
@@ -21,30 +22,21 @@ the run can be resumed from its latest checkpoint like any other.
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
-import os
-import queue
-import signal
 import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 from backend import events as ev
-from backend import runs
+from backend import jobs, runs
 from backend.errors import TrainingError, TuneError
 
 log = logging.getLogger(__name__)
 
-CHILD_FLAG = "--train-child"
-"""The frozen app's argument that makes it act as the training child (package/launch.py)."""
-
-STDERR_TAIL = 40  # lines of the child's stderr kept for the failure message
-POLL_S = 0.02     # how often Pause/Stop are checked while no event arrives (pause lands within a step)
+CHILD_FLAG = jobs.CHILD_FLAG
+"""The frozen app's argument that makes it act as a job child (package/launch.py)."""
+WHAT = "the training process"
 
 
 @dataclass
@@ -64,20 +56,7 @@ class TrainingProcessDied(TrainingError):
 
 def child_command() -> list[str]:
     """The command line that starts the training child with this interpreter (or this app)."""
-    if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is the app
-        return [sys.executable, CHILD_FLAG]
-    return [sys.executable, "-m", "backend.child"]
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if not getattr(sys, "frozen", False):
-        # `-m backend.child` must find this checkout's backend even when it is not installed.
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("PYTHONIOENCODING", "utf-8")
-    return env
+    return jobs.child_command()
 
 
 def train_request(cfg_dict: dict, run_dir: Path, *, nice: int = 0) -> dict[str, Any]:
@@ -97,34 +76,6 @@ def resume_request(run_dir: Path, *, nice: int = 0, trust_remote_code: bool = Fa
     return {"action": "resume", "run_dir": str(run_dir), "nice": nice,
             "trust_remote_code": bool(trust_remote_code), "allow_pickle_weights": bool(allow_pickle_weights),
             "allow_hub": bool(allow_hub)}
-
-
-def _describe_exit(rc: int) -> str:
-    """What an exit code without a ``finished`` event means, in words."""
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        if -rc == getattr(signal, "SIGKILL", 9):
-            return (f"the training process was killed ({name}): the system does this when memory runs out, "
-                    "or someone ended the process")
-        if -rc == getattr(signal, "SIGSEGV", 11):
-            return f"the training process crashed ({name}, a segmentation fault in a native library)"
-        return f"the training process ended on {name}"
-    if os.name == "nt" and rc in (0xC0000005, -1073741819):
-        return "the training process crashed (access violation in a native library)"
-    return f"the training process exited with code {rc} without finishing the run"
-
-
-def _read_lines(stream: IO[bytes], sink: Callable[[bytes | None], None]) -> None:
-    try:
-        for line in iter(stream.readline, b""):
-            sink(line)
-    except (OSError, ValueError):
-        pass
-    finally:
-        sink(None)
 
 
 def supervise(request: dict[str, Any], *, on_event: ev.OnEvent = ev.no_event,
@@ -159,85 +110,18 @@ def supervise(request: dict[str, Any], *, on_event: ev.OnEvent = ev.no_event,
         :class:`TrainingProcessDied` when the child ended without a ``finished`` event.
     """
     run_dir = Path(request["run_dir"]) if request.get("run_dir") else None
-    proc = subprocess.Popen(command or child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=_child_env(),
-                            # the app, not the terminal, decides when training stops (Ctrl-C reaches the app)
-                            start_new_session=os.name == "posix",
-                            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    log.info("training child %d started: %s", proc.pid, request.get("action"))
-    if on_start is not None:
-        on_start(proc)
-    lines: queue.Queue = queue.Queue()
-    tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
 
-    def keep_stderr(line: bytes | None) -> None:
-        if line is not None:
-            text = line.decode("utf-8", "replace").rstrip()
-            if text:
-                tail.append(text)
-                log.info("training child %d: %s", proc.pid, text)
+    def follow(rec: dict) -> None:
+        nonlocal run_dir
+        if rec.get("type") == ev.STARTED and rec.get("run_dir"):
+            run_dir = Path(rec["run_dir"])
+        on_event(rec)
 
-    readers = [threading.Thread(target=_read_lines, args=(proc.stdout, lines.put), daemon=True,
-                                name="child-stdout"),
-               threading.Thread(target=_read_lines, args=(proc.stderr, keep_stderr), daemon=True,
-                                name="child-stderr")]
-    for t in readers:
-        t.start()
-
-    def send(word: str) -> None:
-        try:
-            proc.stdin.write((word + "\n").encode())
-            proc.stdin.flush()
-        except (OSError, ValueError):  # the child is gone; its exit tells the rest
-            pass
-
-    send(json.dumps(request))
-    finished: dict | None = None
-    stop_sent = False
-    paused = False
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=POLL_S)
-            except queue.Empty:
-                line = b""
-            if line is None:
-                break  # stdout closed: the child is ending
-            if line.strip():
-                try:
-                    rec = ev.decode(line)
-                except ValueError:  # not an event (cannot happen by the protocol): keep it for the log
-                    keep_stderr(line)
-                    rec = None
-                if rec is not None:
-                    if rec.get("type") == ev.STARTED and rec.get("run_dir"):
-                        run_dir = Path(rec["run_dir"])
-                    elif rec.get("type") == ev.FINISHED:
-                        finished = rec
-                    on_event(rec)
-            if not stop_sent and should_stop():
-                send("stop")
-                stop_sent = True
-            want_pause = bool(should_pause and should_pause()) and not stop_sent
-            if want_pause != paused:
-                send("pause" if want_pause else "continue")
-                paused = want_pause
-    finally:
-        try:
-            proc.stdin.close()  # end of input: a child still running stops with a checkpoint
-        except OSError:
-            pass
-        rc = proc.wait()
-        for t in readers:
-            t.join(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            stream.close()
-    log.info("training child %d exited with code %d", proc.pid, rc)
+    out = jobs.run_job(request, on_event=follow, should_stop=should_stop, should_pause=should_pause,
+                       command=command, on_start=on_start, what=WHAT)
+    finished = out.finished
     if finished is None:
-        reason = _describe_exit(rc)
-        last = next((t for t in reversed(tail) if t.strip()), "")
-        if last and rc > 0:
-            reason += f" (last message: {last.strip()[:300]})"
+        reason = out.reason
         _mark_failed(run_dir, reason)
         hint = ("continue it with Resume: it picks up from its latest checkpoint"
                 if run_dir is not None and runs.is_resumable(run_dir)
@@ -264,11 +148,8 @@ def _mark_failed(run_dir: Path | None, reason: str) -> None:
 
 
 def _error_from(finished: dict) -> TuneError:
-    """The child's failure as a :class:`TuneError` (file, line, field and hint kept)."""
-    err = finished.get("error") or {}
-    message = err.get("message") or finished.get("reason") or "training failed"
-    return TrainingError(message, file=err.get("file"), line=err.get("line"), field=err.get("field"),
-                         hint=err.get("hint"))
+    """The child's failure as a :class:`TuneError` (class, file, line, field and hint kept)."""
+    return jobs.error_from(finished, default=TrainingError)
 
 
 __all__ = ["CHILD_FLAG", "TrainOutcome", "TrainingProcessDied", "child_command", "resume_request",

@@ -7,11 +7,11 @@ as Qt signals.  A :class:`Job` lives in the GUI thread, owns the worker and its
 thread, and re-emits those signals there, so widgets can connect anything to
 them (lambdas included) and never see a foreign thread.
 
-Training does not run in a worker of this process: :mod:`desktop.train_process`
-supervises it in a child process from a :class:`Job` (so torch never loads here,
-and a crash or out-of-memory kill of training never takes the window).  The
-jobs left in this process (data checks, indexing, chat answers) run at the
-GUI's priority.
+No model loads in a worker of this process: jobs that touch a model run in a child
+process through :mod:`backend.jobs` (training via :mod:`desktop.train_process`, export,
+and the model host that answers the Chat and Evaluate pages), supervised from a
+:class:`Job` (so torch never loads here, and a crash or out-of-memory kill never takes
+the window; docs/architecture.md, "The job runner and the model host").
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ def _shield_bools() -> None:
     bools immortal (decrements are no-ops), which is what this does by hand: it adds
     2**40 to both counts once, so no realistic number of emits brings them to zero.  A
     PySide6 without the bug only leaves the cushion unused; the bools are never freed
-    anyway.  Skipped wherever the object layout is not the one checked here.
+    anyway.  ``None`` gets the same cushion: this PySide6 also takes a reference from it
+    on every call of a method that returns nothing (``QPainter.setPen`` 10,000 times
+    aborts a bare process with ``none_dealloc``).  Torch in the window's process used to
+    hide that with its millions of references to ``None``; since no model library is
+    imported here any more (docs/architecture.md, "The job runner and the model host"),
+    the live plots' painting reached zero within a minute.  Skipped wherever the object layout is not the one checked here.
     """
     global _BOOLS_SHIELDED
     if (_BOOLS_SHIELDED or sys.implementation.name != "cpython" or sys.version_info >= (3, 12)
@@ -62,13 +67,13 @@ def _shield_bools() -> None:
         return
     import ctypes
 
-    for b in (True, False):
+    for b in (True, False, None):
         cell = ctypes.c_ssize_t.from_address(id(b))  # ob_refcnt, the first field of a PyObject
         if cell.value + 1 != sys.getrefcount(b):
             log.debug("bool refcount shield skipped: unexpected object layout")
             return
     cushion = 1 << 40 if sys.maxsize > 2**32 else 1 << 28  # far from overflow on 32-bit builds too
-    for b in (True, False):
+    for b in (True, False, None):
         ctypes.c_ssize_t.from_address(id(b)).value += cushion
     _BOOLS_SHIELDED = True
 

@@ -25,6 +25,7 @@ def test_every_type_round_trips_through_the_one_encoding():
         ev.ANSWER: ev.event(ev.ANSWER, mode="tuned", answer={"text": "Hi"}),
         ev.ANSWER_CHECK: ev.event(ev.ANSWER_CHECK, status="done", verdict="helped", n=6, tuned_right=5,
                                   base_right=3, message="Tuning helped.", questions=[{"question": "q?"}]),
+        ev.RESULT: ev.event(ev.RESULT, value={"rows": [1, 2], "overlap": []}),
     }
     assert set(samples) == set(ev.EVENT_TYPES)
     for t, rec in samples.items():

@@ -67,6 +67,20 @@ def test_bools_survive_signal_emits(qtbot):
     assert sys.getrefcount(True) > 10_000 and sys.getrefcount(False) > 10_000
 
 
+def test_none_survives_void_qt_calls_in_a_process_without_torch():
+    # Without torch in the window's process (the model host), nothing holds millions of references
+    # to None, and this PySide6 takes one from it per call of a method returning nothing: the live
+    # plots' painting aborted bench.gui with "none_dealloc".  A separate process: no torch, no pytest.
+    code = ("import sys\nimport desktop.workers\n"
+            "from PySide6.QtWidgets import QApplication\nfrom PySide6.QtGui import QColor, QImage, QPainter, QPen\n"
+            "app = QApplication([])\nimg = QImage(8, 8, QImage.Format.Format_ARGB32)\np = QPainter(img)\n"
+            "pen = QPen(QColor(0, 0, 0))\nfor _ in range(100_000):\n    p.setPen(pen)\np.end()\n"
+            "print('torch' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
+
+
 def test_a_cancelled_job_is_not_logged_as_an_error(qtbot, caplog, tmp_path):
     from backend.data import DataCancelled
     from desktop.workers import Job

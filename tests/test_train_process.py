@@ -1,4 +1,4 @@
-"""Training in a child process supervised from a QThread (docs/architecture.md, "Training in a child process").
+"""Training in a child process supervised from a QThread (docs/architecture.md, "The job runner and the model host").
 
 Real child processes (``python -m backend.child``) train tiny random-weight
 models; the supervisor runs in a :class:`desktop.workers.Job` as on the Train page.

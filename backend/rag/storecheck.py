@@ -8,7 +8,7 @@ database is silently replaced by an empty store.  So before the store is opened:
    were written, is not empty, is a SQLite file, and passes SQLite's ``quick_check``;
    each HNSW segment's files have the sizes its ``header.bin`` implies (a truncated
    ``data_level0.bin`` can pass a single query and crash the next reader);
-2. then a child process opens the store, counts the collection and runs one query
+2. then a child process (``backend.jobs``, action ``store_probe``) opens the store, counts the collection and runs one query
    (which loads the HNSW files).  A crash there costs the child, not the app.
 
 A store that passed is remembered by a stamp of its files' names, sizes and
@@ -20,19 +20,15 @@ recorded documents (see docs/architecture.md, "RAG").
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import struct
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 SQLITE_FILE = "chroma.sqlite3"
 OK_FILE = ".store-ok"          # the stamp of the files that last passed the check
 BROKEN_PREFIX = "index.broken-"
-PROBE_FLAG = "--store-probe"   # the frozen app's argument for the probe (package/launch.py)
 PROBE_TIMEOUT_S = 120
 
 
@@ -105,36 +101,28 @@ def quick_check(index_dir: str | Path, expected_chunks: int) -> str | None:
     return None
 
 
-def probe_command(index_dir: Path) -> list[str]:
-    """The command line of the probe child (this interpreter, or the frozen app)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, PROBE_FLAG, str(index_dir)]
-    return [sys.executable, "-m", "backend.rag.storecheck", str(index_dir)]
-
-
 def probe(index_dir: str | Path) -> str | None:
-    """Open the store in a child process; the reason it failed, in words, or ``None``."""
-    index_dir = Path(index_dir)
-    env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        out = subprocess.run(probe_command(index_dir), capture_output=True, text=True, env=env,
-                             timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return f"opening it did not finish in {PROBE_TIMEOUT_S} s"
-    if out.returncode == 0:
-        return None
-    if out.returncode < 0:
-        import signal
+    """Open the store in a child process (``backend.jobs``); the reason it failed, in words, or ``None``."""
+    from backend import jobs
 
-        try:
-            name = signal.Signals(-out.returncode).name
-        except ValueError:
-            name = f"signal {-out.returncode}"
-        return f"opening it crashed the reader ({name})"
-    last = [line for line in out.stderr.strip().splitlines() if line.strip()]
-    return f"opening it failed ({last[-1][:300] if last else f'exit code {out.returncode}'})"
+    out = jobs.run_job({"action": "store_probe", "index_dir": str(Path(index_dir))}, timeout_s=PROBE_TIMEOUT_S,
+                       what="the reader")
+    if out.timed_out:
+        return f"opening it did not finish in {PROBE_TIMEOUT_S} s"
+    fin = out.finished
+    if fin is not None and fin.get("status") == "completed":
+        return None
+    if fin is None:
+        if out.returncode < 0:
+            import signal
+
+            try:
+                name = signal.Signals(-out.returncode).name
+            except ValueError:
+                name = f"signal {-out.returncode}"
+            return f"opening it crashed the reader ({name})"
+        return f"opening it failed ({out.reason})"
+    return f"opening it failed ({str(fin.get('reason') or 'no reason given')[:300]})"
 
 
 def check(index_dir: str | Path, expected_chunks: int) -> str | None:
@@ -185,12 +173,12 @@ def move_aside(index_dir: str | Path) -> Path:
     return dest
 
 
-def _probe_main(index_dir: str) -> int:
-    """The child's side: open the store, count, and run one query (loads the HNSW files)."""
+def open_and_query(index_dir: str | Path) -> None:
+    """The probe child's side: open the store, count, and run one query (loads the HNSW files)."""
     import chromadb
     from chromadb.config import Settings
 
-    client = chromadb.PersistentClient(path=index_dir, settings=Settings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(path=str(index_dir), settings=Settings(anonymized_telemetry=False))
     for col in client.list_collections():
         coll = client.get_collection(getattr(col, "name", col))
         n = coll.count()
@@ -198,9 +186,3 @@ def _probe_main(index_dir: str) -> int:
             got = coll.get(limit=1, include=["embeddings"])
             emb = got["embeddings"][0]
             coll.query(query_embeddings=[list(map(float, emb))], n_results=min(2, n))
-    print(json.dumps({"ok": True}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_probe_main(sys.argv[1]))

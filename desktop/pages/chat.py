@@ -392,7 +392,7 @@ class ChatPage(Page):
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
-        self.engine = ChatEngine()
+        self.engine = ChatEngine(session.model_host)
         self._job: Job | None = None
         self._index_job: Job | None = None
         self._exchange: QtExchange | None = None

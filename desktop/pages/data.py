@@ -375,7 +375,8 @@ class DataPage(Page):
         self._last_data_cfg = {k: getattr(cfg.data, k) for k in DATA_KEYS}
         self._job = Job(check_project_data, files, [str(p) for p in s.files_with_role("train")],
                         [str(p) for p in s.files_with_role("validation")], s.model_path, cfg,
-                        documents=[str(p) for p in s.document_files()], name="check-data", parent=self)
+                        documents=[str(p) for p in s.document_files()], host=s.model_host, name="check-data",
+                        parent=self)
         self._job.event.connect(self._on_job_event)
         self._job.returned.connect(self._on_job_returned)
         self._job.errored.connect(self._on_job_errored)

@@ -96,7 +96,7 @@ class EvaluatePage(Page):
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
-        self.engine = EvalEngine()
+        self.engine = EvalEngine(session.model_host)
         self._job: Job | None = None
         self._job_kind = ""
         self.report: dict | None = None

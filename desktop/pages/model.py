@@ -247,7 +247,8 @@ class ModelPage(Page):
         self.banner.clear()
         self._job_source = m.name_or_path
         self._job = Job(resolve_and_describe, m.name_or_path, allow_hub=m.allow_hub,
-                        allow_pickle_weights=m.allow_pickle_weights, name="resolve-model", parent=self)
+                        allow_pickle_weights=m.allow_pickle_weights, host=self.session.model_host,
+                        name="resolve-model", parent=self)
         self._job.event.connect(self._on_job_event)
         self._job.returned.connect(self._on_job_returned)
         self._job.errored.connect(self._on_job_errored)
