@@ -321,3 +321,19 @@ def test_quoted_answers_are_marked_in_the_report_and_eval_markdown(tmp_path):
     assert html_mod.escape(QUOTED_NOTE) in html and "The model wrote: “It holds 380 kg.” (wrong)" in html
     assert html_mod.escape("Accuracy (model's own words)") in html
     assert "Check after training" in html and "Tuning made the answers worse" in html
+
+
+def test_check_never_adopts_the_project_its_data_sits_in(tmp_path):
+    """A run elsewhere training on a project's dataset must not index (write into) that project."""
+    from backend.rag.check import find_project
+    from backend.workspace import Project
+
+    project = Project.create(tmp_path / "p", "p")
+    data = project.root / "datasets" / "chat.jsonl"
+    run = tmp_path / "elsewhere" / "runs" / "r1"
+    run.mkdir(parents=True)
+    assert find_project(run, [str(data)]) is None
+    assert find_project(run, [str(data)], str(project.root)) == project.root  # named as data.raft_project
+    inside = project.root / "runs" / "r2"
+    inside.mkdir(parents=True)
+    assert find_project(inside, []) == project.root.resolve()
