@@ -114,6 +114,7 @@ class Models:
         self.embeddings = None
         self.index = None
         self.index_root: str | None = None
+        self.index_stamp: tuple | None = None
 
     def embedder(self, on_event: ev.OnEvent):
         """The sentence embedder, loaded on first use."""
@@ -136,12 +137,14 @@ class Models:
         return self.chat
 
     def open_index(self, root: str, on_event: ev.OnEvent):
-        """The project's index, opened once (and again after an ingest)."""
+        """The project's index, opened once (and again after an ingest here or in another process)."""
         from backend.rag import open_index
+        from backend.rag.index import store_stamp
 
-        if self.index is None or self.index_root != root:
+        stamp = store_stamp(root)
+        if self.index is None or self.index_root != root or self.index_stamp != stamp:
             self.index = open_index(root, embeddings=self.embedder(on_event))
-            self.index_root = root
+            self.index_root, self.index_stamp = root, stamp
         return self.index
 
     def release(self) -> None:

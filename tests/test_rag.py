@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -402,3 +403,27 @@ def test_e2e_default_models_answer_from_the_documents(tmp_path):
     assert a.mode == "base+rag"
     assert a.sources[0].file == "festival.txt"
     assert a.answer.strip()
+
+
+def test_index_written_by_another_process_is_reopened(tmp_path, embedder):
+    """A reader's Chroma client opened before another process's ingest (a training run's RAFT rows, its check
+    after training) reopens instead of answering from stale segments (the model host saw "Error finding id")."""
+    import subprocess
+    import sys
+
+    from backend.rag.index import ingest, open_index
+    from backend.workspace import Project
+
+    proj = Project.create(tmp_path / "p")
+    docs = write_corpus(tmp_path / "docs")
+    ingest(proj, [docs], embeddings=embedder)
+    assert open_index(proj, embeddings=embedder).search("shield volcano", k=1)
+    new = tmp_path / "docs" / "tea.txt"
+    new.write_text("Oolong tea is partly oxidised. It is steeped at 90 degrees for three minutes.", encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "backend", "ingest", str(proj.root), str(new)], cwd=root,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    hits = open_index(proj, embeddings=embedder).search("At what temperature is oolong tea steeped?", k=10)
+    assert any(h.file == "tea.txt" for h in hits)

@@ -185,6 +185,24 @@ def _drop_client(path: Path) -> None:
                 pass
 
 
+_SEEN: dict[str, Any] = {}  # index folder -> the store_stamp this process's client was opened at
+
+
+def store_stamp(project: "Project | str | Path") -> tuple | None:
+    """When the index record was last written (any process), as ``(mtime_ns, size)``; ``None`` without one.
+
+    Every ingest ends by writing ``index_meta.json``: a reader holding a Chroma client opened
+    before another process's ingest (a training run's RAFT rows or its check after training)
+    must reopen, or Chroma answers from its stale in-memory segments ("Error finding id").
+    """
+    index_dir, _root = _project_index(project)
+    try:
+        st = (index_dir / META_FILE).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 class IndexDamaged(IndexStoreError):
     """The Chroma store can't be read; ``tune ingest`` (or Rebuild) moves it aside and rebuilds it."""
 
@@ -901,6 +919,10 @@ def open_index(project: "Project | str | Path", *, embeddings: "LocalEmbeddings 
             raise IndexDamaged(f"the document index is damaged: {reason}", file=index_dir,
                                hint="rebuild it: `tune ingest PROJECT --rebuild`, or Update index on the Chat page "
                                     "(the damaged folder is kept as index.broken-<time>)")
+    key, stamp = str(index_dir.resolve()), store_stamp(project)
+    if key in _SEEN and _SEEN[key] != stamp:  # written by another process since this one opened it
+        _drop_client(index_dir)
+    _SEEN[key] = stamp
     idx = DocumentIndex(index_dir, embeddings, root, embedding_model=model)
     if check:
         idx.require_ready()
