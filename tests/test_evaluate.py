@@ -293,10 +293,23 @@ def test_scorecard_uses_and_names_the_projects_answer_settings(project, run, cha
                        modes=["tuned+rag"], with_loss=False, settings=mine)
         assert rep.settings["retrieval"]["k"] == 2 and rep.settings["generation"]["max_new_tokens"] == 3
         assert all(len(q["retrieved"]) == 2 for q in rep.questions)
-        # the Evaluate page's engine passes them on (it used to pass none: the scorecard used the defaults)
-        engine = EvalEngine()
-        engine._embeddings, engine._chat, engine._chat_run = tiny_embedder, chat, str(run)
-        d = engine.evaluate(project, "geo", run, max_new_tokens=3, settings=mine.with_overrides({"k": 3}))
+        # the Evaluate page's engine passes them on (it used to pass none: the scorecard used the defaults):
+        # the proxy sends them to the model host as one dict, and the host's evaluate request answers with them
+        from backend.host import Models, op_evaluate
+
+        sent = []
+
+        class Recorder:  # the model host's request interface, recording what the proxy sends
+            def request(self, op, params, **kw):
+                sent.append((op, params))
+                return {}
+
+        EvalEngine(Recorder()).evaluate(project, "geo", run, max_new_tokens=3, settings=mine.with_overrides({"k": 3}))
+        (op, params), = sent
+        assert op == "evaluate" and params["settings"]["retrieval"]["k"] == 3 and params["max_new_tokens"] == 3
+        models = Models()
+        models.embeddings, models.chat, models.chat_key = tiny_embedder, chat, (str(run), None)
+        d = op_evaluate(models, params, lambda e: None, lambda: False)
         assert d["settings"]["retrieval"]["k"] == 3 and d["settings"]["generation"]["max_new_tokens"] == 3
         assert all(len(q["retrieved"]) == 3 for q in d["questions"])
     finally:
