@@ -329,11 +329,10 @@ def test_check_never_adopts_the_project_its_data_sits_in(tmp_path):
     from backend.workspace import Project
 
     project = Project.create(tmp_path / "p", "p")
-    data = project.root / "datasets" / "chat.jsonl"
     run = tmp_path / "elsewhere" / "runs" / "r1"
     run.mkdir(parents=True)
-    assert find_project(run, [str(data)]) is None
-    assert find_project(run, [str(data)], str(project.root)) == project.root  # named as data.raft_project
+    assert find_project(run) is None  # its data sits in the project: not enough
+    assert find_project(run, str(project.root)) == project.root  # named as data.raft_project
     inside = project.root / "runs" / "r2"
     inside.mkdir(parents=True)
-    assert find_project(inside, []) == project.root.resolve()
+    assert find_project(inside) == project.root.resolve()

@@ -284,12 +284,12 @@ def _diagnose(items: Sequence[dict[str, Any]], final_loss: float | None, train_r
 # asking
 
 
-def find_project(run_dir: str | Path, train_files: Sequence[str] = (), raft_project: str = "") -> Path | None:
+def find_project(run_dir: str | Path, raft_project: str = "") -> Path | None:
     """The project a run belongs to: the one holding its run folder, else ``data.raft_project``.
 
     Not the folder its data files sit in: a run elsewhere that trains on a project's dataset must not
     index (write into) that project — the check would otherwise build an index in a folder the run
-    does not own (the bundled sample project, say).  ``train_files`` is accepted for callers and unused.
+    does not own (the bundled sample project, say).
     """
     candidates = [Path(run_dir).resolve().parent.parent]
     if raft_project:

@@ -490,7 +490,7 @@ def answer_check(model, tokenizer, cfg: RunConfig, run_dir: Path, model_path: st
                                tuned_model_dir=str(final), base_loader=base)
         last = runs.last_record(run_dir, ev.TRAIN)
         final_loss = last.get("loss") if last else None
-        project = find_project(run_dir, cfg.data.train_files, cfg.data.raft_project)
+        project = find_project(run_dir, cfg.data.raft_project)
         rec = run_check(chat, project, run_dir, final_loss=final_loss, train_rows=train_rows, raft=cfg.data.raft,
                         on_event=emit, should_stop=should_stop)
     except Exception as e:  # noqa: BLE001 - the run is saved; the check only reports
