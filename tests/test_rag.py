@@ -405,9 +405,12 @@ def test_e2e_default_models_answer_from_the_documents(tmp_path):
     assert a.answer.strip()
 
 
-def test_index_written_by_another_process_is_reopened(tmp_path, embedder):
+@pytest.mark.parametrize("asked_before", [True, False], ids=["asked-before", "ingested-only"])
+def test_index_written_by_another_process_is_reopened(tmp_path, embedder, asked_before):
     """A reader's Chroma client opened before another process's ingest (a training run's RAFT rows, its check
-    after training) reopens instead of answering from stale segments (the model host saw "Error finding id")."""
+    after training) reopens instead of answering from stale segments (the model host saw "Error finding id").
+    ``ingested-only`` is the model host's path in ``bench --quick``: it indexed the documents itself and asked
+    nothing before the run's RAFT rows indexed the rest (CI failed there)."""
     import subprocess
     import sys
 
@@ -417,7 +420,8 @@ def test_index_written_by_another_process_is_reopened(tmp_path, embedder):
     proj = Project.create(tmp_path / "p")
     docs = write_corpus(tmp_path / "docs")
     ingest(proj, [docs], embeddings=embedder)
-    assert open_index(proj, embeddings=embedder).search("shield volcano", k=1)
+    if asked_before:
+        assert open_index(proj, embeddings=embedder).search("shield volcano", k=1)
     new = tmp_path / "docs" / "tea.txt"
     new.write_text("Oolong tea is partly oxidised. It is steeped at 90 degrees for three minutes.", encoding="utf-8")
     root = Path(__file__).resolve().parents[1]

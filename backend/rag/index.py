@@ -167,6 +167,7 @@ def _client(path: Path):
         c = _CLIENTS.get(key)
         if c is None:
             path.mkdir(parents=True, exist_ok=True)
+            _SEEN.setdefault(key, _stamp(path))  # what the store was when this client first read it
             c = chromadb.PersistentClient(path=key, settings=Settings(anonymized_telemetry=False))
             _CLIENTS[key] = c
         return c
@@ -176,6 +177,7 @@ def _drop_client(path: Path) -> None:
     """Forget this process's Chroma client of ``path`` (before its folder is moved aside)."""
     key = str(path.resolve())
     with _CLIENTS_LOCK:
+        _SEEN.pop(key, None)
         if _CLIENTS.pop(key, None) is not None:
             try:
                 from chromadb.api.client import SharedSystemClient
@@ -185,22 +187,29 @@ def _drop_client(path: Path) -> None:
                 pass
 
 
-_SEEN: dict[str, Any] = {}  # index folder -> the store_stamp this process's client was opened at
+_SEEN: dict[str, Any] = {}  # index folder -> the store_stamp this process's client is current with
 
 
-def store_stamp(project: "Project | str | Path") -> tuple | None:
-    """When the index record was last written (any process), as ``(mtime_ns, size)``; ``None`` without one.
-
-    Every ingest ends by writing ``index_meta.json``: a reader holding a Chroma client opened
-    before another process's ingest (a training run's RAFT rows or its check after training)
-    must reopen, or Chroma answers from its stale in-memory segments ("Error finding id").
-    """
-    index_dir, _root = _project_index(project)
+def _stamp(index_dir: Path) -> tuple | None:
     try:
         st = (index_dir / META_FILE).stat()
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size)
+    # the record is replaced by a rename at every write, so its inode changes even within one clock tick
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def store_stamp(project: "Project | str | Path") -> tuple | None:
+    """When the index record was last written (any process), as ``(inode, mtime_ns, size)``; ``None`` without one.
+
+    Every ingest ends by writing ``index_meta.json``: a reader holding a Chroma client opened
+    before another process's ingest (a training run's RAFT rows or its check after training)
+    must reopen, or Chroma answers from its stale in-memory segments ("Error finding id").
+    A client records the stamp when it is created and after each write of this process's own,
+    so :func:`open_index` reopens exactly when another process wrote since.
+    """
+    index_dir, _root = _project_index(project)
+    return _stamp(index_dir)
 
 
 class IndexDamaged(IndexStoreError):
@@ -420,6 +429,10 @@ class DocumentIndex:
         self.meta["embedder"] = self.embedder.to_dict()
         self.meta["updated_at"] = round(time.time(), 3)
         atomic_write_json(self.meta_path, self.meta)
+        key = str(self.dir.resolve())
+        with _CLIENTS_LOCK:
+            if key in _CLIENTS:  # this process's own write: its client holds what it just wrote
+                _SEEN[key] = _stamp(self.dir)
 
     @property
     def exists(self) -> bool:
