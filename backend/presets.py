@@ -36,6 +36,7 @@ class Preset:
 
 # The fixed presets train the rows as written: the knowledge recipe's extra rows (backend/recipes.py) are off.
 _ROWS_AS_WRITTEN = {"data.rewordings": 0, "data.raft_closed_book": False, "data.raft_abstain_share": 0.0,
+                    "data.raft_counterfactual_share": 0.0,
                     "data.heldout_rewordings": 0, "training.keep_best": False}
 
 PRESETS: tuple[Preset, ...] = (

@@ -616,3 +616,73 @@ def test_knowledge_recipe_parts_switch_off(tmp_path, tiny_embedder, real_tokeniz
     closed, _ = _shaped(proj, f, real_tokenizer_dir, raft=False, rewordings=2)  # no documents: rewordings only
     assert len(closed.train) == 7 + 12 and closed.eval is None
     assert closed.report["knowledge"]["rows_per_fact"]["median"] == 3.0
+
+
+def test_swap_figures_changes_shared_figures_only_and_keeps_their_shape():
+    import random
+
+    from backend.data.counterfactual import swap_figures
+
+    msgs = [{"role": "system", "content": "Answer from the context."},
+            {"role": "user", "content": "Context:\nFault E4 at 08:30. The adult fare is EUR 7.40, a car EUR 1,250. "
+                                        "Opened in 2019.\n\nQuestion: What does a car cost?"},
+            {"role": "assistant", "content": "A car costs EUR 1,250 (since 2019); the adult fare is 7.40."}]
+    out = swap_figures(msgs, random.Random(3))
+    assert out is not None and out[0] == msgs[0]
+    answer, prompt = out[2]["content"], out[1]["content"]
+    assert "1,250" not in answer and "7.40" not in answer and "2019" not in answer
+    import re
+
+    car = re.search(r"EUR (\d{1,3}(?:,\d{3})*|\d+) \(", answer).group(1)
+    fare = re.search(r"fare is (\d+\.\d\d)\.", answer).group(1)
+    year = re.search(r"since (\d{4})", answer).group(1)
+    assert f"car EUR {car}." in prompt and f"fare is EUR {fare}," in prompt and f"Opened in {year}." in prompt
+    assert 1900 < int(year) < 2100 and len(fare.split(".")[1]) == 2
+    assert "E4" in prompt and "08:30" in prompt  # codes and times are not figures
+    assert swap_figures(msgs, random.Random(3)) == out  # deterministic
+    # an answer whose figures the passages do not hold (or without figures) is left as it is
+    assert swap_figures([msgs[0], {"role": "user", "content": "Context: none"}, {"role": "assistant", "content": "42"}],
+                        random.Random(0)) is None
+    assert swap_figures([msgs[0], msgs[1], {"role": "assistant", "content": "It means the door is open."}],
+                        random.Random(0)) is None
+
+
+def test_counterfactual_raft_rows_read_the_changed_figure_from_the_passage(tmp_path, tiny_embedder):
+    from backend.config import RunConfig
+    from backend.data import raft
+    from backend.data.pipeline import read_and_normalise
+    from backend.rag.index import open_index
+
+    names = ["Alder", "Birch", "Cedar", "Damson", "Elm", "Fig"]
+    kgs = [120, 245, 380, 410, 575, 690]
+    corpus = {f"bin-{n.lower()}.txt": f"Storage note. Bin {n} holds {kg} kg of apples." for n, kg in zip(names, kgs)}
+    proj = _project(tmp_path / "p", corpus, tiny_embedder)
+    f = proj.root / "datasets" / "qa.jsonl"
+    f.parent.mkdir(exist_ok=True)
+    f.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"How much does bin {n} hold?"},
+                                                   {"role": "assistant", "content": f"Bin {n} holds {kg} kg."}]}) + "\n"
+                         for n, kg in zip(names, kgs)), encoding="utf-8")
+    idx = open_index(proj, embeddings=tiny_embedder)
+
+    def shaped(share: float):
+        cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "raft_distractors": 0,
+                                            "raft_p_without_gold": 0.0, "raft_counterfactual_share": share}})
+        rows = [r.example for x in read_and_normalise(cfg.data.train_files, cfg.data, strict_files=True) for r in x.rows]
+        return rows, raft.apply_raft(rows, cfg.data, seed=5, index=idx)
+
+    rows, stats = shaped(1.0)
+    changed = [ex for ex in rows if ex.origin == "counterfactual"]
+    # every row whose retrieved passages hold its figure is changed (the tiny embedder may miss some passages)
+    assert stats["counterfactual"] == len(changed) >= 3
+    for ex in changed:
+        name = ex.messages[1]["content"].rsplit("bin ", 1)[1].split(" ")[0]
+        kg = kgs[names.index(name)]
+        new = ex.messages[-1]["content"].split("holds ", 1)[1].split(" ")[0]
+        assert new != str(kg) and ex.messages[-1]["content"] == f"Bin {name} holds {new} kg."
+        assert f"Bin {name} holds {new} kg of apples." in ex.messages[1]["content"]  # read from the passage
+        assert f"{kg} kg" not in ex.messages[1]["content"]
+    again, _ = shaped(1.0)
+    assert [e.messages for e in again] == [e.messages for e in rows]  # deterministic, and the cache keeps originals
+    none, stats0 = shaped(0.0)
+    assert stats0["counterfactual"] == 0 and not [e for e in none if e.origin == "counterfactual"]
+    assert all(e.messages[-1]["content"] == f"Bin {n} holds {kg} kg." for e, n, kg in zip(none, names, kgs))

@@ -440,7 +440,8 @@ def knowledge_counts(rows: Sequence[Row]) -> dict[str, Any]:
 
     A fact is an answer (its text, case and spacing folded); every usable chat row
     ending in it is one exposure per epoch, whatever its question's wording and
-    whether it carries passages.  Abstention rows are counted apart.
+    whether it carries passages.  Abstention and counterfactual rows (whose figures were
+    changed) are counted apart.
     """
     from backend.data.raft import _question_answer
 
@@ -449,7 +450,7 @@ def knowledge_counts(rows: Sequence[Row]) -> dict[str, Any]:
     for r in rows:
         ex = r.example
         origins[ex.origin or "row"] += 1
-        if ex.origin == "abstain" or ex.messages is None:
+        if ex.origin in ("abstain", "counterfactual") or ex.messages is None:
             continue
         last = ex.messages[-1] if ex.messages else None
         if not last or last.get("role") != "assistant":

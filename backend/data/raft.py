@@ -270,7 +270,9 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         Normalised examples; single-turn chat rows get the RAFT prompt, other
         rows (multi-turn, completion, plain text) stay as they are.
     dc
-        The data config (``raft_distractors``, ``raft_p_without_gold``, ``raft_project``).
+        The data config (``raft_distractors``, ``raft_p_without_gold``, ``raft_project``,
+        ``raft_counterfactual_share``: that share of the rows shown with the right passage get
+        their figures changed in passages and answer alike, :mod:`backend.data.counterfactual`).
     seed
         The run's seed.
     settings
@@ -285,20 +287,22 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
     Returns
     -------
     dict
-        ``{"rendered": n, "cached": n, "skipped": n, "without_gold": n}``.
+        ``{"rendered": n, "cached": n, "skipped": n, "without_gold": n, "counterfactual": n}``.
 
     Raises
     ------
     DataError
         No project or no usable index.
     """
+    from backend.data.counterfactual import swap_figures
     from backend.data.pipeline import DataCancelled
     from backend.rag.settings import RetrievalSettings
 
     settings = settings or RetrievalSettings()
     examples = list(examples)
     todo = [(ex, qa) for ex in examples if (qa := _question_answer(ex)) is not None]
-    stats = {"rendered": 0, "cached": 0, "skipped": len(examples) - len(todo), "without_gold": 0}
+    stats = {"rendered": 0, "cached": 0, "skipped": len(examples) - len(todo), "without_gold": 0,
+             "counterfactual": 0}
     if not todo:
         return stats
     own = renderer is None
@@ -315,7 +319,18 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         stats["without_gold"] += not hit["gold"]
         # the RAFT prompt replaces the row's system and user turns; turns before it are kept
         before = [m for m in ex.messages[:u] if m.get("role") != "system"]
-        ex.messages = before + [dict(m) for m in hit["messages"][:2]] + ex.messages[u + 1:]
+        shown = [dict(m) for m in hit["messages"]]
+        changed = None
+        if hit["gold"] and dc.raft_counterfactual_share > 0 and u + 2 == len(ex.messages):
+            rng = random.Random(f"{seed}\0counterfactual\0{q}")
+            if rng.random() < dc.raft_counterfactual_share:
+                changed = swap_figures(shown, rng)
+        if changed is not None:  # the figures changed in the passages and the answer alike
+            ex.messages = before + changed
+            ex.origin = "counterfactual"
+            stats["counterfactual"] += 1
+        else:
+            ex.messages = before + shown[:2] + ex.messages[u + 1:]
         ex.train_from = min(ex.train_from, len(before) + 2) if ex.train_from else 0
         if not ex.origin:
             ex.origin = "raft"
@@ -324,7 +339,7 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
     if own:
         renderer.save()
     on_event(ev.log(f"RAFT: {len(todo)} rows shown with retrieved passages ({stats['cached']} from the cache, "
-                    f"{stats['without_gold']} without the right passage)"))
+                    f"{stats['without_gold']} without the right passage, {stats['counterfactual']} with their figures changed)"))
     return stats
 
 
