@@ -134,7 +134,7 @@ def run_project(entry: dict[str, Any], tmp: Path, *, quick: bool = False, model:
     from backend.training import train
     from backend.workspace import Project, fact_set, resolve_run_config
 
-    out: dict[str, Any] = {"name": entry["name"], "path": entry["path"]}
+    out: dict[str, Any] = {"name": entry["name"], "path": entry["path"], "overrides": dict(overrides or {})}
     if run_dir:
         run = Path(run_dir).resolve()
         proj = Project.open(run.parent.parent)
@@ -206,11 +206,25 @@ def run_project(entry: dict[str, Any], tmp: Path, *, quick: bool = False, model:
     return out
 
 
-def summarise(projects: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean and worst project, and the suite goals."""
-    done = {n: p for n, p in projects.items() if "figures" in p}
-    if not done:
+def development_projects() -> dict[str, str]:
+    """Projects a default was chosen on (``suite.json``'s ``fitted_on``: name -> what was fitted on it).
+
+    Their figures are shown but never enter the suite's mean, worst project or goals
+    (never choose a default on the set it is reported on).
+    """
+    try:
+        projects = json.loads(SUITE_FILE.read_text(encoding="utf-8"))["projects"]
+    except (OSError, ValueError, KeyError):
         return {}
+    return {p["name"]: str(p["fitted_on"]) for p in projects if p.get("fitted_on")}
+
+
+def summarise(projects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and worst held-out project, and the suite goals (development projects left out)."""
+    dev = development_projects()
+    done = {n: p for n, p in projects.items() if "figures" in p and n not in dev}
+    if not done:
+        return {"held_out": [], "development": sorted(n for n in projects if n in dev)}
 
     def vals(key: str) -> list[float]:
         return [p["figures"][key] for p in done.values() if p["figures"].get(key) is not None]
@@ -226,7 +240,8 @@ def summarise(projects: dict[str, dict[str, Any]]) -> dict[str, Any]:
                "worst_tuned_rag_answerable": done[worst]["figures"].get("tuned_rag_answerable"),
                "mean_tuned_trained": mean("tuned_trained"), "mean_abstention": mean("abstention"),
                "max_false_abstention": max(vals("false_abstention"), default=None)}
-    return {"worst_project": worst, "worst": {k: done[worst]["figures"].get(k) for k in
+    return {"held_out": sorted(done), "development": sorted(n for n in projects if n in dev),
+            "worst_project": worst, "worst": {k: done[worst]["figures"].get(k) for k in
                                               ("tuned_rag_answerable", "base_rag_answerable", "gain_over_base_rag")},
             "figures": figures,
             "goals": {k: {"value": figures[k], "goal": f"{c} {t}", "met": _met(figures[k], c, t), "what": w}
@@ -244,23 +259,29 @@ def _count(p: dict, mode: str, kind: str) -> str:
 
 def table(res: dict[str, Any]) -> str:
     """The per-project Markdown table (and the suite's goals)."""
-    lines = ["| project | rows → shaped | epochs | training | tuned + docs (answerable) | base + docs | gain | "
-             "tuned: trained facts | abstains | false abstentions |", "|---|---|---|---|---|---|---|---|---|---|"]
+    dev = development_projects()
+    lines = ["| project | role | rows → shaped | epochs | training | tuned + docs (answerable) | base + docs | gain | "
+             "tuned: trained facts | abstains | false abstentions |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in res.get("projects", {}).items():
+        role = "development" if name in dev else "held out"
         if "figures" not in p:
-            lines.append(f"| {name} | {p.get('error', 'not run')} |||||||||")
+            lines.append(f"| {name} | {role} | {p.get('error', 'not run')} |||||||||")
             continue
         f, r = p["figures"], p.get("recipe") or {}
         gain = "–" if f["gain_over_base_rag"] is None else f"{100 * f['gain_over_base_rag']:+.0f}"
-        lines.append(f"| {name} | {r.get('rows_written', '–')} → {r.get('rows', '–')} | {r.get('epochs', '–')} | "
+        lines.append(f"| {name} | {role} | {r.get('rows_written', '–')} → {r.get('rows', '–')} | {r.get('epochs', '–')} | "
                      f"{p.get('train_s', '–')} s | {_count(p, 'tuned+rag', 'answerable')} ({_pct(f['tuned_rag_answerable'])}) | "
                      f"{_count(p, 'base+rag', 'answerable')} ({_pct(f['base_rag_answerable'])}) | "
                      f"{gain} | "
                      f"{_count(p, 'tuned', 'trained')} | {_count(p, 'tuned+rag', 'unanswerable')} | "
                      f"{_pct(f['false_abstention'])} |")
     s = res.get("summary") or {}
+    if s.get("development"):
+        lines += ["", f"Development projects (a default was chosen on them; not in the figures below): "
+                      f"{', '.join(s['development'])}."]
     if s.get("goals"):
-        lines += ["", f"Worst project: **{s['worst_project']}**.", "", "| suite goal | value | goal | met |",
+        lines += ["", f"Held-out projects: {', '.join(s['held_out'])}. Worst held-out project: "
+                      f"**{s['worst_project']}**.", "", "| suite goal (held-out projects) | value | goal | met |",
                   "|---|---|---|---|"]
         for k, g in s["goals"].items():
             v = g["value"]
@@ -291,6 +312,33 @@ def write_outputs(res: dict[str, Any]) -> None:
     md.write_text(text, encoding="utf-8")
 
 
+def merge(paths: list[str]) -> dict[str, Any]:
+    """One ``quality`` block from several runs' JSON (``--out``): projects measured separately, later files win.
+
+    Each project keeps its own machine record, options and the code it ran (``commit``); the
+    summary is recomputed over the held-out projects.
+    """
+    out: dict[str, Any] = {"merged_from": [], "modes": list(MODES), "projects": {}}
+    for path in paths:
+        try:
+            res = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{path}: not a bench.quality result ({e})") from None
+        if not isinstance(res, dict) or not isinstance(res.get("projects"), dict):
+            raise SystemExit(f"{path}: not a bench.quality result (no 'projects')")
+        if res.get("quick"):
+            raise SystemExit(f"{path}: a --quick result; its figures mean nothing")
+        out["merged_from"].append({"file": Path(path).name, "machine": res.get("machine"),
+                                   "overrides": res.get("overrides") or {}})
+        for name, p in res["projects"].items():
+            out["projects"][name] = {**p, "machine": res.get("machine"),
+                                     "overrides": p.get("overrides", res.get("overrides") or {})}
+    out["machine"] = (out["merged_from"][-1]["machine"] if out["merged_from"] else None) or machine_info()
+    out["summary"] = summarise(out["projects"])
+    out["goals"] = (out["summary"] or {}).get("goals", {})
+    return out
+
+
 def run(*, quick: bool = False, names: list[str] | None = None, suite: bool = False, model: str | None = None,
         keep: str | None = None, forgetting: bool = False, run_dir: str | None = None,
         overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -302,7 +350,11 @@ def run(*, quick: bool = False, names: list[str] | None = None, suite: bool = Fa
         entries = [next((p for p in suite_projects() if p["path"] == SAMPLE["path"]), SAMPLE)]
     if quick and not names:
         entries = entries[:1]
-    out: dict[str, Any] = {"machine": machine_info(), "quick": quick, "modes": list(MODES),
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    out: dict[str, Any] = {"machine": {**machine_info(), "commit": commit.strip() or None}, "quick": quick,
+                           "modes": list(MODES),
                            "path": "new project copy, recommended preset via resolve_run_config, default options",
                            "overrides": overrides or {}, "projects": {}}
     tmp = Path(keep).resolve() if keep else Path(tempfile.mkdtemp(prefix="bench-quality-"))
@@ -341,7 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", default=None, metavar="DIR", help="build the project copies (and runs) in DIR and keep them")
     p.add_argument("--no-write", action="store_true", help="do not write bench/results.json and bench/quality.md")
     p.add_argument("--out", default=None, help="write the JSON here too")
+    p.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                   help="combine earlier runs' --out files (one project each, say) and write them as one result")
     a = p.parse_args(argv)
+    if a.merge:
+        res = merge(a.merge)
+        if not a.no_write:
+            write_outputs(res)
+        log("\n" + table(res))
+        return emit(res, a.out)
     from backend.config import parse_set
 
     names = [n.strip() for n in a.projects.split(",") if n.strip()] if a.projects else None

@@ -510,5 +510,36 @@ def test_quality_suite_quick_runs_a_project_on_the_default_path(tiny_model_dir, 
     assert p["recipe"]["rows"] > p["recipe"]["rows_written"]  # the recipe's rows were added
     assert set(p["by_kind"]) == {"tuned+rag", "base+rag", "tuned"}
     assert {"tuned_rag_answerable", "base_rag_answerable", "gain_over_base_rag", "abstention"} <= set(p["figures"])
-    assert res["summary"]["worst_project"] == name and "every_project_gains_10_points" in res["goals"]
-    assert "| project |" in proc.stderr  # the table
+    s = res["summary"]  # a development project (suite.json's fitted_on) is shown, never summarised
+    assert (name in s["development"] and not s["held_out"]) or s["worst_project"] == name
+    assert "| project | role |" in proc.stderr  # the table
+
+
+def test_quality_merge_reports_held_out_projects_only(tmp_path, monkeypatch):
+    # never choose a default on the set you report it on: a project with fitted_on stays out of the suite figures
+    from bench import quality
+
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"projects": [
+        {"name": "dev", "path": "x", "evalset": "x", "fitted_on": "the recipe was chosen on it"},
+        {"name": "a", "path": "x", "evalset": "x"}, {"name": "b", "path": "x", "evalset": "x"}]}))
+    monkeypatch.setattr(quality, "SUITE_FILE", suite)
+
+    def result(name, tuned, base, quick=False):
+        figures = {"tuned_rag_answerable": tuned, "base_rag_answerable": base, "gain_over_base_rag": tuned - base,
+                   "tuned_trained": 0.5, "abstention": 0.5, "false_abstention": 0.1}
+        f = tmp_path / f"{name}.json"
+        f.write_text(json.dumps({"quick": quick, "machine": {"date": name}, "overrides": {"data.x": 1},
+                                 "projects": {name: {"figures": figures}}}))
+        return str(f)
+
+    res = quality.merge([result("dev", 0.9, 0.1), result("a", 0.6, 0.4), result("b", 0.3, 0.5)])
+    s = res["summary"]
+    assert s["held_out"] == ["a", "b"] and s["development"] == ["dev"] and s["worst_project"] == "b"
+    assert s["figures"]["mean_tuned_rag_answerable"] == pytest.approx(0.45)
+    assert s["figures"]["every_project_gains_10_points"] is False  # b lost 20 points; dev's +80 does not count
+    assert res["projects"]["a"]["overrides"] == {"data.x": 1} and res["projects"]["b"]["machine"] == {"date": "b"}
+    text = quality.table(res)
+    assert "| dev | development |" in text and "| b | held out |" in text and "Worst held-out project: **b**" in text
+    with pytest.raises(SystemExit, match="--quick"):
+        quality.merge([result("q", 0.1, 0.1, quick=True)])
