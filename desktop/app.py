@@ -83,7 +83,9 @@ def create_window(project: Path | None = None, model: str | None = None, *, star
 
     With ``start_jobs=False`` the background work (device detection, model
     resolving) waits for :meth:`MainWindow.start_background`, so that the first
-    window is not slowed by imports running in other threads.
+    window is not slowed by imports running in other threads.  Either way only
+    the Project, Model and Configure pages are built; the others are built when
+    first shown or needed (:meth:`MainWindow.page`).
     """
     from desktop.appstate import AppSettings, install_sample_project
     from desktop.main_window import MainWindow
@@ -96,7 +98,6 @@ def create_window(project: Path | None = None, model: str | None = None, *, star
     if target is not None:
         window.open_project(target, model_override=model, resolve=start_jobs)
     if start_jobs:
-        window.ensure_pages()
         window.start_background()
     return window
 
@@ -150,8 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         QTimer.singleShot(0, lambda: (print(f"first-window {time.perf_counter() - _T0:.3f} heavy-imports {heavy}",
                                             flush=True), window.close()))
         return app.exec()
-    # pyqtgraph pages and heavy imports (torch, in workers) only once the window is on screen.
-    QTimer.singleShot(0, window.ensure_pages)
+    # Background jobs only once the window is on screen; the other pages are built when first shown.
     QTimer.singleShot(200, window.start_background)
     logging.getLogger(__name__).info("first window after %.2f s", time.perf_counter() - _T0)
     return app.exec()

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 PREREQUISITES = {0: (), 1: (0,), 2: (0, 1), 3: (0, 1, 2), 4: (0, 1, 2, 3), 5: (0, 1), 6: (0, 1)}
 
 
+# Pages built when first shown or first needed (docs/architecture.md, "How to add a page"): index -> name.
+LAZY_PAGES = {2: "data", 4: "train", 5: "chat", 6: "evaluate"}
+
+
 class _PendingPage(Page):
-    """Stands in for a page whose module (pyqtgraph, plots) loads just after the first paint."""
+    """Stands in for a page not built yet: it is built when first shown or when something needs it."""
 
     def __init__(self, title: str, subtitle: str):
         self.title, self.subtitle = title, subtitle
@@ -70,12 +74,13 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(QSize(1100, 720))
         self.resize(1320, 860)
 
+        # Project, Model and Configure are built now: the first is shown, the Model page resolves the model
+        # in the background and the Configure page fits the preset to the data check (both gate the steps).
+        # The others are built when first shown, or when needed (the Data page once the model is ready:
+        # it checks the data then); see page().
         self.project_page = ProjectPage(self.session, self.settings)
         self.model_page = ModelPage(self.session)
         self.configure_page = ConfigurePage(self.session)
-        # Data, Train and Chat import pyqtgraph: built by ensure_pages(), right after the first paint.
-        self.data_page = self.train_page = self.chat_page = self.evaluate_page = None
-        self._pages_ready = False
         self.pages: list[Page] = [
             self.project_page, self.model_page, _PendingPage("Data", "Datasets and documents."),
             self.configure_page, _PendingPage("Train", "Training runs."), _PendingPage("Chat", "Chat."),
@@ -141,6 +146,7 @@ class MainWindow(QMainWindow):
 
         self.session.events.project.connect(self._on_project)
         self.session.events.device.connect(self._on_device)
+        self.session.events.model.connect(self._on_model)  # before _refresh_nav: it may need the Data page
         self.session.events.model.connect(self._refresh_nav)
         self.session.events.data.connect(self._refresh_nav)
         self.session.events.config.connect(lambda _cfg: self._refresh_nav())
@@ -185,54 +191,95 @@ class MainWindow(QMainWindow):
                           f"<b>Tune Studio {__version__}</b><p>Point-and-click LoRA fine-tuning of small "
                           "language models, and an offline chat over your own documents.</p>")
 
-    # -- start-up -------------------------------------------------------------
-    def ensure_pages(self) -> None:
-        """Build the Data, Train and Chat pages (once)."""
-        if self._pages_ready:
-            return
-        from desktop.pages.chat import ChatPage
-        from desktop.pages.data import DataPage
-        from desktop.pages.evaluate import EvaluatePage
-        from desktop.pages.train import TrainPage
+    # -- pages, built on demand -------------------------------------------------
+    def page(self, index: int) -> Page:
+        """Page ``index``, built now if it was not yet (its module imported, its widgets made)."""
+        page = self.pages[index]
+        if isinstance(page, _PendingPage):
+            page = self._build_page(index)
+        return page
 
-        self.data_page = DataPage(self.session)
-        self.train_page = TrainPage(self.session)
-        self.chat_page = ChatPage(self.session)
-        self.evaluate_page = EvaluatePage(self.session)
+    def built(self, index: int) -> bool:
+        """Whether page ``index`` exists (not only its stand-in)."""
+        return not isinstance(self.pages[index], _PendingPage)
+
+    def built_pages(self) -> list[str]:
+        """Titles of the pages built so far, in wizard order (tests, the start-up benchmark)."""
+        return [p.title for p in self.pages if not isinstance(p, _PendingPage)]
+
+    @property
+    def data_page(self):
+        """The Data page (built on first use)."""
+        return self.page(2)
+
+    @property
+    def train_page(self):
+        """The Train page (built on first use)."""
+        return self.page(4)
+
+    @property
+    def chat_page(self):
+        """The Chat page (built on first use)."""
+        return self.page(5)
+
+    @property
+    def evaluate_page(self):
+        """The Evaluate page (built on first use)."""
+        return self.page(6)
+
+    def ensure_pages(self) -> None:
+        """Build every page not built yet (the screenshot renderer; normally pages build when first shown)."""
+        for index in LAZY_PAGES:
+            self.page(index)
+
+    def _build_page(self, index: int) -> Page:
+        name = LAZY_PAGES[index]
+        if name == "data":
+            from desktop.pages.data import DataPage as cls
+        elif name == "train":
+            from desktop.pages.train import TrainPage as cls
+        elif name == "chat":
+            from desktop.pages.chat import ChatPage as cls
+        else:
+            from desktop.pages.evaluate import EvaluatePage as cls
+        page = cls(self.session)
+        old = self.pages[index]
         current = self.stack.currentIndex()
-        for index, page in ((2, self.data_page), (4, self.train_page), (5, self.chat_page), (6, self.evaluate_page)):
-            old = self.pages[index]
-            self.stack.insertWidget(index, page)
-            self.stack.removeWidget(old)
-            old.deleteLater()
-            self.pages[index] = page
-            page.completeChanged.connect(self._refresh_nav)
+        self.stack.insertWidget(index, page)
+        self.stack.removeWidget(old)
+        old.deleteLater()
+        self.pages[index] = page
         self.stack.setCurrentIndex(current)
-        self.train_page.trainingFinished.connect(self._on_training_finished)
-        self.train_page.runSelected.connect(self._on_run_selected)
-        self.train_page.run_in_use = self._run_in_use
-        self._pages_ready = True
-        self._refresh_nav()
-        self._offer_resume()
+        page.completeChanged.connect(self._refresh_nav)
+        if name == "train":
+            page.trainingFinished.connect(self._on_training_finished)
+            page.runSelected.connect(self._on_run_selected)
+            page.run_in_use = self._run_in_use
+        log.debug("built the %s page", name)
+        return page
+
+    def _on_model(self) -> None:
+        """The model is ready: the Data page checks the data with its tokenizer now, so it must exist."""
+        if self.session.model_path is not None and not self.built(2):
+            self.page(2).check_if_ready()  # built during this change: it missed it
 
     def _run_in_use(self, run_dir: Path) -> str | None:
         """Why the Train page may not delete a run now: another page is working with it (or None)."""
         run_dir = Path(run_dir)
-        if self.chat_page is not None and self.chat_page.is_busy() and self.chat_page.selected_run() == run_dir:
+        if self.built(5) and self.chat_page.is_busy() and self.chat_page.selected_run() == run_dir:
             return "Chat is answering with it: wait for the answer or press Stop there."
-        ev_page = self.evaluate_page
+        ev_page = self.evaluate_page if self.built(6) else None
         if ev_page is not None and ev_page.is_busy() and ev_page.selected_run() == run_dir:
             return "Evaluate is scoring it: wait for the evaluation or stop it there."
         return None
 
     def training_busy(self) -> bool:
         """A training run is in progress."""
-        return self.train_page is not None and self.train_page.is_busy()
+        return self.built(4) and self.train_page.is_busy()
 
     def start_background(self) -> None:
         """Detect the device (imports torch) and prepare the model, off the GUI thread."""
         from desktop.tasks import detect_device_task
-        self.ensure_pages()
         if self.session.project is not None:
             self.model_page.ensure_resolved()
         if self._device_job is None:
@@ -295,7 +342,7 @@ class MainWindow(QMainWindow):
         (``cancelled``), a failure (``failed``, e.g. the training process was killed).
         A run that another process is training right now is not offered.
         """
-        if self.session.project is None or not self._pages_ready or self.training_busy():
+        if self.session.project is None or self.training_busy():
             return
         for run in list_runs(self.session.project.root):
             if run.status == "completed" or (run.status in ("running", "queued") and not run.interrupted):
@@ -313,7 +360,6 @@ class MainWindow(QMainWindow):
             return
 
     def _on_resume_accepted(self, run_dir: Path) -> None:
-        self.ensure_pages()
         self.notice.clear()
         self.go_to(4, force=True)
         self.train_page.resume_run(run_dir)
@@ -329,14 +375,13 @@ class MainWindow(QMainWindow):
 
     def reachable(self, index: int) -> bool:
         """Whether every prerequisite page of ``index`` is complete."""
-        return all(self.pages[j].validate() is None for j in PREREQUISITES[index])
+        # in order, stopping at the first that fails: a later one is built only when the earlier ones hold
+        return all(self.page(j).validate() is None for j in PREREQUISITES[index])
 
     def go_to(self, index: int, force: bool = False) -> bool:
         """Show page ``index`` if its prerequisites are met (or ``force``)."""
-        if index in (2, 4, 5, 6):
-            self.ensure_pages()
         if not force and not self.reachable(index):
-            blocker = next(j for j in PREREQUISITES[index] if self.pages[j].validate() is not None)
+            blocker = next(j for j in PREREQUISITES[index] if self.page(j).validate() is not None)
             self._show_page(blocker)
             self.pages[blocker].banner.show_message("warning", self.pages[blocker].validate() or "")
             return False
@@ -347,11 +392,12 @@ class MainWindow(QMainWindow):
         old = self.stack.currentIndex()
         if old != index and 0 <= old < len(self.pages):
             self.pages[old].on_leave()
+        page = self.page(index)
         self.stack.setCurrentIndex(index)
         self.steps.blockSignals(True)
         self.steps.setCurrentRow(index)
         self.steps.blockSignals(False)
-        self.pages[index].on_enter()
+        page.on_enter()
         self._refresh_nav()
         self.pageChanged.emit(index)
 
@@ -368,16 +414,12 @@ class MainWindow(QMainWindow):
     def back(self) -> None:
         """Go to the previous page (always allowed)."""
         i = self.current_index()
-        if i in (3, 5, 6):
-            self.ensure_pages()
         if i > 0:
             self._show_page(i - 1)
 
     def _on_step_selected(self, row: int) -> None:
         if row < 0 or row == self.current_index():
             return
-        if row in (2, 4, 5, 6):
-            self.ensure_pages()
         if row < self.current_index() or self.reachable(row):
             self._show_page(row)
         else:

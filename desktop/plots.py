@@ -1,4 +1,5 @@
-"""Live training plots: ``RunMetrics`` (plain data) and its view ``QtRunMetrics`` (pyqtgraph).
+"""Live training plots: ``RunMetrics`` (plain data) and its view ``QtRunMetrics`` (pyqtgraph); the Data page's
+token-length histogram ``QtTokenHistogram`` (here, so the Data page itself loads no pyqtgraph).
 
 Events only append to ``RunMetrics`` (numpy columns grown by doubling, so adding a
 point is O(1) and a redraw never converts Python lists); a ~20 Hz ``QTimer``
@@ -15,7 +16,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QWidget
 
 from backend import events as ev
@@ -323,3 +324,48 @@ class QtRunMetrics(pg.GraphicsLayoutWidget):
         """Points a curve currently holds (after decimation; for tests)."""
         x, _ = self.curves[key].getData()
         return 0 if x is None else len(x)
+
+
+class QtTokenHistogram(pg.PlotWidget):
+    """Token lengths of the rows as bars, with the max-length cut-off."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, background="w")
+        self.setMinimumHeight(200)
+        pi = self.getPlotItem()
+        pi.setLabel("bottom", "tokens per row")
+        pi.setLabel("left", "rows")
+        pi.showGrid(x=True, y=True, alpha=0.15)
+        pi.setMenuEnabled(False)
+        pi.getViewBox().setMouseEnabled(x=True, y=False)
+        self.bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=pg.mkBrush("#5b8fd1"),
+                                    pen=pg.mkPen("#2f6db5"))
+        self.addItem(self.bars)
+        self.cutoff = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0392b", width=2, style=Qt.PenStyle.DashLine),
+                                      label="max length",
+                                      labelOpts={"position": 0.9, "color": "#c0392b", "anchors": [(1, 0), (1, 0)]})
+        self.addItem(self.cutoff)
+        self.cutoff.hide()
+
+    def set_histogram(self, hist: dict | None) -> None:
+        """Show ``backend.data.histogram`` output (``edges``, ``counts``, ``max_length``)."""
+        edges = (hist or {}).get("edges") or []
+        counts = (hist or {}).get("counts") or []
+        if not counts:
+            self.bars.setOpts(x0=[], x1=[], height=[])
+            self.cutoff.hide()
+            return
+        self.bars.setOpts(x0=edges[:-1], x1=edges[1:], height=counts)
+        ml = hist.get("max_length")
+        if ml:
+            self.cutoff.show()  # the label only refreshes while visible
+            self.cutoff.setValue(ml)
+            self.cutoff.label.setFormat(f"max length {ml:,}")
+        hi = max(edges[-1], (ml or 0) * 1.05 if ml and ml < edges[-1] * 3 else edges[-1])
+        self.setXRange(0, hi, padding=0.02)
+        self.setYRange(0, max(counts) * 1.1, padding=0)
+
+    def bar_count(self) -> int:
+        """Number of bars shown (tests)."""
+        h = self.bars.opts.get("height")
+        return 0 if h is None else len(h)

@@ -62,8 +62,9 @@ def render_pages(window, out_dir: Path, *, timeout_s: float = 240.0, ask: str | 
     window.go_to(2, force=True)
     wait_idle(window, timeout_s)
     written, extras = [], []
-    for i, page in enumerate(window.pages):
-        window.go_to(i, force=True)
+    for i in range(len(window.pages)):
+        window.go_to(i, force=True)  # builds the page if it was not yet
+        page = window.page(i)
         page.on_enter()
         wait_idle(window, min(timeout_s, 60))
         if ask and page is window.chat_page:

@@ -67,6 +67,8 @@ def _to_data_checked(qtbot, w):
 def test_full_wizard_pass_trains_and_chats(qtbot, window, tiny_model_dir):
     w = window
     assert w.project_page.validate() is None and "sample" in str(w.session.project.root)
+    # the Data page was built when the model got ready (it checks the data then); the others wait to be shown
+    assert w.built_pages() == ["Project", "Model", "Data", "Configure"]
     _to_data_checked(qtbot, w)
     dp = w.data_page
     report = w.session.data_report

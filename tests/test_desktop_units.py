@@ -382,6 +382,40 @@ def test_first_window_imports_nothing_heavy(tmp_path):
     assert heavy == "none"  # how fast it shows is measured by bench/startup.py, not asserted here
 
 
+def test_only_the_pages_needed_are_built_at_start_and_a_page_is_built_when_shown(tmp_path):
+    """issue 26, start-up: the window opens with Project, Model and Configure built (no pyqtgraph loaded);
+    Data, Train, Chat and Evaluate are built when first shown (docs/architecture.md, "How to add a page")."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop.app import create_window
+w = create_window(start_jobs=False)
+w.show()
+app.processEvents()
+print("start", ",".join(w.built_pages()), "pyqtgraph" in sys.modules)
+before = w.pages[6]
+assert w.go_to(6, force=True)  # Evaluate, shown: built now, and on screen
+app.processEvents()
+print("evaluate", ",".join(w.built_pages()), w.stack.currentWidget() is w.pages[6] is w.evaluate_page,
+      before is not w.pages[6], w.steps.currentRow())
+w.steps.setCurrentRow(0)  # back to the Project page by the step list
+app.processEvents()
+chat = w.chat_page  # the accessor builds the page without showing it
+print("chat", ",".join(w.built_pages()), w.current_index(), w.stack.indexOf(chat), w.chat_page is chat)
+w.close()
+"""
+    env = {**os.environ, "TUNE_STUDIO_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in out.stdout.splitlines() if " " in ln}
+    assert lines.get("start") == "Project,Model,Configure False", out.stdout + out.stderr[-2000:]
+    assert lines.get("evaluate") == "Project,Model,Configure,Evaluate True True 6", out.stdout + out.stderr[-2000:]
+    assert lines.get("chat") == "Project,Model,Configure,Chat,Evaluate 0 5 True", out.stdout + out.stderr[-2000:]
+
+
 def test_pages_import_no_ml_library(tmp_path):
     """Building and showing every page loads no torch / transformers / chromadb / langchain in the GUI."""
     import subprocess

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     from backend.rag.chat_model import HFChatModel
     from backend.workspace import Project
+
+log = logging.getLogger(__name__)
 
 MODES = ("tuned+rag", "tuned", "base+rag", "base")
 
@@ -539,9 +542,10 @@ def ask(project: "Project | str | Path", question: str, *, run_dir: str | Path |
         No or empty index, a missing run or adapter, an adapter for another base model.
     """
     from backend.rag.chat_model import load_chat_model
-    from backend.rag.index import open_index
+    from backend.rag.index import open_index, store_stamp
 
     index = open_index(project) if rag else None  # cheap checks first: no model load for a missing index
+    opened_at = store_stamp(project) if index is not None else None
     if tuned is None:
         tuned = run_dir is not None
     if tuned and run_dir is None:
@@ -555,8 +559,38 @@ def ask(project: "Project | str | Path", question: str, *, run_dir: str | Path |
         settings = settings.with_overrides({"retrieval.k": k})
     chat = load_chat_model(run_dir, base, settings=generation or settings.generation, allow_hub=allow_hub,
                            on_event=on_event)
-    return ChatSession(chat, index, settings.retrieval).ask(question, mode_name(tuned, rag), on_token=on_token,
-                                                            should_stop=should_stop)
+    answer = ChatSession(chat, index, settings.retrieval).ask(question, mode_name(tuned, rag), on_token=on_token,
+                                                              should_stop=should_stop)
+    if index is not None and answer.sources:
+        _remember_store_read(project, index.dir, opened_at)
+    return answer
+
+
+def _remember_store_read(project: "Project | str | Path", index_dir: Path, opened_at: Any) -> None:
+    """After passages came from the store: record its files as checked, so the next reader skips the probe.
+
+    Chroma rewrites the HNSW segment files and touches its database whenever a client
+    opens and queries the store, so the stamp :func:`backend.rag.storecheck.check`
+    recorded stops matching and every later ``tune ask`` paid the probe child again
+    (1.5–3.5 s here).  The files as they are now were written by this process's own
+    client and have just answered a query.  They are recorded only under the
+    project's write lock (no ingest is half-way through) and when no ingest finished
+    since this process opened the store (the index record's stamp is unchanged);
+    otherwise, or on any error, the next reader checks as before
+    (docs/architecture.md, "The job runner and the model host").
+    """
+    from backend.lock import ProjectLock
+    from backend.rag import storecheck
+    from backend.rag.index import store_stamp
+    from backend.workspace import Project
+
+    root = project.root if isinstance(project, Project) else Path(project)
+    try:
+        with ProjectLock(root, "recording that the document index was read"):
+            if store_stamp(project) == opened_at:
+                storecheck.remember_ok(index_dir)
+    except Exception as e:  # noqa: BLE001 - a busy or read-only project: the next reader checks the store
+        log.debug("index read not recorded: %s", e)
 
 
 def saved_settings(project: "Project | str | Path") -> AnswerSettings:

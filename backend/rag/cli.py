@@ -8,7 +8,9 @@ exits with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,28 @@ def cmd_ingest(args: Any) -> int:
     return 3 if rep.cancelled else (1 if rep.failed else 0)
 
 
+@contextlib.contextmanager
+def _one_question_embedder():
+    """Embed ``tune ask``'s one question with torch unless the person chose a backend (``TUNE_STUDIO_EMBED_BACKEND``).
+
+    ONNX Runtime pays for itself over many texts (an ingest, the model host's
+    questions); for one question its set-up in a fresh process (hashing the
+    weights for the cache key, loading the export, the parity check against the
+    torch model, which is loaded anyway) costs seconds and saves milliseconds.
+    The vectors are the same either way (``index.embedding_backend``).
+    """
+    from backend.rag.embeddings import BACKEND_ENV
+
+    if os.environ.get(BACKEND_ENV, "").strip():
+        yield
+        return
+    os.environ[BACKEND_ENV] = "torch"
+    try:
+        yield
+    finally:
+        os.environ.pop(BACKEND_ENV, None)
+
+
 def cmd_ask(args: Any) -> int:
     """``tune ask PROJECT "question" [--run RUN_DIR] [--base] [--no-rag] [--json]``."""
     _quiet(args)
@@ -232,10 +256,11 @@ def cmd_ask(args: Any) -> int:
         printed.append(t)
         print(t, end="", flush=True)
 
-    answer = ask(project, args.question, run_dir=args.run, tuned=bool(args.run) and not args.base,
-                 rag=not args.no_rag, settings=settings,
-                 on_token=on_token if stream else None, on_event=_progress_printer(stream),
-                 should_stop=_stop_flag())
+    with _one_question_embedder():
+        answer = ask(project, args.question, run_dir=args.run, tuned=bool(args.run) and not args.base,
+                     rag=not args.no_rag, settings=settings,
+                     on_token=on_token if stream else None, on_event=_progress_printer(stream),
+                     should_stop=_stop_flag())
     if args.json:
         d = answer.to_dict()
         print(json.dumps(d, indent=2, ensure_ascii=False))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView,
@@ -66,51 +65,6 @@ class _WrapDelegate(QStyledItemDelegate):
         opt.rect = rect
         opt.features |= QStyleOptionViewItem.ViewItemFeature.WrapText
         return super().sizeHint(opt, index)
-
-
-class QtTokenHistogram(pg.PlotWidget):
-    """Token lengths of the rows as bars, with the max-length cut-off."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent, background="w")
-        self.setMinimumHeight(200)
-        pi = self.getPlotItem()
-        pi.setLabel("bottom", "tokens per row")
-        pi.setLabel("left", "rows")
-        pi.showGrid(x=True, y=True, alpha=0.15)
-        pi.setMenuEnabled(False)
-        pi.getViewBox().setMouseEnabled(x=True, y=False)
-        self.bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=pg.mkBrush("#5b8fd1"),
-                                    pen=pg.mkPen("#2f6db5"))
-        self.addItem(self.bars)
-        self.cutoff = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0392b", width=2, style=Qt.PenStyle.DashLine),
-                                      label="max length",
-                                      labelOpts={"position": 0.9, "color": "#c0392b", "anchors": [(1, 0), (1, 0)]})
-        self.addItem(self.cutoff)
-        self.cutoff.hide()
-
-    def set_histogram(self, hist: dict | None) -> None:
-        """Show ``backend.data.histogram`` output (``edges``, ``counts``, ``max_length``)."""
-        edges = (hist or {}).get("edges") or []
-        counts = (hist or {}).get("counts") or []
-        if not counts:
-            self.bars.setOpts(x0=[], x1=[], height=[])
-            self.cutoff.hide()
-            return
-        self.bars.setOpts(x0=edges[:-1], x1=edges[1:], height=counts)
-        ml = hist.get("max_length")
-        if ml:
-            self.cutoff.show()  # the label only refreshes while visible
-            self.cutoff.setValue(ml)
-            self.cutoff.label.setFormat(f"max length {ml:,}")
-        hi = max(edges[-1], (ml or 0) * 1.05 if ml and ml < edges[-1] * 3 else edges[-1])
-        self.setXRange(0, hi, padding=0.02)
-        self.setYRange(0, max(counts) * 1.1, padding=0)
-
-    def bar_count(self) -> int:
-        """Number of bars shown (tests)."""
-        h = self.bars.opts.get("height")
-        return 0 if h is None else len(h)
 
 
 class DataPage(Page):
@@ -195,15 +149,18 @@ class DataPage(Page):
         header.sectionResized.connect(lambda *_: self.problems_tree.scheduleDelayedItemsLayout())
         self.preview_view = QTextBrowser()
         self.preview_view.setOpenLinks(False)
-        hist_widget = QWidget()
-        hl = QVBoxLayout(hist_widget)
-        self.histogram = QtTokenHistogram()
+        # The plot (pyqtgraph) is made when its tab is first shown, so building this page stays cheap:
+        # the window builds it as soon as the model is ready, to check the data (see the histogram property).
+        self._hist_tab = QWidget()
+        self._hist_layout = QVBoxLayout(self._hist_tab)
+        self._histogram = None
+        self._hist_data: dict | None = None
         self.hist_stats = muted("")
-        hl.addWidget(self.histogram, 1)
-        hl.addWidget(self.hist_stats)
+        self._hist_layout.addWidget(self.hist_stats)
         self.tabs.addTab(self.preview_view, "Preview")
-        self.tabs.addTab(hist_widget, "Token lengths")
+        self.tabs.addTab(self._hist_tab, "Token lengths")
         self.tabs.addTab(self.problems_tree, "Problems")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
@@ -226,6 +183,26 @@ class DataPage(Page):
         session.events.config.connect(self._on_config)
         self._refresh_tables()
         self._show_report(None)
+
+    @property
+    def histogram(self):
+        """The token-length plot (``desktop.plots.QtTokenHistogram``), made on first use with the last check's data."""
+        if self._histogram is None:
+            from desktop.plots import QtTokenHistogram
+
+            self._histogram = QtTokenHistogram()
+            self._hist_layout.insertWidget(0, self._histogram, 1)
+            self._histogram.set_histogram(self._hist_data)
+        return self._histogram
+
+    def _set_histogram(self, hist: dict | None) -> None:
+        self._hist_data = hist
+        if self._histogram is not None:
+            self._histogram.set_histogram(hist)
+
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self._hist_tab:
+            self.histogram  # noqa: B018 (made now: its tab is shown)
 
     @staticmethod
     def _setup_table(t: QTableWidget) -> None:
@@ -426,6 +403,10 @@ class DataPage(Page):
         if self.session.model_path is not None and self.session.dataset_files():
             self.start_check()
 
+    def check_if_ready(self) -> None:
+        """Check the data now if the model is ready: what a model change does (for a page built after it)."""
+        self._on_model()
+
     def _on_config(self, cfg) -> None:
         now = {k: getattr(cfg.data, k) for k in DATA_KEYS}
         if self._last_data_cfg is not None and now != self._last_data_cfg and self.session.model_path:
@@ -527,7 +508,7 @@ class DataPage(Page):
                 self.summary_label.setText("Not checked yet." if self.session.dataset_files() else
                                            "No datasets yet: add a JSONL/CSV/Parquet file of examples.")
             self.preview_view.setHtml("<p style='color:#5b6675'>A preview appears after the check.</p>")
-            self.histogram.set_histogram(None)
+            self._set_histogram(None)
             self.hist_stats.setText("")
             self.tabs.setTabText(2, "Problems")
             return
@@ -557,7 +538,7 @@ class DataPage(Page):
         elif self.banner.kind == "error":
             self.banner.clear()
         self.preview_view.setHtml(self._preview_html(report))
-        self.histogram.set_histogram(report.check.histogram)
+        self._set_histogram(report.check.histogram)
         tk = s.get("tokens") or {}
         if tk:
             self.hist_stats.setText(
