@@ -336,3 +336,18 @@ def test_check_never_adopts_the_project_its_data_sits_in(tmp_path):
     inside = project.root / "runs" / "r2"
     inside.mkdir(parents=True)
     assert find_project(inside) == project.root.resolve()
+
+
+def test_the_check_asks_validation_rows_and_questions_the_run_was_not_fitted_to(project, tiny_model_dir):
+    # the knowledge recipe's validation rows are trained facts: they alone cannot see a model that stopped reading
+    from backend import runs
+
+    res, seen = _train(project, tiny_model_dir, project.runs_dir / "mixed", **{"data.validation_split": 0.34})
+    assert res.status == "completed", res.reason
+    rec = runs.read_check(res.run_dir)
+    assert rec["status"] == "done", rec.get("reason")
+    assert "held-out validation question" in rec["source"] and "test set “coop”" in rec["source"]
+    asked = [q["question"] for q in rec["questions"]]
+    from_tests = [q for q in asked if q in {x["question"] for x in QUESTIONS}]
+    assert from_tests and len(from_tests) < len(asked)
+    assert asked[1] in from_tests  # alternated: a check cut by its budget keeps both kinds
