@@ -401,9 +401,9 @@ def test_the_chat_settings_switch_grounding(chat_page_factory):
     page = chat_page_factory()
     combo = page.ret_editors["grounding"]
     assert [combo.itemText(i) for i in range(combo.count())] == ["auto", "abstain", "quote", "off"]
-    assert page.retrieval_settings().grounding == "auto"
-    combo.setCurrentText("quote")
-    assert page.retrieval_settings().grounding == "quote"
+    assert page.retrieval_settings().grounding == "quote"  # the default: bench/quality.md
+    combo.setCurrentText("abstain")
+    assert page.retrieval_settings().grounding == "abstain"
     assert {"k", "hybrid", "evidence", "section_weight", "copy_bias", "abstain", "abstain_threshold"} <= set(page.ret_editors)
     assert page.retrieval_settings().section_weight == 0.6
 

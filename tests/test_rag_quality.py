@@ -409,8 +409,8 @@ def test_unsupported_claims_and_the_grounding_setting():
     assert unsupported_claims("The default radius is 500 m.", ctx, "How big is the geofence?") == []
     assert unsupported_claims("It is set to 68 meters by Kestrel.", ctx) == ["68", "Kestrel"]
     assert unsupported_claims("The Brisa switches to Eco Range.", ctx) == []
-    assert RetrievalSettings().grounding == "auto"  # chosen by measurement: bench/quality.md
-    assert RetrievalSettings(grounding="quote").grounding == "quote"
+    assert RetrievalSettings().grounding == "quote"  # one rule for tuned and base: bench/quality.md
+    assert RetrievalSettings(grounding="abstain").grounding == "abstain"
     with pytest.raises(ConfigError, match="unknown grounding"):
         RetrievalSettings(grounding="maybe")
 

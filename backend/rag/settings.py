@@ -37,7 +37,7 @@ NO_RAG_SYSTEM_PROMPT = "You are a helpful assistant. Answer the question briefly
 EVIDENCE_CHARS = 900  # chosen by measurement: bench/quality.md
 COPY_BIAS = 0.0  # chosen by measurement: bench/quality.md
 SECTION_WEIGHT = 0.6  # chosen by measurement: bench/quality.md
-GROUNDING = "auto"  # chosen by measurement: bench/quality.md
+GROUNDING = "quote"  # the same rule for tuned and untuned answers: bench/quality.md (2026-12-08)
 ABSTAIN_THRESHOLD = 0.5  # calibrated on the sample evalset: bench/quality.md
 EmbeddingBackend = Literal["auto", "torch", "onnx"]
 Grounding = Literal["auto", "abstain", "quote", "off"]
@@ -82,7 +82,7 @@ class RetrievalSettings:
     lexical_weight: float = _f(0.5, "Weight of shared rare words next to meaning when sentences are ranked.", min=0.0, max=10.0, label="Sentence word weight")
     section_weight: float = _f(SECTION_WEIGHT, "Weight of the section title's match with the question when sentences are ranked: a sentence under \"Limited warranty\" answers \"How long is the warranty?\" even when it says \"warrants\" (0 = the sentence alone).", min=0.0, max=10.0, label="Section title weight")
     copy_bias: float = _f(COPY_BIAS, "Copy from the documents: added to the score of every word piece that occurs in the evidence while the answer is written, so a small model copies names and numbers instead of inventing them (0 = off).", min=0.0, max=20.0, label="Copy bias")
-    grounding: Grounding = _f(GROUNDING, "abstain = when the model's answer states numbers or codes that neither the evidence nor the question contains, say \"Your documents don't say.\" instead (small models invent figures next to the right sentence); quote = when it states such numbers, codes or names, show the best evidence sentence instead; abstain keeps the answer's first sentences when only later ones invent; auto = abstain for the tuned model, quote for the base model (measured best for each); off = always the model's words. The withheld words stay visible under the answer.", label="Unsupported answers")
+    grounding: Grounding = _f(GROUNDING, "abstain = when the model's answer states numbers or codes that neither the evidence nor the question contains, say \"Your documents don't say.\" instead (small models invent figures next to the right sentence); quote = when it states such numbers, codes or names, show the best evidence sentence instead; abstain keeps the answer's first sentences when only later ones invent; auto = abstain for the tuned model, quote for the base model (the default until 2026-12-08: on projects it was not fitted to, it withheld a third of the tuned model's answers to facts it was not trained on); off = always the model's words. Default: quote, the same rule for both, so the tuned and untuned answers are compared fairly. The withheld words stay visible under the answer.", label="Unsupported answers")
     abstain: bool = _f(True, "Say \"Your documents don't say.\" instead of answering when the best evidence scores below the threshold.", label="Abstain if nothing relevant")
     abstain_threshold: float = _f(ABSTAIN_THRESHOLD, "Relevance of the best evidence sentence (similarity + word weight x share of the question's rare words) below which the chat abstains.", min=0.0, max=3.0, label="Abstention threshold")
 
