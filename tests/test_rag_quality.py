@@ -668,14 +668,16 @@ def test_counterfactual_raft_rows_read_the_changed_figure_from_the_passage(tmp_p
         cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "raft_distractors": 0,
                                             "raft_p_without_gold": 0.0, "raft_counterfactual_share": share}})
         rows = [r.example for x in read_and_normalise(cfg.data.train_files, cfg.data, strict_files=True) for r in x.rows]
+        rows += [ex for _i, ex in raft.reworded_rows(rows, 2, seed=5)]  # only rewordings change
         return rows, raft.apply_raft(rows, cfg.data, seed=5, index=idx)
 
     rows, stats = shaped(1.0)
     changed = [ex for ex in rows if ex.origin == "counterfactual"]
     # every row whose retrieved passages hold its figure is changed (the tiny embedder may miss some passages)
     assert stats["counterfactual"] == len(changed) >= 3
+    assert all(ex.origin == "raft" for ex in rows[:6])  # the rows as written keep their own figures
     for ex in changed:
-        name = ex.messages[1]["content"].rsplit("bin ", 1)[1].split(" ")[0]
+        name = next(n for n in names if f"Bin {n} holds" in ex.messages[-1]["content"])
         kg = kgs[names.index(name)]
         new = ex.messages[-1]["content"].split("holds ", 1)[1].split(" ")[0]
         assert new != str(kg) and ex.messages[-1]["content"] == f"Bin {name} holds {new} kg."
@@ -686,3 +688,4 @@ def test_counterfactual_raft_rows_read_the_changed_figure_from_the_passage(tmp_p
     none, stats0 = shaped(0.0)
     assert stats0["counterfactual"] == 0 and not [e for e in none if e.origin == "counterfactual"]
     assert all(e.messages[-1]["content"] == f"Bin {n} holds {kg} kg." for e, n, kg in zip(none, names, kgs))
+    assert all(f"Bin {n} holds {kg} kg." == e.messages[-1]["content"] for e, n, kg in zip(rows, names, kgs))

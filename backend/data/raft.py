@@ -271,8 +271,8 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         rows (multi-turn, completion, plain text) stay as they are.
     dc
         The data config (``raft_distractors``, ``raft_p_without_gold``, ``raft_project``,
-        ``raft_counterfactual_share``: that share of the rows shown with the right passage get
-        their figures changed in passages and answer alike, :mod:`backend.data.counterfactual`).
+        ``raft_counterfactual_share``: that share of the rewordings shown with the right passage
+        get their figures changed in passages and answer alike, :mod:`backend.data.counterfactual`).
     seed
         The run's seed.
     settings
@@ -321,7 +321,8 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         before = [m for m in ex.messages[:u] if m.get("role") != "system"]
         shown = [dict(m) for m in hit["messages"]]
         changed = None
-        if hit["gold"] and dc.raft_counterfactual_share > 0 and u + 2 == len(ex.messages):
+        # only copies of a row (its rewordings) change: the row as written always trains its own figure
+        if hit["gold"] and dc.raft_counterfactual_share > 0 and ex.origin == "reworded" and u + 2 == len(ex.messages):
             rng = random.Random(f"{seed}\0counterfactual\0{q}")
             if rng.random() < dc.raft_counterfactual_share:
                 changed = swap_figures(shown, rng)
