@@ -7,6 +7,7 @@ The pieces it uses live next to it: :mod:`.ranks` (who writes), :mod:`.method`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -24,7 +25,9 @@ from backend.errors import ConfigError, RunError, TrainingError, TuneError
 from backend.fsutil import atomic_write_json
 from backend.training.callbacks import make_callback, ppl
 from backend.training.method import apply_method
+from backend.training import profile
 from backend.training.oom import free_memory, train_with_oom_retry
+from backend.training.profile import StepProfiler
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
 from backend.trust import restrict
 from backend.workspace import new_run_dir
@@ -75,7 +78,7 @@ class _RunLogHandler(logging.Handler):
 
 def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
           on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
-          should_pause: Callable[[], bool] | None = None) -> RunResult:
+          should_pause: Callable[[], bool] | None = None, profiler: StepProfiler | None = None) -> RunResult:
     """Fine-tune a base model as configured; write everything into the run folder.
 
     Parameters
@@ -92,6 +95,9 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
         the run ends with status ``cancelled``.
     should_pause
         Polled after every step; training waits while it returns true.
+    profiler
+        A :class:`~backend.training.profile.StepProfiler` to time the loop's phases with
+        (``None``: one only when the ``TUNE_STEP_PROFILE`` environment variable names a file for it).
 
     Returns
     -------
@@ -120,7 +126,7 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(runs.config_path(run_dir), cfg.to_dict())
         write_status(run_dir, "queued", created=time.time())
-    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False)
+    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False, profiler=profiler)
 
 
 def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
@@ -157,8 +163,12 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
 
 
 def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: ev.OnEvent,
-             should_stop: ev.ShouldStop, should_pause, *, resuming: bool) -> RunResult:
+             should_stop: ev.ShouldStop, should_pause, *, resuming: bool,
+             profiler: StepProfiler | None = None) -> RunResult:
     main = is_main_process()
+    profile_path = None
+    if profiler is None and main and (asked := profile.from_env()) is not None:
+        profiler, profile_path = asked
     metrics = ev.MetricsLog(runs.metrics_path(run_dir)) if main else None
     handler = _RunLogHandler(runs.log_path(run_dir)) if main else None
     if handler:
@@ -167,7 +177,11 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
 
     def emit(rec: dict) -> None:
         if metrics is not None:
-            metrics.write(rec)
+            if profiler is not None:
+                with profiler.phase("event_writes"):
+                    metrics.write(rec)
+            else:
+                metrics.write(rec)
         if rec.get("type") == ev.LOG:
             log.info(rec.get("message"))
         try:
@@ -186,7 +200,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             emit(ev.log(f"Resuming from {checkpoint.name}"))
         elif resuming:  # runs.is_resumable said no: nothing complete to continue from
             emit(ev.log("No complete checkpoint to resume from: training again from step 0", level="warning"))
-        result = train_with_oom_retry(_train_once, run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
+        result = train_with_oom_retry(functools.partial(_train_once, profiler=profiler), run_dir, cfg, checkpoint,
+                                      emit, should_stop, should_pause, metrics)
     except TuneError as e:
         log.error("run failed: %s", e)
         write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
@@ -227,6 +242,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
                   metrics=result.metrics))
     if metrics is not None:
         metrics.close()
+    if profile_path and profiler is not None:
+        profiler.write(profile_path)
     return result
 
 
@@ -340,7 +357,7 @@ def _environment_problem(e: BaseException, run_dir: Path, checkpoint: Path | Non
 
 
 def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, should_stop,
-                should_pause) -> RunResult:
+                should_pause, profiler: StepProfiler | None = None) -> RunResult:
     import torch
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -418,6 +435,10 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
+    if profiler is not None:
+        if device.kind == "cuda" and profiler.sync is None:
+            profiler.sync = torch.cuda.synchronize  # kernels are asynchronous: charge each phase its own
+        profiler.attach(trainer)
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training

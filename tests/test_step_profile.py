@@ -1,0 +1,72 @@
+"""The step profiler (backend/training/profile.py) on the real engine loop: its phases add up to the loop."""
+
+from __future__ import annotations
+
+import json
+
+from backend.config import RunConfig
+from backend.training import train
+from backend.training.profile import PHASES, PROFILE_ENV, StepProfiler
+
+
+def _cfg(model_dir, data, out, **over) -> RunConfig:
+    base = {"model.name_or_path": str(model_dir), "data.train_files": [str(data)], "output_dir": str(out),
+            "data.max_length": 64, "data.validation_split": 0.2, "training.batch_size": 2,
+            "training.gradient_accumulation": 1,
+            "training.max_steps": 4, "training.save_steps": 2, "training.eval_steps": 2,
+            "training.logging_steps": 1, "training.warmup_ratio": 0.0, "method.lora_r": 4,
+            "training.answer_check": False}
+    base.update(over)
+    return RunConfig().with_overrides(base)
+
+
+def test_profile_phases_sum_to_the_loop_time(tiny_model_dir, chat_jsonl, tmp_path):
+    prof = StepProfiler()
+    res = train(_cfg(tiny_model_dir, chat_jsonl, tmp_path / "run"), profiler=prof)
+    assert res.status == "completed"
+    s = prof.summary()
+    assert s["steps"] == 4
+    ph = s["phases_s"]
+    assert set(ph) == set(PHASES)
+    # every phase of a step that runs here was seen, once per step where it is per step
+    assert prof.calls["forward"] == 4 and prof.calls["backward"] == 4 and prof.calls["optimizer"] == 4
+    assert prof.calls["scheduler"] == 4 and prof.calls["clip"] == 4 and prof.calls["collate"] >= 4
+    assert prof.calls["checkpoint"] >= 2 and prof.calls["evaluate"] == 2
+    assert prof.calls["event_writes"] >= 4  # one train record per step, fsynced
+    for p in ("data", "collate", "forward", "backward", "optimizer", "events", "event_writes", "checkpoint",
+              "evaluate"):
+        assert ph[p] > 0, p
+    timed = sum(v for k, v in ph.items() if k != "other")
+    # the timed phases cover the loop: what is left is the Trainer's own bookkeeping
+    assert 0.8 * s["loop_s"] <= timed <= s["loop_s"] * 1.001 + 1e-4
+    assert abs(timed + ph["other"] - s["loop_s"]) < 1e-3
+    assert s["loop_start"] < s["loop_end"]
+
+
+def test_profile_written_when_the_environment_asks(tiny_model_dir, chat_jsonl, tmp_path, monkeypatch):
+    out = tmp_path / "profile.json"
+    monkeypatch.setenv(PROFILE_ENV, str(out))
+    train(_cfg(tiny_model_dir, chat_jsonl, tmp_path / "run", **{"data.validation_split": 0.0,
+                                                                 "training.max_steps": 2}))
+    s = json.loads(out.read_text())
+    assert s["steps"] == 2 and s["phases_s"]["forward"] > 0 and s["covered"] > 0.8
+
+
+def test_nested_phases_are_exclusive_and_owning_phases_keep_their_insides():
+    t = [0.0]
+    prof = StepProfiler(clock=lambda: t[0])
+    prof._active = True
+    prof.begin("data")
+    t[0] += 1
+    prof.begin("collate")
+    t[0] += 2
+    prof.end()
+    t[0] += 1
+    prof.end()
+    prof.begin("evaluate")
+    prof.begin("forward")  # inside evaluate: evaluate's
+    t[0] += 5
+    prof.end()
+    prof.end()
+    assert prof.total["data"] == 2 and prof.total["collate"] == 2
+    assert prof.total["evaluate"] == 5 and prof.total["forward"] == 0
