@@ -70,3 +70,35 @@ def test_nested_phases_are_exclusive_and_owning_phases_keep_their_insides():
     prof.end()
     assert prof.total["data"] == 2 and prof.total["collate"] == 2
     assert prof.total["evaluate"] == 5 and prof.total["forward"] == 0
+
+
+def test_step_metrics_log_fsyncs_train_records_off_the_caller_thread(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    from backend import events as ev
+    from backend.events import read_events
+    from backend.training.eventlog import StepMetricsLog
+
+    real, callers = os.fsync, []
+
+    def fsync(fd):
+        callers.append(threading.current_thread() is threading.main_thread())
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "metrics.jsonl"
+    log = StepMetricsLog(path)
+    for step in (1, 2, 3):
+        log.write(ev.event(ev.TRAIN, step=step, loss=1.0))
+        # written and flushed at once: a reader (or a process killed now) has it
+        assert [r["step"] for r in read_events(path) if r["type"] == ev.TRAIN][-1] == step
+    assert not any(callers), "a train record was fsynced on the step path"
+    log.write(ev.event(ev.CHECKPOINT, step=3, path="x"))  # synchronous, as before
+    assert callers and callers[-1] is True
+    assert log.trim_after(2) == 2  # the train record of step 3 and the checkpoint
+    log.write(ev.event(ev.TRAIN, step=3, loss=0.5))  # the thread runs again after the rewrite
+    log.close()
+    assert [r["step"] for r in read_events(path)] == [1, 2, 3]
+    assert not log._thread.is_alive() and log._fh.closed
+

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from backend.fsutil import atomic_write_json
 from backend.training.callbacks import make_callback, ppl
 from backend.training.method import apply_method
 from backend.training import profile
+from backend.training.eventlog import StepMetricsLog
 from backend.training.oom import free_memory, train_with_oom_retry
 from backend.training.profile import StepProfiler
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
@@ -169,7 +171,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
     profile_path = None
     if profiler is None and main and (asked := profile.from_env()) is not None:
         profiler, profile_path = asked
-    metrics = ev.MetricsLog(runs.metrics_path(run_dir)) if main else None
+    metrics = StepMetricsLog(runs.metrics_path(run_dir)) if main else None
     handler = _RunLogHandler(runs.log_path(run_dir)) if main else None
     if handler:
         for name in ("backend", "transformers", "peft"):
@@ -234,6 +236,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             for name in ("backend", "transformers", "peft"):
                 logging.getLogger(name).removeHandler(handler)
             handler.close()
+        if metrics is not None and sys.exc_info()[0] is not None:
+            metrics.close()  # failed: its last record is written; stop the fsync thread
     write_status(run_dir, result.status, reason=result.reason,
                  adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
                  finished=time.time(), metrics=result.metrics)
@@ -490,28 +494,32 @@ def answer_check(model, tokenizer, cfg: RunConfig, run_dir: Path, model_path: st
     Emits the ``answer_check`` event and writes it to the run folder (``runs.write_check``).
     The run is complete whatever happens here: a failure is reported in the event, never raised.
     """
-    from backend.rag.chat_model import HFChatModel
     from backend.rag.check import find_project, run_check
 
     t0 = time.time()
     try:
-        model.eval()
-        model.config.use_cache = True
-        final = runs.final_dir_for(run_dir, cfg.method.method)
-        if methods.get(cfg.method.method).is_adapter:
-            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path, adapter_dir=str(final))
-        else:  # a whole model: its base is loaded as a second model for the untuned answers
-            from backend.models import load_model
+        project = find_project(run_dir, cfg.data.raft_project)
+        chat = None  # no project: skipped (run_check says why) without importing the chat stack (~1 s)
+        if project is not None:
+            from backend.rag.chat_model import HFChatModel
 
-            def base():
-                return load_model(model_path, device=device, dtype=cfg.model.dtype,
-                                  trust_remote_code=cfg.model.trust_remote_code,
-                                  allow_pickle_weights=cfg.model.allow_pickle_weights).eval()
-            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
-                               tuned_model_dir=str(final), base_loader=base)
+            model.eval()
+            model.config.use_cache = True
+            final = runs.final_dir_for(run_dir, cfg.method.method)
+            if methods.get(cfg.method.method).is_adapter:
+                chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
+                                   adapter_dir=str(final))
+            else:  # a whole model: its base is loaded as a second model for the untuned answers
+                from backend.models import load_model
+
+                def base():
+                    return load_model(model_path, device=device, dtype=cfg.model.dtype,
+                                      trust_remote_code=cfg.model.trust_remote_code,
+                                      allow_pickle_weights=cfg.model.allow_pickle_weights).eval()
+                chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
+                                   tuned_model_dir=str(final), base_loader=base)
         last = runs.last_record(run_dir, ev.TRAIN)
         final_loss = last.get("loss") if last else None
-        project = find_project(run_dir, cfg.data.raft_project)
         rec = run_check(chat, project, run_dir, final_loss=final_loss, train_rows=train_rows, raft=cfg.data.raft,
                         on_event=emit, should_stop=should_stop)
     except Exception as e:  # noqa: BLE001 - the run is saved; the check only reports
