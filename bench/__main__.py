@@ -208,6 +208,7 @@ def markdown(res: dict) -> str:
             lines.append(f"| seed_recipe (once) | {_fmt(sr.get('whole_s'))} | {_fmt(sr.get('steps_s'))} | "
                          f"{_fmt(sr.get('first_step_s'))} | {_fmt(sr.get('peak_rss_mb'))} |")
         lines += phase_table(tc.get("phases"))
+    lines += ingest_table(res.get("rag"))
     qu = res.get("quality", {})
     if isinstance(qu, dict) and qu.get("projects"):
         from bench.quality import table
@@ -264,6 +265,36 @@ def phase_table(ph: dict | None) -> list[str]:
     tot_h = sum(v for v in hs.values() if v is not None)
     lines.append(f"| **sum** | setup + loop + finish (≈ whole run) | {_fmt(tot_o)} | {_fmt(tot_h)} | "
                  f"{_fmt(tot_h - tot_o)} | | |")
+    return lines
+
+
+INGEST_WORDS = {  # IngestReport.phases (backend/rag/index.py)
+    "scan": "finding and hashing the files",
+    "read_chunk": "reading, parsing and chunking",
+    "load_model": "loading the embedder",
+    "embed": "tokenising + encoding (as the ingest waits for it)",
+    "chroma_write": "Chroma upserts / deletes",
+    "bm25": "BM25 index update + save",
+    "meta": "`index_meta.json` writes",
+    "other": "the rest",
+}
+
+
+def ingest_table(rag: Any) -> list[str]:
+    """``rag.ingest_phases`` as a Markdown table (seconds per phase)."""
+    ph = rag.get("ingest_phases") if isinstance(rag, dict) else None
+    if not isinstance(ph, dict):
+        return []
+    ours, files = ph.get("ours") or {}, (ph.get("files") or {}).get("phases") or {}
+    lines = ["", f"Where ingest time goes (`rag.ingest_phases`, timed in backend/rag/index.py): `index_documents` on "
+             f"{_fmt(rag.get('chunks'))} chunks (median over the rounds) and `tune ingest`'s path over the same text as "
+             f"{_fmt((ph.get('files') or {}).get('files'))} files; the tokeniser alone on those chunks: "
+             f"{_fmt(ph.get('tokenize_alone_s'))} s.", "",
+             "| Phase | What | chunks (s) | files (s) |", "|---|---|---|---|"]
+    for k, what in INGEST_WORDS.items():
+        if k in ours or k in files:
+            lines.append(f"| {k} | {what} | {_fmt(ours.get(k))} | {_fmt(files.get(k))} |")
+    lines.append(f"| **sum** | | {_fmt(sum(ours.values()))} | {_fmt(sum(files.values()))} |")
     return lines
 
 

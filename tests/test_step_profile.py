@@ -102,3 +102,24 @@ def test_step_metrics_log_fsyncs_train_records_off_the_caller_thread(tmp_path, m
     assert [r["step"] for r in read_events(path)] == [1, 2, 3]
     assert not log._thread.is_alive() and log._fh.closed
 
+
+def test_ingest_phases_add_up_to_the_ingest(tmp_path):
+    from conftest import build_tiny_embedder
+
+    from backend.rag.embeddings import load_embeddings
+    from backend.rag.index import ingest
+
+    emb = load_embeddings(build_tiny_embedder(tmp_path / "tiny-embedder"))
+    docs = tmp_path / "p" / "documents"
+    docs.mkdir(parents=True)
+    for i in range(3):
+        (docs / f"d{i}.md").write_text(f"# Part {i}\n\n" + "The river floods in spring. " * 40, encoding="utf-8")
+    rep = ingest(tmp_path / "p", [docs], embeddings=emb)
+    ph = rep.phases
+    assert rep.chunks_embedded > 0
+    for k in ("scan", "read_chunk", "embed", "chroma_write", "bm25", "meta"):
+        assert ph.get(k, 0) > 0, k
+    assert abs(sum(ph.values()) - rep.seconds) < 0.01
+    assert ph["other"] < 0.2 * rep.seconds
+    again = ingest(tmp_path / "p", [docs], embeddings=emb)  # unchanged: nothing read or embedded
+    assert "embed" not in again.phases and "read_chunk" not in again.phases
