@@ -320,7 +320,8 @@ def summarise_phases(runs: dict[str, dict[str, dict]]) -> dict | None:
         for row in PROFILE_ROWS:
             key = row + "_s"
             vals = [p.get(key) if row in ("setup", "finish") else p["phases_s"].get(row) for p in profs]
-            secs[row] = median([v for v in vals if v is not None])
+            m = median([v for v in vals if v is not None])
+            secs[row] = round(m, 4) if m is not None else None
         out[name] = {"runs": len(profs), "steps": steps, "loop_s": median([p["loop_s"] for p in profs]),
                      "covered": median([p.get("covered") for p in profs]), "phases_s": secs,
                      "per_step_ms": {k: (round(1000 * v / steps, 2) if v is not None and k not in ("setup", "finish")

@@ -123,3 +123,28 @@ def test_ingest_phases_add_up_to_the_ingest(tmp_path):
     assert ph["other"] < 0.2 * rep.seconds
     again = ingest(tmp_path / "p", [docs], embeddings=emb)  # unchanged: nothing read or embedded
     assert "embed" not in again.phases and "read_chunk" not in again.phases
+
+
+def test_bench_phase_table_takes_medians_and_adds_up(tmp_path):
+    from bench.__main__ import markdown, phase_table
+    from bench.train_cpu import PROFILE_ROWS, run_profile, summarise_phases
+
+    def prof(scale):
+        phases = {p: scale * 0.1 for p in PHASES}
+        return {"steps": 4, "loop_s": scale * 0.1 * len(PHASES), "loop_start": 100.0, "loop_end": 100.0 + scale,
+                "phases_s": phases, "covered": 0.9}
+
+    runs = {}
+    for name, scale in (("ours", 1.0), ("hf_tuned", 2.0)):
+        for i, extra in enumerate((0.0, 1.0, 0.5)):
+            p = tmp_path / f"{name}{i}.json"
+            p.write_text(json.dumps(prof(scale + extra)))
+            runs.setdefault(name, {})[f"pair{i}"] = {"profile": run_profile(p, 90.0, 100.0 + scale + extra + 3.0)}
+    out = summarise_phases(runs)
+    assert out["ours"]["phases_s"]["setup"] == 10.0 and out["ours"]["phases_s"]["finish"] == 3.0
+    assert out["ours"]["phases_s"]["forward"] == 0.15  # the median of 0.1, 0.2, 0.15
+    assert out["hf_tuned"]["phases_s"]["forward"] == 0.25
+    assert set(out["hf_minus_ours_s"]) == set(PROFILE_ROWS)
+    table = "\n".join(phase_table(out))
+    assert "| forward |" in table and "| **sum** |" in table
+    assert "Where the time goes" in markdown({"train_cpu": {"workload": {"train": {}}, "phases": out}})

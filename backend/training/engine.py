@@ -248,6 +248,7 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
         metrics.close()
     if profile_path and profiler is not None:
         profiler.write(profile_path)
+    free_memory()  # the run's model and Trainer, after `finished`: the adapter is on disk, nobody waits for it
     return result
 
 
@@ -482,8 +483,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
             fh.write(f"completed: {json.dumps(summary, default=str)}\n")
     if cfg.training.answer_check and is_main_process() and world_size() == 1:
         answer_check(model, tokenizer, cfg, run_dir, model_path, device, len(prepared.train), emit, should_stop)
-    del trainer, model
-    free_memory()
+    del trainer, model  # the garbage collection runs after the `finished` event (_execute)
     return RunResult(run_dir, "completed", adapter_dir, "", summary)
 
 
