@@ -207,6 +207,8 @@ def markdown(res: dict) -> str:
         if sr:
             lines.append(f"| seed_recipe (once) | {_fmt(sr.get('whole_s'))} | {_fmt(sr.get('steps_s'))} | "
                          f"{_fmt(sr.get('first_step_s'))} | {_fmt(sr.get('peak_rss_mb'))} |")
+        lines += phase_table(tc.get("phases"))
+    lines += ingest_table(res.get("rag"))
     qu = res.get("quality", {})
     if isinstance(qu, dict) and qu.get("projects"):
         from bench.quality import table
@@ -221,6 +223,79 @@ def markdown(res: dict) -> str:
     if skipped:
         lines += ["", "Skipped:", *skipped]
     return "\n".join(lines) + "\n"
+
+
+PHASE_WORDS = {  # row: what it holds (backend/training/profile.py: PHASES)
+    "setup": "process start → the loop (imports, data, model, Trainer set-up)",
+    "data": "batch fetch: sampler, dataset rows, loss-token count (less collation)",
+    "collate": "collator: padding / packing",
+    "forward": "`compute_loss`: forward + loss",
+    "backward": "backward",
+    "clip": "gradient clipping (norm)",
+    "optimizer": "`optimizer.step`",
+    "scheduler": "lr read, `lr_scheduler.step`, `zero_grad`",
+    "callbacks": "callbacks (stop / pause polls, step hooks)",
+    "events": "`log` + `on_log`: the train event, stdout line",
+    "event_writes": "`metrics.jsonl` append + fsync",
+    "checkpoint": "checkpoint saves + completion marker",
+    "evaluate": "evaluation",
+    "other": "rest of the loop (Trainer bookkeeping)",
+    "finish": "loop end → adapter on disk (`finished`)",
+}
+
+
+def phase_table(ph: dict | None) -> list[str]:
+    """``train_cpu.phases`` as a Markdown table: seconds per phase (median over the timed runs), both contenders."""
+    if not isinstance(ph, dict) or not ph.get("ours") and not ph.get("hf_tuned"):
+        return []
+    o, h = ph.get("ours") or {}, ph.get("hf_tuned") or {}
+    os_, hs = o.get("phases_s") or {}, h.get("phases_s") or {}
+    om, hm = o.get("per_step_ms") or {}, h.get("per_step_ms") or {}
+    lines = ["", f"Where the time goes (`train_cpu.phases`, backend/training/profile.py on the real loops; median "
+             f"over the timed runs; {_fmt(o.get('steps'))} / {_fmt(h.get('steps'))} steps; the timed phases cover "
+             f"{_fmt(o.get('covered'))} / {_fmt(h.get('covered'))} of the loop):", "",
+             "| Phase | What | ours (s) | tuned HF (s) | HF − ours (s) | ours (ms/step) | tuned HF (ms/step) |",
+             "|---|---|---|---|---|---|---|"]
+    rows = [r for r in PHASE_WORDS if os_.get(r) is not None or hs.get(r) is not None]
+    for r in rows:
+        d = (hs[r] - os_[r]) if hs.get(r) is not None and os_.get(r) is not None else None
+        lines.append(f"| {r} | {PHASE_WORDS[r]} | {_fmt(os_.get(r))} | {_fmt(hs.get(r))} | {_fmt(d)} | "
+                     f"{_fmt(om.get(r))} | {_fmt(hm.get(r))} |")
+    tot_o = sum(v for v in os_.values() if v is not None)
+    tot_h = sum(v for v in hs.values() if v is not None)
+    lines.append(f"| **sum** | setup + loop + finish (≈ whole run) | {_fmt(tot_o)} | {_fmt(tot_h)} | "
+                 f"{_fmt(tot_h - tot_o)} | | |")
+    return lines
+
+
+INGEST_WORDS = {  # IngestReport.phases (backend/rag/index.py)
+    "scan": "finding and hashing the files",
+    "read_chunk": "reading, parsing and chunking",
+    "load_model": "loading the embedder",
+    "embed": "tokenising + encoding (as the ingest waits for it)",
+    "chroma_write": "Chroma upserts / deletes",
+    "bm25": "BM25 index update + save",
+    "meta": "`index_meta.json` writes",
+    "other": "the rest",
+}
+
+
+def ingest_table(rag: Any) -> list[str]:
+    """``rag.ingest_phases`` as a Markdown table (seconds per phase)."""
+    ph = rag.get("ingest_phases") if isinstance(rag, dict) else None
+    if not isinstance(ph, dict):
+        return []
+    ours, files = ph.get("ours") or {}, (ph.get("files") or {}).get("phases") or {}
+    lines = ["", f"Where ingest time goes (`rag.ingest_phases`, timed in backend/rag/index.py): `index_documents` on "
+             f"{_fmt(rag.get('chunks'))} chunks (median over the rounds) and `tune ingest`'s path over the same text as "
+             f"{_fmt((ph.get('files') or {}).get('files'))} files; the tokeniser alone on those chunks: "
+             f"{_fmt(ph.get('tokenize_alone_s'))} s.", "",
+             "| Phase | What | chunks (s) | files (s) |", "|---|---|---|---|"]
+    for k, what in INGEST_WORDS.items():
+        if k in ours or k in files:
+            lines.append(f"| {k} | {what} | {_fmt(ours.get(k))} | {_fmt(files.get(k))} |")
+    lines.append(f"| **sum** | | {_fmt(sum(ours.values()))} | {_fmt(sum(files.values()))} |")
+    return lines
 
 
 def _cell(text: Any) -> str:

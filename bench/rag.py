@@ -27,6 +27,14 @@ embedder uses; the roofline time is the chunks' real tokens x the encoder's
 GEMM FLOPs per token (attention scores and softmax not counted: the bound is
 generous to us) ÷ that rate; the fraction is roofline time ÷ measured ingest
 time (1.0 = ingest runs as fast as its matrix products alone could).
+
+``ingest_phases`` says where an ingest's time goes (``IngestReport.phases``,
+timed inside ``backend/rag/index.py``): ``ours`` for the chunks above (the
+median of each phase over the rounds), ``files`` for ``tune ingest``'s own path
+(``backend.rag.index.ingest``) over the same corpus written as one Markdown file
+per source, so reading and chunking are in it too.  ``embed`` includes the
+embedder's one tokenisation; ``tokenize_alone_s`` is that tokeniser call on the
+same chunks, timed alone.
 """
 
 from __future__ import annotations
@@ -125,6 +133,43 @@ def count_tokens(emb, texts: list[str]) -> int:
     return sum(len(ids) for ids in enc["input_ids"])
 
 
+def median_phases(reports: list[dict]) -> dict:
+    """Each phase's median seconds over the rounds."""
+    keys = sorted({k for r in reports for k in r})
+    return {k: round(median([r.get(k, 0.0) for r in reports]), 4) for k in keys}
+
+
+def files_ingest(docs, project: Path, emb) -> dict:
+    """``tune ingest``'s path over the corpus as files: one Markdown file per source, then ``index.ingest``."""
+    from backend.rag.index import ingest
+
+    folder = project / "documents"
+    folder.mkdir(parents=True)
+    by_source: dict[str, list[str]] = {}
+    for d in docs:
+        by_source.setdefault(d.metadata["source"], []).append(d.page_content)
+    for src, texts in by_source.items():
+        (folder / Path(src).name).write_text("\n\n".join(texts) + "\n", encoding="utf-8")
+    log(f"rag: tune ingest's path, {len(by_source)} files …")
+    t = time.perf_counter()
+    rep = ingest(project, [folder], embeddings=emb)
+    s = time.perf_counter() - t
+    return {"files": len(by_source), "chunks_embedded": rep.chunks_embedded, "seconds": round(s, 3),
+            "phases": rep.phases}
+
+
+def tokenize_alone(emb, texts: list[str]) -> float:
+    """Seconds the embedder's tokeniser takes over ``texts`` on its own (ONNX Runtime's, else the torch model's)."""
+    texts = [t.replace("\n", " ") for t in texts]
+    onnx = getattr(emb, "_onnx", None)
+    t = time.perf_counter()
+    if onnx is not None:
+        onnx.tokenize(texts)
+    else:
+        count_tokens(emb, texts)
+    return time.perf_counter() - t
+
+
 def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
     """Measure; return the ``rag`` block."""
     setup_env()
@@ -150,6 +195,7 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
     shapes = encoder_shapes(ours_emb)
     gemm = [measure_gemm(shapes)]
     base_s, ours_s, reingest_s, base_cpu, ours_cpu = [], [], [], [], []
+    ours_phases: list[dict] = []
     tmp = Path(tempfile.mkdtemp(prefix="bench-rag-"))
     ours_project = None
     base_vs = None
@@ -171,6 +217,7 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
                 rep = index_documents(project, docs, embeddings=ours_emb)
                 s = time.perf_counter() - t
                 ours_s.append(s)
+                ours_phases.append(rep.phases)
                 ours_cpu.append(time.process_time() - c)
                 out["ours_chunks_embedded"] = rep.chunks_embedded
                 out["embedder_backend"] = rep.embedder_backend or out["embedder_backend"]
@@ -197,6 +244,9 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
         "ingest_speedup": ratio(b, o), "reingest_fraction": ratio(re_, o, 4),
         "ingest_speedup_cpu": ratio(median(base_cpu), median(ours_cpu)),
     })
+    out["ingest_phases"] = {"ours": median_phases(ours_phases),
+                            "files": files_ingest(docs, tmp / "files", ours_emb),
+                            "tokenize_alone_s": round(tokenize_alone(ours_emb, [d.page_content for d in docs]), 4)}
     # query latency
     idx = open_index(ours_project, embeddings=ours_emb)
     idx.search(questions[0], k=4)

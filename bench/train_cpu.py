@@ -151,6 +151,7 @@ def hf_worker(kind: str, data: str, cfg_path: str, out_dir: str) -> int:
     from transformers.utils import logging as hf_logging
 
     from backend.models import resolve_model
+    from backend.training import profile
 
     hf_logging.set_verbosity_error()
     cfg = json.loads(Path(cfg_path).read_text())
@@ -195,11 +196,17 @@ def hf_worker(kind: str, data: str, cfg_path: str, out_dir: str) -> int:
 
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok,
                       callbacks=[Log()])
+    asked = profile.from_env()  # the same phase timer as the engine's (backend/training/profile.py)
+    if asked:
+        asked[0].sync = torch.cuda.synchronize if device == "cuda" else None
+        asked[0].attach(trainer)
     trainer.train()
     adapter = Path(out_dir) / "hf-adapter"
     model.save_pretrained(adapter)
     tok.save_pretrained(adapter)
     real = sum(len(r["input_ids"]) for r in rows)
+    if asked:
+        asked[0].write(asked[1])
     print(json.dumps({"type": ev.FINISHED, "time": time.time(), "status": "completed", "adapter_dir": str(adapter),
                       "real_tokens": real, "processed_tokens_per_step_max": None}), flush=True)
     return 0
@@ -229,8 +236,12 @@ def whole_run(name: str, opts: Opts, data: Path, workdir: Path, tag: str, timeou
                "--config", str(cfg_path), "--run-out", str(run_dir)]
     import psutil
 
+    from backend.training.profile import PROFILE_ENV
+
+    prof_path = workdir / f"{name}-{tag}.profile.json"
+    env = {**_thread_env(opts.threads), PROFILE_ENV: str(prof_path)}
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=str(REPO), env=_thread_env(opts.threads), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     peak = {"rss": 0}
     done = threading.Event()
@@ -273,7 +284,55 @@ def whole_run(name: str, opts: Opts, data: Path, workdir: Path, tag: str, timeou
             "first_step_s": round(steps[0]["time"] - t0, 3), "steps": len(steps),
             "mean_loss": round(sum(losses) / len(losses), 5) if losses else None,
             "peak_rss_mb": round(peak["rss"] / 2**20, 1), "tokens_seen": steps[-1].get("tokens_seen"),
-            "real_tokens": finished.get("real_tokens")}
+            "real_tokens": finished.get("real_tokens"), "profile": run_profile(prof_path, t0, finished["time"])}
+
+
+def run_profile(path: Path, t0: float, finished: float) -> dict | None:
+    """The contender's step profile (``backend/training/profile.py``) with the whole run around it.
+
+    ``setup`` is process start → the loop's first callback (imports, data, model, Trainer set-up);
+    ``finish`` the loop's end → the ``finished`` event (final save).  ``setup + loop_s + finish`` is
+    the whole run.
+    """
+    try:
+        prof = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if prof.get("loop_start") and prof.get("loop_end"):
+        prof["setup_s"] = round(prof["loop_start"] - t0, 4)
+        prof["finish_s"] = round(finished - prof["loop_end"], 4)
+    return prof
+
+
+PROFILE_ROWS = ("setup", "data", "collate", "forward", "backward", "clip", "optimizer", "scheduler", "callbacks",
+                "events", "event_writes", "checkpoint", "evaluate", "other", "finish")
+
+
+def summarise_phases(runs: dict[str, dict[str, dict]]) -> dict | None:
+    """Per contender, the median over its timed runs of each phase's seconds (and ms per step)."""
+    out: dict[str, Any] = {}
+    for name in ("ours", "hf_tuned"):
+        profs = [r["profile"] for tag, r in runs.get(name, {}).items() if tag.startswith("pair") and r.get("profile")]
+        if not profs:
+            continue
+        steps = median([p["steps"] for p in profs]) or 1
+        secs = {}
+        for row in PROFILE_ROWS:
+            key = row + "_s"
+            vals = [p.get(key) if row in ("setup", "finish") else p["phases_s"].get(row) for p in profs]
+            m = median([v for v in vals if v is not None])
+            secs[row] = round(m, 4) if m is not None else None
+        out[name] = {"runs": len(profs), "steps": steps, "loop_s": median([p["loop_s"] for p in profs]),
+                     "covered": median([p.get("covered") for p in profs]), "phases_s": secs,
+                     "per_step_ms": {k: (round(1000 * v / steps, 2) if v is not None and k not in ("setup", "finish")
+                                         else None) for k, v in secs.items()}}
+    if not out:
+        return None
+    if "ours" in out and "hf_tuned" in out:
+        o, h = out["ours"]["phases_s"], out["hf_tuned"]["phases_s"]
+        out["hf_minus_ours_s"] = {k: round(h[k] - o[k], 4) for k in PROFILE_ROWS
+                                  if o.get(k) is not None and h.get(k) is not None}
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -463,6 +522,7 @@ def summarise(runs: dict[str, dict[str, dict]]) -> dict:
     block["time_to_first_step_s"] = o.get("first_step_s")
     block["peak_rss_ratio_vs_hf_tuned"] = ratio(o.get("peak_rss_mb"), h.get("peak_rss_mb"))
     block["train_loss_ratio_vs_hf_tuned"] = ratio(o.get("mean_loss"), h.get("mean_loss"), 4)
+    block["phases"] = summarise_phases(runs)
     seed = next(iter(runs.get("seed_recipe", {}).values()), None)
     if seed and o.get("steps_s"):
         block["seed_recipe"] = seed

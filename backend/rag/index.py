@@ -13,6 +13,7 @@ twice overwrites it, and a crash mid-ingest never leaves duplicates behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -127,6 +128,11 @@ class IngestReport:
     rebuilt: bool = False
     embedder: str = ""
     embedder_backend: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase of the call, exclusive (bench/rag.py tabulates them): ``scan`` (finding and hashing
+    files), ``read_chunk`` (reading, parsing and chunking them), ``load_model``, ``embed`` (tokenising and
+    encoding, as the ingest waits for it), ``chroma_write`` (upserts, deletes), ``bm25`` (the lexical index's
+    update and save), ``meta`` (``index_meta.json``), ``other`` (the rest)."""
 
     @property
     def chunks_per_s(self) -> float:
@@ -146,6 +152,33 @@ class IngestReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable."""
         return {**asdict(self), "chunks_per_s": round(self.chunks_per_s, 2)}
+
+
+class _Phases:
+    """Seconds per phase into a dict (``IngestReport.phases``); an inner phase is not counted in the outer one."""
+
+    def __init__(self, into: dict[str, float] | None = None):
+        self.into = into if into is not None else {}
+        self._inner: list[float] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        self._inner.append(0.0)
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t
+            inner = self._inner.pop()
+            self.into[name] = self.into.get(name, 0.0) + dt - inner
+            if self._inner:
+                self._inner[-1] += dt
+
+    def finish(self, seconds: float) -> None:
+        """Round the figures and add ``other``: ``seconds`` less the timed phases."""
+        self.into["other"] = max(0.0, seconds - sum(v for k, v in self.into.items() if k != "other"))
+        for k, v in self.into.items():
+            self.into[k] = round(v, 4)
 
 
 # ---------------------------------------------------------------------------
@@ -384,6 +417,7 @@ class DocumentIndex:
         self._embedding_model = embedding_model
         self._embedding_backend = embedding_backend
         self.meta_path = self.dir / META_FILE
+        self._phase = _Phases()  # update() points it at its report's phases
         self._meta: dict[str, Any] | None = None
         self._collection = None
         self._store = None
@@ -421,9 +455,14 @@ class DocumentIndex:
         return self._meta
 
     def _save_meta(self) -> None:
+        with self._phase("meta"):
+            self._save_meta_timed()
+
+    def _save_meta_timed(self) -> None:
         if self._lexical is not None and self._lexical_dirty:
             # written before the record: a crash in between is caught by the id check in `lexical`
-            self._lexical.save(self.dir / LEXICAL_FILE)
+            with self._phase("bm25"):
+                self._lexical.save(self.dir / LEXICAL_FILE)
             self._lexical_dirty = False
         self.meta["format"] = META_FORMAT
         self.meta["embedder"] = self.embedder.to_dict()
@@ -611,6 +650,7 @@ class DocumentIndex:
         """
         t0 = time.perf_counter()
         rep = report or IngestReport()
+        self._phase = ph = _Phases(rep.phases)
         rep.embedder = self.embedder.name
         if rebuild:
             old = self.meta.get("sources", {}) if self.exists else {}
@@ -622,17 +662,21 @@ class DocumentIndex:
         sources = self.meta["sources"]
         broken = self._heal() if sources else set()
 
-        coll = self.collection
-        _ = self.lexical  # in step with Chroma before anything changes
+        with ph("chroma_write"):
+            coll = self.collection
+        with ph("bm25"):
+            _ = self.lexical  # in step with Chroma before anything changes
         # 1. removed sources lose their chunks
         for key in remove:
             rec = sources.pop(key, None)
             if rec is None:
                 continue
             ids = _chunk_ids(key, rec["sha256"], int(rec.get("chunks", 0)))
-            for i in range(0, len(ids), _FLUSH_CHUNKS):
-                coll.delete(ids=ids[i:i + _FLUSH_CHUNKS])
-            self._lex_remove(ids)
+            with ph("chroma_write"):
+                for i in range(0, len(ids), _FLUSH_CHUNKS):
+                    coll.delete(ids=ids[i:i + _FLUSH_CHUNKS])
+            with ph("bm25"):
+                self._lex_remove(ids)
             rep.removed.append(key)
             rep.chunks_removed += len(ids)
 
@@ -656,7 +700,8 @@ class DocumentIndex:
                 break
             on_event(ev.progress("read", i, len(todo), f"Reading {Path(key).name}"))
             try:
-                chunks = docs() if callable(docs) else list(docs)
+                with ph("read_chunk"):
+                    chunks = docs() if callable(docs) else list(docs)
             except DocumentError as e:
                 # one unreadable file does not stop a folder; its old chunks (if any) stay
                 errors.append(e)
@@ -681,9 +726,11 @@ class DocumentIndex:
             rec = sources.pop(key, None)
             if rec is not None:
                 ids = _chunk_ids(key, rec["sha256"], int(rec.get("chunks", 0)))
-                for j in range(0, len(ids), _FLUSH_CHUNKS):
-                    coll.delete(ids=ids[j:j + _FLUSH_CHUNKS])
-                self._lex_remove(ids)
+                with ph("chroma_write"):
+                    for j in range(0, len(ids), _FLUSH_CHUNKS):
+                        coll.delete(ids=ids[j:j + _FLUSH_CHUNKS])
+                with ph("bm25"):
+                    self._lex_remove(ids)
                 rep.chunks_removed += len(ids)
                 rep.updated.append(key)
             else:
@@ -712,7 +759,8 @@ class DocumentIndex:
                 self._finish(key, *info[key])
         if unique and self._embeddings is None:
             on_event(ev.progress("load", 0, 1, "Loading the embedding model…"))
-            _ = self.embeddings  # load now, so the first batch's progress is about embedding alone
+            with ph("load_model"):
+                _ = self.embeddings  # load now, so the first batch's progress is about embedding alone
             on_event(ev.progress("load", 1, 1, "Embedding model loaded"))
         if unique:
             rep.embedder_backend = getattr(self.embeddings, "backend", "")
@@ -731,7 +779,8 @@ class DocumentIndex:
                     rep.cancelled = True
                     break
                 t1 = time.perf_counter()
-                nxt = next(batches, None)
+                with ph("embed"):
+                    nxt = next(batches, None)
                 t_embed += time.perf_counter() - t1
                 if nxt is None:
                     break
@@ -763,12 +812,15 @@ class DocumentIndex:
             kept = sum(info[k][1] for k, n in remaining.items() if n == 0)
             self._save_meta()
         if self._lexical_dirty:
-            self._lexical.save(self.dir / LEXICAL_FILE)
+            with ph("bm25"):
+                self._lexical.save(self.dir / LEXICAL_FILE)
             self._lexical_dirty = False
         rep.chunks_embedded = kept
         rep.embed_seconds = round(t_embed, 3)
-        rep.total_chunks = coll.count()
+        with ph("chroma_write"):
+            rep.total_chunks = coll.count()
         rep.seconds = round(time.perf_counter() - t0, 3)
+        ph.finish(rep.seconds)
         return rep
 
     def _flush(self, items, buf, remaining: dict[str, int], info) -> list[int]:
@@ -786,13 +838,15 @@ class DocumentIndex:
             m["chunk"] = n
             metas.append(m)
         vectors = np.asarray([v for _, v in buf], dtype=np.float32)
-        client = _client(self.dir)
-        step = client.get_max_batch_size()
-        for i in range(0, len(ids), step):
-            self.collection.upsert(ids=ids[i:i + step], embeddings=vectors[i:i + step],
-                                   documents=[d.page_content for d in docs[i:i + step]],
-                                   metadatas=metas[i:i + step])
-        self.lexical.add(ids, [d.page_content for d in docs])
+        with self._phase("chroma_write"):
+            client = _client(self.dir)
+            step = client.get_max_batch_size()
+            for i in range(0, len(ids), step):
+                self.collection.upsert(ids=ids[i:i + step], embeddings=vectors[i:i + step],
+                                       documents=[d.page_content for d in docs[i:i + step]],
+                                       metadatas=metas[i:i + step])
+        with self._phase("bm25"):
+            self.lexical.add(ids, [d.page_content for d in docs])
         self._lexical_dirty = True
         finished = False
         for j, _ in buf:
@@ -1074,6 +1128,10 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
     from backend.documents import file_sha256
 
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    ph = _Phases(phases)
+    scan = ph("scan")
+    scan.__enter__()
     settings = settings or IndexSettings()
     again = _recover(index_dir, root, on_event)
     if again is not None:
@@ -1112,7 +1170,8 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
         extra = {"path": key, "file": f.name, "kind": "file", "chunk_size": settings.chunk_size,
                  "chunk_overlap": settings.chunk_overlap}
         versions[key] = (sha, _bound_loader(load, f, settings), extra)
-    rep = IngestReport(skipped=skipped)
+    scan.__exit__(None, None, None)
+    rep = IngestReport(skipped=skipped, phases=phases)
     if should_stop():
         rep.cancelled = True
         rep.seconds = time.perf_counter() - t0
@@ -1122,6 +1181,7 @@ def _ingest(project, index_dir: Path, root: Path, paths: Sequence[str | Path], s
                report=rep, on_event=on_event, should_stop=should_stop)
     storecheck.remember_ok(index_dir)  # our own write: no need to probe these files again
     rep.seconds = round(time.perf_counter() - t0, 3)
+    ph.finish(rep.seconds)  # `other` over the whole call, scanning included
     on_event(ev.log(rep.describe()))
     return rep
 

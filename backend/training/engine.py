@@ -7,10 +7,12 @@ The pieces it uses live next to it: :mod:`.ranks` (who writes), :mod:`.method`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import shutil
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,7 +26,10 @@ from backend.errors import ConfigError, RunError, TrainingError, TuneError
 from backend.fsutil import atomic_write_json
 from backend.training.callbacks import make_callback, ppl
 from backend.training.method import apply_method
+from backend.training import profile
+from backend.training.eventlog import StepMetricsLog
 from backend.training.oom import free_memory, train_with_oom_retry
+from backend.training.profile import StepProfiler
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
 from backend.trust import restrict
 from backend.workspace import new_run_dir
@@ -75,7 +80,7 @@ class _RunLogHandler(logging.Handler):
 
 def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
           on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
-          should_pause: Callable[[], bool] | None = None) -> RunResult:
+          should_pause: Callable[[], bool] | None = None, profiler: StepProfiler | None = None) -> RunResult:
     """Fine-tune a base model as configured; write everything into the run folder.
 
     Parameters
@@ -92,6 +97,9 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
         the run ends with status ``cancelled``.
     should_pause
         Polled after every step; training waits while it returns true.
+    profiler
+        A :class:`~backend.training.profile.StepProfiler` to time the loop's phases with
+        (``None``: one only when the ``TUNE_STEP_PROFILE`` environment variable names a file for it).
 
     Returns
     -------
@@ -120,7 +128,7 @@ def train(cfg: RunConfig, *, project_dir: str | Path | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(runs.config_path(run_dir), cfg.to_dict())
         write_status(run_dir, "queued", created=time.time())
-    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False)
+    return _execute(run_dir, cfg, None, on_event, should_stop, should_pause, resuming=False, profiler=profiler)
 
 
 def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
@@ -157,9 +165,13 @@ def resume(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_event,
 
 
 def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: ev.OnEvent,
-             should_stop: ev.ShouldStop, should_pause, *, resuming: bool) -> RunResult:
+             should_stop: ev.ShouldStop, should_pause, *, resuming: bool,
+             profiler: StepProfiler | None = None) -> RunResult:
     main = is_main_process()
-    metrics = ev.MetricsLog(runs.metrics_path(run_dir)) if main else None
+    profile_path = None
+    if profiler is None and main and (asked := profile.from_env()) is not None:
+        profiler, profile_path = asked
+    metrics = StepMetricsLog(runs.metrics_path(run_dir)) if main else None
     handler = _RunLogHandler(runs.log_path(run_dir)) if main else None
     if handler:
         for name in ("backend", "transformers", "peft"):
@@ -167,7 +179,11 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
 
     def emit(rec: dict) -> None:
         if metrics is not None:
-            metrics.write(rec)
+            if profiler is not None:
+                with profiler.phase("event_writes"):
+                    metrics.write(rec)
+            else:
+                metrics.write(rec)
         if rec.get("type") == ev.LOG:
             log.info(rec.get("message"))
         try:
@@ -186,7 +202,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             emit(ev.log(f"Resuming from {checkpoint.name}"))
         elif resuming:  # runs.is_resumable said no: nothing complete to continue from
             emit(ev.log("No complete checkpoint to resume from: training again from step 0", level="warning"))
-        result = train_with_oom_retry(_train_once, run_dir, cfg, checkpoint, emit, should_stop, should_pause, metrics)
+        result = train_with_oom_retry(functools.partial(_train_once, profiler=profiler), run_dir, cfg, checkpoint,
+                                      emit, should_stop, should_pause, metrics)
     except TuneError as e:
         log.error("run failed: %s", e)
         write_status(run_dir, "failed", reason=str(e), error=e.to_dict())
@@ -219,6 +236,8 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
             for name in ("backend", "transformers", "peft"):
                 logging.getLogger(name).removeHandler(handler)
             handler.close()
+        if metrics is not None and sys.exc_info()[0] is not None:
+            metrics.close()  # failed: its last record is written; stop the fsync thread
     write_status(run_dir, result.status, reason=result.reason,
                  adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
                  finished=time.time(), metrics=result.metrics)
@@ -227,6 +246,9 @@ def _execute(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, on_event: e
                   metrics=result.metrics))
     if metrics is not None:
         metrics.close()
+    if profile_path and profiler is not None:
+        profiler.write(profile_path)
+    free_memory()  # the run's model and Trainer, after `finished`: the adapter is on disk, nobody waits for it
     return result
 
 
@@ -340,7 +362,7 @@ def _environment_problem(e: BaseException, run_dir: Path, checkpoint: Path | Non
 
 
 def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, should_stop,
-                should_pause) -> RunResult:
+                should_pause, profiler: StepProfiler | None = None) -> RunResult:
     import torch
     from transformers import EarlyStoppingCallback, Trainer
 
@@ -418,6 +440,10 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
+    if profiler is not None:
+        if device.kind == "cuda" and profiler.sync is None:
+            profiler.sync = torch.cuda.synchronize  # kernels are asynchronous: charge each phase its own
+        profiler.attach(trainer)
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training
@@ -457,8 +483,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
             fh.write(f"completed: {json.dumps(summary, default=str)}\n")
     if cfg.training.answer_check and is_main_process() and world_size() == 1:
         answer_check(model, tokenizer, cfg, run_dir, model_path, device, len(prepared.train), emit, should_stop)
-    del trainer, model
-    free_memory()
+    del trainer, model  # the garbage collection runs after the `finished` event (_execute)
     return RunResult(run_dir, "completed", adapter_dir, "", summary)
 
 
@@ -469,28 +494,32 @@ def answer_check(model, tokenizer, cfg: RunConfig, run_dir: Path, model_path: st
     Emits the ``answer_check`` event and writes it to the run folder (``runs.write_check``).
     The run is complete whatever happens here: a failure is reported in the event, never raised.
     """
-    from backend.rag.chat_model import HFChatModel
     from backend.rag.check import find_project, run_check
 
     t0 = time.time()
     try:
-        model.eval()
-        model.config.use_cache = True
-        final = runs.final_dir_for(run_dir, cfg.method.method)
-        if methods.get(cfg.method.method).is_adapter:
-            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path, adapter_dir=str(final))
-        else:  # a whole model: its base is loaded as a second model for the untuned answers
-            from backend.models import load_model
+        project = find_project(run_dir, cfg.data.raft_project)
+        chat = None  # no project: skipped (run_check says why) without importing the chat stack (~1 s)
+        if project is not None:
+            from backend.rag.chat_model import HFChatModel
 
-            def base():
-                return load_model(model_path, device=device, dtype=cfg.model.dtype,
-                                  trust_remote_code=cfg.model.trust_remote_code,
-                                  allow_pickle_weights=cfg.model.allow_pickle_weights).eval()
-            chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
-                               tuned_model_dir=str(final), base_loader=base)
+            model.eval()
+            model.config.use_cache = True
+            final = runs.final_dir_for(run_dir, cfg.method.method)
+            if methods.get(cfg.method.method).is_adapter:
+                chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
+                                   adapter_dir=str(final))
+            else:  # a whole model: its base is loaded as a second model for the untuned answers
+                from backend.models import load_model
+
+                def base():
+                    return load_model(model_path, device=device, dtype=cfg.model.dtype,
+                                      trust_remote_code=cfg.model.trust_remote_code,
+                                      allow_pickle_weights=cfg.model.allow_pickle_weights).eval()
+                chat = HFChatModel(hf_model=model, tokenizer=tokenizer, base_model_path=model_path,
+                                   tuned_model_dir=str(final), base_loader=base)
         last = runs.last_record(run_dir, ev.TRAIN)
         final_loss = last.get("loss") if last else None
-        project = find_project(run_dir, cfg.data.raft_project)
         rec = run_check(chat, project, run_dir, final_loss=final_loss, train_rows=train_rows, raft=cfg.data.raft,
                         on_event=emit, should_stop=should_stop)
     except Exception as e:  # noqa: BLE001 - the run is saved; the check only reports
