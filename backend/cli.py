@@ -97,7 +97,7 @@ def _fmt_s(s: float) -> str:
 def train_config(args) -> tuple["RunConfig", list[str]]:
     """The configuration ``tune train`` runs, and notices to print before it starts.
 
-    With ``--project`` this is :func:`backend.workspace.resolve_run_config`, the
+    With ``--project`` this is :func:`backend.planning.resolve_run_config`, the
     function the GUI's Start calls: the project's saved configuration (or the
     config file, when one is named), then ``--preset``, then ``--set`` and the
     quick flags, over the project's dataset roles and documents marked "train on".
@@ -109,7 +109,8 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     from backend.config import ModelConfig, RunConfig, parse_set
     from backend.presets import fit_preset
     from backend.trust import hub_allowed, restrict
-    from backend.workspace import Project, fact_set, resolve_run_config
+    from backend.planning import fact_set, resolve_run_config
+    from backend.workspace import Project
 
     hub = hub_allowed() or bool(getattr(args, "allow_hub", False))
     trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights,

@@ -187,8 +187,8 @@ def load(path: str | Path, skipped: list[records.Skipped] | None = None) -> list
 
 
 def sources_of(record: dict[str, Any]) -> list:
-    """The record's sources as :class:`backend.rag.index.Source` objects (malformed ones left out)."""
-    from backend.rag.index import Source
+    """The record's sources as :class:`backend.rag.source.Source` objects (malformed ones left out)."""
+    from backend.rag.source import Source
 
     out = []
     for s in record.get("sources") or []:

@@ -164,8 +164,8 @@ def filter_counts(questions: Sequence[dict]) -> dict[str, int]:
 
 
 def to_source(d: dict | Any):
-    """A report's source dict as ``backend.rag.index.Source`` (what the Chat page's answer cards show)."""
-    from backend.rag.index import Source
+    """A report's source dict as ``backend.rag.source.Source`` (what the Chat page's answer cards show)."""
+    from backend.rag.source import Source
 
     if not isinstance(d, dict):
         return d

@@ -42,7 +42,7 @@ def export_in_child(run_dir: Path, kind: str, out: Path, *, quant: str = "q8_0",
         The export's own error, or ``backend.jobs.ChildDied`` when the child died (killed, out of memory).
     """
     from backend import jobs
-    from backend.export import ExportRecord
+    from backend.export_types import ExportRecord
     from backend.host import settings_dict
 
     request = {"action": "export", "run_dir": str(run_dir), "kind": kind, "out": str(out), "quant": quant,
@@ -64,7 +64,7 @@ def default_target(run_dir: Path, kind: str, quant: str) -> Path:
 class ExportDialog(QDialog):
     """Choose what to export and where; run it with progress and Stop; show the parity result."""
 
-    exported = Signal(object)  # backend.export.ExportRecord
+    exported = Signal(object)  # backend.export_types.ExportRecord
 
     def __init__(self, run_dir: str | Path, parent: QWidget | None = None, *, generation=None,
                  system_prompt: str | None = None):

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend import events as ev
 from backend.errors import RunError
-from backend.rag.index import DocumentIndex, Source
+from backend.rag.index import DocumentIndex
 from backend.rag.settings import AnswerSettings, GenerationSettings, RetrievalSettings
+from backend.rag.source import Source
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable

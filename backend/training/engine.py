@@ -344,7 +344,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     import torch
     from transformers import EarlyStoppingCallback, Trainer
 
-    from backend import data as data_mod
+    from backend.data.pipeline import prepare
     from backend.models import load_model, load_tokenizer, resolve_model
     from backend.runtime import detect_device
 
@@ -359,7 +359,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
                                    allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     emit(ev.progress("load_data", 1, 3, "Preparing the data…"))
-    prepared = data_mod.prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
+    prepared = prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
     if not prepared.train:
         raise TrainingError("no training rows left after preparation", field="data.train_files",
                             hint="check the data report: rows may all be too long, empty or duplicates")
