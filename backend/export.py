@@ -22,7 +22,7 @@ from backend.config import RunConfig
 from backend.confine import is_link
 from backend.errors import RunError, disk_problem
 from backend.export_types import (EXPORT_KINDS, EXPORT_RECORD, PARITY_RECORD, ExportError, ExportRecord,
-                                   ExportTargetExists, export_name, record_dir)
+                                   ExportTargetExists, export_name, needs_quant, record_dir)
 from backend.fsutil import atomic_write_json
 from backend.trust import hub_allowed
 from backend.workspace import require_run_dir
@@ -508,7 +508,7 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
         return None
     weights = _weights_file(path)
     rec = ExportRecord(name=export_name(path), kind=kind, path=str(path),
-                       quant=quant if kind in ("gguf", "ollama") else None, size_bytes=_size(path),
+                       quant=quant if needs_quant(kind) else None, size_bytes=_size(path),
                        sha256=sha256_file(weights) if weights else None, seconds=round(time.monotonic() - t0, 2),
                        created=round(time.time(), 3), run_dir=str(run_dir))
     d = record_dir(run_dir, rec.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from backend import records, runs
 from backend.errors import RunError, TuneError
@@ -25,8 +24,53 @@ class ExportTargetExists(ExportError, RunError):
     """The export target is there already: replaced only with ``force`` (``--force``, the GUI asks first)."""
 
 
-ExportKind = Literal["adapter", "merged", "gguf", "ollama"]
-EXPORT_KINDS: tuple[str, ...] = ("adapter", "merged", "gguf", "ollama")
+@dataclass(frozen=True)
+class ExportKind:
+    """One export format: the ``tune export`` flag and the Export dialog's choice are built from it.
+
+    A new format is a row in :data:`KINDS` plus its writer in :func:`backend.export.export_run`
+    (docs/architecture.md, "Export").
+    """
+
+    key: str
+    title: str          # the dialog's choice
+    help: str           # the dialog's explanation
+    metavar: str        # ``tune export --<key> METAVAR``
+    flag_help: str      # that flag's help
+    target: str         # default target under ``<run>/exports/``: ``{run}`` the run folder's name, ``{quant}``
+    needs_quant: bool   # a GGUF inside: the quantization applies (``--quant``, the dialog's box) and is recorded
+    dialog_row: int     # the dialog lists the kinds by this (most asked-for first)
+
+    def default_target(self, run_name: str, quant: str) -> str:
+        """The file or folder name an export of ``run_name`` gets unless the user picks another."""
+        return self.target.format(run=run_name, quant=quant)
+
+
+# in the order ``tune export`` writes them when given several
+KINDS: dict[str, ExportKind] = {k.key: k for k in (
+    ExportKind("adapter", "Adapter only", "The small PEFT adapter folder; needs the same base model to load.",
+               "DIR", "copy of the PEFT adapter folder", "{run}-adapter", False, 3),
+    ExportKind("merged", "Merged safetensors", "The adapter merged into the base model: a plain Hugging Face "
+                                               "folder that loads without PEFT.",
+               "DIR", "folder for the merged safetensors model", "{run}-merged", False, 2),
+    ExportKind("gguf", "GGUF file", "One file for llama.cpp, LM Studio and Ollama, with the tokenizer and chat "
+                                    "template inside.",
+               "OUT.gguf", "one GGUF file (llama.cpp, LM Studio, Ollama)", "{run}-{quant}.gguf", True, 0),
+    ExportKind("ollama", "Ollama folder", "The GGUF, a Modelfile (the chat template, the Chat page's settings, the "
+                                          "system prompt) and a README with `ollama create`.",
+               "DIR", "folder with the GGUF, a Modelfile and a README", "{run}-ollama", True, 1),
+)}
+EXPORT_KINDS: tuple[str, ...] = tuple(KINDS)
+
+
+def dialog_kinds() -> list[ExportKind]:
+    """The kinds in the order the Export dialog lists them (and ``tune export`` names them in its hints)."""
+    return sorted(KINDS.values(), key=lambda k: k.dialog_row)
+
+
+def needs_quant(kind: str) -> bool:
+    """Whether an export of ``kind`` holds a GGUF, so a quantization applies to it."""
+    return KINDS[kind].needs_quant
 EXPORT_RECORD = "export.json"
 PARITY_RECORD = "parity.json"
 
@@ -93,5 +137,5 @@ _PARITY_SHAPE = {"summary!": "text", "ok": "true/false", "source": "text?",
                  "changed": [{"question!": "text", "app!": "text", "export!": "text"}]}
 
 
-__all__ = ["EXPORT_KINDS", "EXPORT_RECORD", "PARITY_RECORD", "ExportError", "ExportKind", "ExportRecord",
-           "ExportTargetExists", "export_name", "list_exports", "record_dir"]
+__all__ = ["EXPORT_KINDS", "EXPORT_RECORD", "KINDS", "PARITY_RECORD", "ExportError", "ExportKind", "ExportRecord",
+           "ExportTargetExists", "dialog_kinds", "export_name", "list_exports", "needs_quant", "record_dir"]
