@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import events as ev
+from backend.rag.modes import MODES
 
 
 def register(subparsers: Any) -> None:
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--limit", type=int, default=50, help="validation rows to use with --from-validation (default 50)")
     e.add_argument("--forgetting", action="store_true",
                    help="also score a general-knowledge probe as base and tuned (flags forgetting)")
-    e.add_argument("--modes", help=f"comma-separated subset of {','.join(('tuned+rag', 'tuned', 'base+rag', 'base'))}")
+    e.add_argument("--modes", help=f"comma-separated subset of {','.join(MODES)}")
     e.add_argument("--name", help="report name (default: the evalset's name)")
     e.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/eval)")
     e.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
@@ -262,7 +263,6 @@ def cmd_eval(args: Any) -> int:
     _quiet(args)
     from backend.errors import DataError
     from backend.evalsets import from_validation, read_evalset, resolve_evalset
-    from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
     from backend.workspace import Project
 
