@@ -30,7 +30,6 @@ says what it asked and how the user can allow it on this machine.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -39,7 +38,7 @@ from backend import runs
 from backend.confine import is_inside, is_link, walk_files
 from backend.errors import ConfigError, TuneError
 from backend.filetypes import is_dataset_file, is_document_file
-from backend.fsutil import atomic_write_json, read_json
+from backend.fsutil import atomic_write_json, read_json, stamped_path
 from backend.trust import TRUST_FIELDS, notices
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -413,15 +412,8 @@ def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
 
 def new_run_dir(parent: str | Path, name: str = "") -> Path:
     """``parent/<YYYYmmdd-HHMMSS>[-name]``, unique."""
-    parent = Path(parent)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())[:40].strip("-")
-    base = f"{stamp}-{slug}" if slug else stamp
-    cand, i = parent / base, 1
-    while cand.exists():
-        i += 1
-        cand = parent / f"{base}-{i}"
-    return cand
+    return stamped_path(parent, tail=f"-{slug}" if slug else "")
 
 
 def require_run_dir(run_dir: str | Path) -> Path:

@@ -6,6 +6,50 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_stamped_path_counts_up_while_the_name_is_taken(tmp_path, monkeypatch):
+    from backend import fsutil
+
+    monkeypatch.setattr(fsutil, "timestamp", lambda: "20260102-030405")
+    first = fsutil.stamped_path(tmp_path, "transcript-", ".jsonl")
+    assert first == tmp_path / "transcript-20260102-030405.jsonl"
+    first.write_text("")
+    second = fsutil.stamped_path(tmp_path, "transcript-", ".jsonl")
+    assert second == tmp_path / "transcript-20260102-030405-2.jsonl"
+    second.mkdir()  # a folder takes the name too
+    assert fsutil.stamped_path(tmp_path, "transcript-", ".jsonl").name == "transcript-20260102-030405-3.jsonl"
+    assert fsutil.stamped_path(tmp_path, tail="-my-run") == tmp_path / "20260102-030405-my-run"
+
+
+def test_every_stamped_name_comes_from_the_one_helper(tmp_path, monkeypatch):
+    """A run folder, a transcript cleared twice in one second, a damaged index moved aside twice."""
+    from backend import fsutil, transcript
+    from backend.rag import storecheck
+    from backend.workspace import new_run_dir
+
+    monkeypatch.setattr(fsutil, "timestamp", lambda: "20260102-030405")
+    run = new_run_dir(tmp_path / "runs", "my run!")
+    assert run.name == "20260102-030405-my-run"
+    run.mkdir(parents=True)
+    assert new_run_dir(tmp_path / "runs", "my run!").name == "20260102-030405-my-run-2"
+    chat = tmp_path / "chat" / "transcript.jsonl"
+    chat.parent.mkdir()
+    moved = []
+    for _ in range(2):
+        chat.write_text('{"v": 1}\n')
+        moved.append(transcript.archive(chat).name)
+    assert moved == ["transcript-20260102-030405.jsonl", "transcript-20260102-030405-2.jsonl"]
+    index = tmp_path / "index"
+    aside = []
+    for _ in range(2):
+        index.mkdir()
+        aside.append(storecheck.move_aside(index).name)
+    assert aside == ["index.broken-20260102-030405", "index.broken-20260102-030405-2"]
+    # and nobody else formats the stamp
+    copies = [str(p.relative_to(ROOT)) for pkg in ("backend", "desktop") for p in sorted((ROOT / pkg).rglob("*.py"))
+              if "%Y%m%d-%H%M%S" in p.read_text(encoding="utf-8") and p.name != "fsutil.py"]
+    assert not copies, f"use backend.fsutil.stamped_path / timestamp instead: {copies}"
+
+
 def test_the_answer_modes_are_listed_once():
     from backend.rag import chain, evaluate, modes
     from desktop import eval_adapter

@@ -307,14 +307,13 @@ def cmd_report(args: Any) -> int:
 def cmd_distill_questions(args: Any) -> int:
     """``tune distill-questions PROJECT [-n 20] [--teacher PATH] [--name NAME]``: a reviewable evalset."""
     _quiet(args)
-    import time
-
     from backend.errors import DataError
     from backend.evalsets import check_name, draft_from_documents, evalset_path, training_overlap, write_evalset
+    from backend.fsutil import timestamp
     from backend.workspace import Project
 
     project = Project.open(args.project)
-    name = check_name(args.name or time.strftime("drafted-%Y%m%d-%H%M%S"))
+    name = check_name(args.name or f"drafted-{timestamp()}")
     path = evalset_path(project, name)
     if path.exists():
         raise DataError("an evalset of this name exists; drafting never overwrites one", file=path, field="name",
