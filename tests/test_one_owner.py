@@ -59,3 +59,36 @@ def test_the_answer_modes_are_listed_once():
     copies = [str(p.relative_to(ROOT)) for pkg in ("backend", "desktop") for p in sorted((ROOT / pkg).rglob("*.py"))
               if pattern.search(p.read_text(encoding="utf-8")) and p.name != "modes.py"]
     assert not copies, f"import MODES from backend.rag.modes: {copies}"
+
+
+def _info():
+    from backend.models import ModelInfo
+
+    return ModelInfo(path="", architecture="LlamaForCausalLM", model_type="llama", parameters=1_000_000,
+                     hidden_size=64, layers=2, heads=4, kv_heads=2, intermediate_size=128, vocab_size=100,
+                     max_positions=256, tied_embeddings=True, chat_template=True)
+
+
+def test_every_method_has_a_trainable_parameter_count():
+    """The memory estimate counts each method's own parameters, never "all of them" by accident."""
+    from backend import methods
+    from backend.models import trainable_parameters
+
+    counts = {name: trainable_parameters(_info(), name, 8, [], 20) for name in methods.NAMES}
+    assert all(n > 0 for n in counts.values()), counts
+    assert counts["full"] == 1_000_000 and all(n < 1_000_000 for k, n in counts.items() if k != "full"), counts
+    assert counts["dora"] > counts["lora"] == counts["rslora"]
+
+
+def test_a_method_without_a_count_is_an_error_not_every_weight(monkeypatch):
+    import pytest
+
+    from backend import methods
+    from backend.models import trainable_parameters
+
+    with pytest.raises(KeyError, match="unknown method 'nope'; choose one of lora"):
+        trainable_parameters(_info(), "nope", 8, [], 20)
+    monkeypatch.setitem(methods.METHODS, "loha", methods.Method("loha", "loha", "adapter", True, True, True, False,
+                                                                True, True, (), "LoHa"))
+    with pytest.raises(NotImplementedError, match="no count for method 'loha' .family 'loha'.; add one there"):
+        trainable_parameters(_info(), "loha", 8, [], 20)
