@@ -92,3 +92,19 @@ def test_a_method_without_a_count_is_an_error_not_every_weight(monkeypatch):
                                                                 True, True, (), "LoHa"))
     with pytest.raises(NotImplementedError, match="no count for method 'loha' .family 'loha'.; add one there"):
         trainable_parameters(_info(), "loha", 8, [], 20)
+
+
+def test_a_run_ends_with_one_result_type_in_process_and_in_the_training_child():
+    """The Train page reads what `supervise` returns exactly as what `train` returns (backend.runs.RunResult)."""
+    import inspect
+
+    from backend import runs
+    from backend.training import engine
+    from desktop import train_process
+
+    assert engine.RunResult is runs.RunResult and train_process.RunResult is runs.RunResult
+    for fn in (engine.train, engine.resume, train_process.supervise):
+        assert inspect.signature(fn).return_annotation == "RunResult", fn
+    assert not hasattr(train_process, "TrainOutcome")
+    res = runs.RunResult(Path("r"), "completed", None)
+    assert res.to_dict() == {"run_dir": "r", "status": "completed", "adapter_dir": None, "reason": "", "metrics": None}

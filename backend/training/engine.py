@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,27 +25,11 @@ from backend.training.callbacks import make_callback, ppl
 from backend.training.method import apply_method
 from backend.training.oom import free_memory, train_with_oom_retry
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
+from backend.runs import RunResult
 from backend.trust import restrict
 from backend.workspace import new_run_dir
 
 log = logging.getLogger("backend.training")
-
-
-@dataclass
-class RunResult:
-    """What a run ended with."""
-
-    run_dir: Path
-    status: str                  # completed | failed | cancelled
-    adapter_dir: Path | None
-    reason: str = ""
-    metrics: dict | None = None  # final train/eval summary
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable."""
-        return {"run_dir": str(self.run_dir), "status": self.status,
-                "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
-                "reason": self.reason, "metrics": self.metrics}
 
 
 class _RunLogHandler(logging.Handler):
