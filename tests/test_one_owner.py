@@ -108,3 +108,28 @@ def test_a_run_ends_with_one_result_type_in_process_and_in_the_training_child():
     assert not hasattr(train_process, "TrainOutcome")
     res = runs.RunResult(Path("r"), "completed", None)
     assert res.to_dict() == {"run_dir": "r", "status": "completed", "adapter_dir": None, "reason": "", "metrics": None}
+
+
+def test_run_config_and_answer_settings_files_are_read_by_one_helper(tmp_path):
+    """`RunConfig.load` and `AnswerSettings.load` (backend.fields.load_file) say the same about the same bad file."""
+    import pytest
+
+    from backend.config import RunConfig
+    from backend.errors import ConfigError
+    from backend.rag.settings import AnswerSettings
+
+    bad = {"latin1.json": "{\"x\": \"caf\xe9\"}".encode("latin-1"), "broken.json": b"{\"a\": ", "list.json": b"[1, 2]",
+           "deep.json": b"[" * 100_000 + b"]" * 100_000, "unknown.json": b"{\"nope\": 1}"}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    for cls, what in ((RunConfig, "config file"), (AnswerSettings, "settings file")):
+        for name, match in (("latin1.json", f"the {what} is not UTF-8 text"), ("broken.json", "not valid JSON: "),
+                            ("list.json", f"a {what} must hold a JSON object"), ("deep.json", "not valid JSON"),
+                            ("missing.json", f"cannot read the {what}"), ("unknown.json", "nope")):
+            with pytest.raises(ConfigError, match=match) as e:
+                cls.load(tmp_path / name)
+            assert e.value.file == str(tmp_path / name), (cls, name)
+    (tmp_path / "good.json").write_text(AnswerSettings().to_json(), encoding="utf-8")
+    assert AnswerSettings.load(tmp_path / "good.json") == AnswerSettings()
+    (tmp_path / "run.json").write_text(RunConfig().to_json(), encoding="utf-8")
+    assert RunConfig.load(tmp_path / "run.json").to_dict() == RunConfig().to_dict()
