@@ -176,3 +176,13 @@ def test_an_import_cycle_is_found_and_named():
     assert sorted(cycles) == [["backend.a", "backend.b", "backend.c", "backend.a"], ["backend.d", "backend.e", "backend.d"]]
     assert _describe(graph, cycles[0] if cycles[0][0] == "backend.a" else cycles[1]) == (
         "backend.a -> backend.b (line 3); backend.b -> backend.c (line 40); backend.c -> backend.a (line 7)")
+
+
+def test_the_documented_backend_layers_are_the_contract():
+    """docs/architecture.md "Layers" lists the backend core's layers line by line, as pyproject.toml has them."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("## Layers", 1)[1].split("```", 2)[1].splitlines()
+    start = next(i for i, line in enumerate(block) if line.startswith("backend services"))
+    end = next(i for i, line in enumerate(block) if line.startswith("transformers"))
+    documented = [{"backend." + m.strip() for m in line[27:].split(",")} for line in block[start:end]]
+    assert documented == _layer_modules()[5:], "docs/architecture.md \"Layers\" and pyproject.toml differ"
