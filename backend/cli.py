@@ -23,6 +23,7 @@ from backend import launch_export
 from backend.cliutil import StopFlag, print_notices, quiet_libraries, trust_flags
 from backend.data import cli as data_cli
 from backend.errors import TuneError, disk_problem, from_os_error
+from backend.export_types import EXPORT_KINDS, dialog_kinds, needs_quant
 from backend.presets import PRESET_KEYS
 from backend.rag import cli as rag_cli
 
@@ -97,7 +98,7 @@ def _fmt_s(s: float) -> str:
 def train_config(args) -> tuple["RunConfig", list[str]]:
     """The configuration ``tune train`` runs, and notices to print before it starts.
 
-    With ``--project`` this is :func:`backend.workspace.resolve_run_config`, the
+    With ``--project`` this is :func:`backend.planning.resolve_run_config`, the
     function the GUI's Start calls: the project's saved configuration (or the
     config file, when one is named), then ``--preset``, then ``--set`` and the
     quick flags, over the project's dataset roles and documents marked "train on".
@@ -109,7 +110,8 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     from backend.config import ModelConfig, RunConfig, parse_set
     from backend.presets import fit_preset
     from backend.trust import hub_allowed, restrict
-    from backend.workspace import Project, fact_set, resolve_run_config
+    from backend.planning import fact_set, resolve_run_config
+    from backend.workspace import Project
 
     hub = hub_allowed() or bool(getattr(args, "allow_hub", False))
     trust = {"trust_remote_code": args.trust_remote_code, "allow_pickle_weights": args.allow_pickle_weights,
@@ -239,9 +241,10 @@ def cmd_export(args) -> int:
     quiet_libraries()
     if not args.verbose:
         quiet_library_output()  # the GGUF loader's tqdm bar and peft's FutureWarning look like errors here
-    targets = [(k, getattr(args, k)) for k in ("adapter", "merged", "gguf", "ollama") if getattr(args, k)]
+    targets = [(k, getattr(args, k)) for k in EXPORT_KINDS if getattr(args, k)]
     if not targets and not args.check:
-        print("nothing to export: give --gguf OUT.gguf, --ollama DIR, --merged DIR or --adapter DIR "
+        flags = [f"--{k.key} {k.metavar}" for k in dialog_kinds()]
+        print(f"nothing to export: give {', '.join(flags[:-1])} or {flags[-1]} "
               "(or --check to compare the recorded exports again)", file=sys.stderr)
         return 2
     if args.quant:
@@ -261,7 +264,7 @@ def cmd_export(args) -> int:
         if rec.parity:
             print(f"parity: {rec.parity['summary']}")
             worst = max(worst, 0 if rec.parity.get("ok") else 1)
-    if (args.gguf or args.ollama) and (args.quant or "").startswith(("q4", "q5")):
+    if any(needs_quant(k) for k, _out in targets) and (args.quant or "").startswith(("q4", "q5")):
         print(K_QUANTS_NOTE)  # those asking for 4/5 bits may want llama.cpp's K-quants
     if args.check and not targets:
         results = recheck(args.run_dir, evalset=args.evalset, limit=args.questions, on_event=show, should_stop=stop)
@@ -342,12 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "K-quants (Q4_K_M, ...) are not available: gguf-py cannot write them; "
                                    "quantize an f16 export with llama.cpp's llama-quantize for those.")
     e.add_argument("run_dir")
-    e.add_argument("--gguf", metavar="OUT.gguf", help="one GGUF file (llama.cpp, LM Studio, Ollama)")
+    for kind in dialog_kinds():
+        e.add_argument(f"--{kind.key}", metavar=kind.metavar, help=kind.flag_help)
     e.add_argument("--quant", metavar="TYPE",
                    help="GGUF quantization: f16, bf16, q8_0 (default), q5_1, q5_0, q4_1, q4_0, f32")
-    e.add_argument("--ollama", metavar="DIR", help="folder with the GGUF, a Modelfile and a README")
-    e.add_argument("--merged", metavar="DIR", help="folder for the merged safetensors model")
-    e.add_argument("--adapter", metavar="DIR", help="copy of the PEFT adapter folder")
     e.add_argument("--check", action="store_true",
                    help="alone: run the parity check again on the run's recorded exports")
     e.add_argument("--no-check", action="store_true", dest="no_check", help="skip the parity check after exporting")

@@ -153,30 +153,7 @@ class RunConfig:
         ConfigError
             When the file is missing, not JSON, or holds unknown / invalid keys.
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError("the config file is not UTF-8 text", file=path, hint="save it as UTF-8") from None
-        except OSError as e:
-            raise ConfigError(f"cannot read the config file ({e.strerror})", file=path,
-                              hint="check the path") from None
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"not valid JSON: {e.msg} (column {e.colno})", file=path,
-                              line=e.lineno, hint="fix the JSON syntax") from None
-        except (RecursionError, ValueError):  # nested thousands deep; an integer too long to convert
-            raise ConfigError("not valid JSON (nested too deep, or a number too long)", file=path,
-                              hint="fix the JSON") from None
-        if not isinstance(d, dict):
-            raise ConfigError("a config file must hold a JSON object", file=path)
-        try:
-            return cls.from_dict(d)
-        except ConfigError as e:
-            e.file = str(path)
-            e.args = (str(e),)
-            raise
+        return fields.load_file(path, cls.from_dict, "config file")
 
     def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
         """A copy with dotted keys (``training.max_steps``) set; values are parsed."""

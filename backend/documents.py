@@ -28,7 +28,7 @@ from backend import events as ev
 from backend import records
 from backend.errors import DocumentError
 from backend.filetypes import DOCUMENT_SUFFIXES
-from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file
+from backend.fsutil import atomic_write_json, atomic_write_text, read_json, sha256_file, stamped_path
 from backend.textio import decode_text, read_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -510,16 +510,6 @@ def document_text_rows(files: Sequence[str | Path], chunk_size: int = 2000, chun
     return rows
 
 
-def unique_path(folder: Path, stem: str, suffix: str) -> Path:
-    """``folder/stem-<timestamp>[-n].suffix`` that does not exist yet."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    cand, i = folder / f"{stem}-{stamp}{suffix}", 1
-    while cand.exists():
-        i += 1
-        cand = folder / f"{stem}-{stamp}-{i}{suffix}"
-    return cand
-
-
 def export_text_dataset(files: Sequence[str | Path], out: str | Path, *, chunk_size: int = 2000,
                         chunk_overlap: int = 0, dedupe: bool = True, overwrite: bool = False,
                         on_event: ev.OnEvent = ev.no_event) -> Path:
@@ -548,7 +538,7 @@ def export_text_dataset(files: Sequence[str | Path], out: str | Path, *, chunk_s
     out = Path(out)
     if out.suffix != ".jsonl":
         out.mkdir(parents=True, exist_ok=True)
-        out = unique_path(out, "documents", ".jsonl")
+        out = stamped_path(out, "documents-", ".jsonl")
     elif out.exists() and not overwrite:
         raise DocumentError("the output file exists", file=out, hint="choose another name, or pass overwrite")
     rows = document_text_rows(files, chunk_size, chunk_overlap, on_event)

@@ -78,6 +78,13 @@ class DataError(TuneError):
     """A dataset file is unreadable, malformed or has no usable rows."""
 
 
+class DataCancelled(DataError):
+    """Data preparation (reading, RAFT, tokenising) was stopped by ``should_stop``."""
+
+    def __init__(self) -> None:
+        super().__init__("data preparation was cancelled")
+
+
 class DocumentError(TuneError):
     """A document cannot be read (corrupt, encrypted, unsupported)."""
 

@@ -464,7 +464,7 @@ def validation_examples(run_dir: str | Path, *, on_event: ev.OnEvent = ev.no_eve
         The training files are gone or unreadable.
     """
     from backend.config import RunConfig
-    from backend.data import pipeline as pl
+    import backend.data.pipeline as pl
     from backend.models import load_tokenizer, resolve_model
     from backend.workspace import require_run_dir
 

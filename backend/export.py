@@ -14,26 +14,18 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 from backend import events as ev
 from backend import methods, runs
 from backend.config import RunConfig
 from backend.confine import is_link
-from backend.errors import RunError, TuneError, disk_problem
+from backend.errors import RunError, disk_problem
+from backend.export_types import (EXPORT_KINDS, EXPORT_RECORD, PARITY_RECORD, ExportError, ExportRecord,
+                                   ExportTargetExists, export_name, needs_quant, record_dir)
 from backend.fsutil import atomic_write_json
 from backend.trust import hub_allowed
 from backend.workspace import require_run_dir
-
-
-class ExportError(TuneError):
-    """A model cannot be exported in the format asked for (architecture, tokenizer, quantization)."""
-
-
-class ExportTargetExists(ExportError, RunError):
-    """The export target is there already: replaced only with ``force`` (``--force``, the GUI asks first)."""
 
 
 # Hidden names an export writes under before the final rename (``.<target>.<kind>-<pid>``):
@@ -105,78 +97,6 @@ def export_merged(run_dir: str | Path, out: str | Path, *, on_event: ev.OnEvent 
 
 # ---------------------------------------------------------------------------
 # every export kind, recorded in the run folder
-
-ExportKind = Literal["adapter", "merged", "gguf", "ollama"]
-EXPORT_KINDS: tuple[str, ...] = ("adapter", "merged", "gguf", "ollama")
-EXPORT_RECORD = "export.json"
-PARITY_RECORD = "parity.json"
-
-
-@dataclass
-class ExportRecord:
-    """One export of a run: what was written where, and how it compares with the in-app model."""
-
-    name: str
-    kind: str
-    path: str
-    quant: str | None = None
-    size_bytes: int = 0
-    sha256: str | None = None       # of the file (GGUF), or of the main weights file in a folder
-    seconds: float = 0.0
-    created: float = 0.0
-    run_dir: str = ""
-    parity: dict | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable."""
-        return asdict(self)
-
-
-def export_name(out: str | Path) -> str:
-    """The record name of an export: its file or folder name without ``.gguf``, made file-safe."""
-    stem = Path(out).name
-    if stem.lower().endswith(".gguf"):
-        stem = stem[:-5]
-    return re.sub(r"[^\w.-]+", "-", stem).strip(".-") or "export"
-
-
-def record_dir(run_dir: str | Path, name: str) -> Path:
-    """``<run>/exports/<name>/``: where an export's ``export.json`` and ``parity.json`` live."""
-    return runs.exports_dir(run_dir) / name
-
-
-def list_exports(run_dir: str | Path) -> list[ExportRecord]:
-    """The run's recorded exports, newest first, each with its parity result when checked."""
-    from backend.fsutil import read_json
-
-    from backend import records
-
-    out = []
-    d = runs.exports_dir(run_dir)
-    for sub in sorted(d.iterdir()) if d.is_dir() else ():
-        # the run folder may come from elsewhere: a record of another shape is left out
-        # (docs/architecture.md, "Readers")
-        notes: list[str] = []
-        try:
-            rec = records.conform(read_json(sub / EXPORT_RECORD), _RECORD_SHAPE, EXPORT_RECORD, notes)
-        except (OSError, ValueError):  # unreadable, not JSON, or not a record (records.Mismatch)
-            continue
-        known = {f for f in ExportRecord.__dataclass_fields__}
-        r = ExportRecord(**{k: v for k, v in rec.items() if k in known and k != "parity"})
-        try:
-            r.parity = records.conform(read_json(sub / PARITY_RECORD), _PARITY_SHAPE, PARITY_RECORD, notes)
-        except (OSError, ValueError):
-            r.parity = None
-        out.append(r)
-    return sorted(out, key=lambda r: -r.created)
-
-
-_RECORD_SHAPE = {"name!": "text", "kind!": "text", "path!": "text", "quant": "text?", "size_bytes": "integer",
-                 "sha256": "text?", "seconds": "number", "created": "number", "run_dir": "text", "notes": ["text"]}
-_PARITY_SHAPE = {"summary!": "text", "ok": "true/false", "source": "text?",
-                 "changed": [{"question!": "text", "app!": "text", "export!": "text"}]}
-
 
 def _weights_file(path: Path) -> Path | None:
     if path.is_file():
@@ -588,7 +508,7 @@ def export_run(run_dir: str | Path, kind: str, out: str | Path, *, quant: str = 
         return None
     weights = _weights_file(path)
     rec = ExportRecord(name=export_name(path), kind=kind, path=str(path),
-                       quant=quant if kind in ("gguf", "ollama") else None, size_bytes=_size(path),
+                       quant=quant if needs_quant(kind) else None, size_bytes=_size(path),
                        sha256=sha256_file(weights) if weights else None, seconds=round(time.monotonic() - t0, 2),
                        created=round(time.time(), 3), run_dir=str(run_dir))
     d = record_dir(run_dir, rec.name)

@@ -10,6 +10,8 @@ generation) are built the same way, with these helpers:
 - :func:`build` turns a dict into the dataclass, section by section, rejecting
   unknown keys with a "did you mean" and converting values (``"1e-4"`` → float);
 - :func:`set_dotted` sets ``section.field=value`` (``--set`` on the command line);
+- :func:`load_file` reads a JSON file into the dataclass (``RunConfig.load``,
+  ``AnswerSettings.load``), every problem a ``ConfigError`` naming the file;
 - :func:`leaf_fields` lists every field with its dotted key (the GUI form
   builder, :mod:`desktop.form`, and the CLI's ``--set`` help read it).
 
@@ -25,9 +27,12 @@ import json
 import math
 import typing
 from dataclasses import field
-from typing import Any, Iterator, Literal, get_args, get_origin
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal, TypeVar, get_args, get_origin
 
 from backend.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def setting(default: Any, help: str, **meta: Any) -> Any:
@@ -223,3 +228,46 @@ def set_help(cls: type, example: str) -> str:
     """The ``--set`` help text: an example and every key of ``cls``, generated from its fields."""
     keys = ", ".join(k for k, *_ in leaf_fields(cls))
     return f"set a field, e.g. --set {example} (repeatable); keys: {keys}"
+
+
+def load_file(path: str | Path, from_dict: Callable[[dict], T], what: str) -> T:
+    """A settings object from a JSON file: ``from_dict`` of the object it holds.
+
+    Parameters
+    ----------
+    path
+        The file.
+    from_dict
+        Builds the object (``RunConfig.from_dict``, ``AnswerSettings.from_dict``).
+    what
+        The file's name in messages (``"config file"``, ``"settings file"``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file: unreadable, not UTF-8, not JSON, not a JSON object, or
+        an unknown / invalid key (``from_dict``'s error, with the file added).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"the {what} is not UTF-8 text", file=path, hint="save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the {what} ({e.strerror})", file=path, hint="check the path") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"not valid JSON: {e.msg} (column {e.colno})", file=path,
+                          line=e.lineno, hint="fix the JSON syntax") from None
+    except (RecursionError, ValueError):  # nested thousands deep; an integer too long to convert
+        raise ConfigError("not valid JSON (nested too deep, or a number too long)", file=path,
+                          hint="fix the JSON") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"a {what} must hold a JSON object", file=path)
+    try:
+        return from_dict(d)
+    except ConfigError as e:
+        e.file = str(path)
+        e.args = (str(e),)
+        raise

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,36 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+STAMP_FORMAT = "%Y%m%d-%H%M%S"  # local time, sorts as it reads
+
+
+def timestamp() -> str:
+    """Now as ``YYYYmmdd-HHMMSS``: the stamp in every name that must not replace an earlier one."""
+    return time.strftime(STAMP_FORMAT)
+
+
+def stamped_path(folder: str | Path, prefix: str = "", suffix: str = "", *, tail: str = "") -> Path:
+    """``folder/<prefix><timestamp><tail><suffix>``, or with ``-2``, ``-3``… before ``suffix`` while that exists.
+
+    The one rule for a new run folder, a distilled or exported dataset, a transcript
+    or a damaged index moved aside: never the name of something already there.
+    Nothing is created, so two processes in the same second may still pick the same name.
+
+    Parameters
+    ----------
+    folder
+        Where the path goes.
+    prefix, tail
+        Text before and after the stamp (``"transcript-"``; ``"-my-run"``).
+    suffix
+        The file's extension with its dot (``".jsonl"``), kept last.
+    """
+    base = f"{prefix}{timestamp()}{tail}"
+    cand, i = Path(folder) / f"{base}{suffix}", 1
+    while cand.exists():
+        i += 1
+        cand = Path(folder) / f"{base}-{i}{suffix}"
+    return cand
+

@@ -12,7 +12,7 @@ What is covered (see ``docs/architecture.md``, "Export"):
 
 - architectures: Llama (the default SmolLM2), Mistral (written as ``llama``, as
   llama.cpp does), Qwen2 / Qwen2.5, Qwen3.  Anything else raises
-  :class:`~backend.export.ExportError` naming the architecture.
+  :class:`~backend.export_types.ExportError` naming the architecture.
 - Llama-family q/k projections are permuted the way llama.cpp's converter does
   (its rotary embedding pairs neighbouring dimensions, transformers' pairs the
   two halves); transformers' GGUF loader undoes exactly this permutation
@@ -42,7 +42,7 @@ from typing import Any, Iterator
 
 from backend import events as ev
 from backend import runs
-from backend.export import ExportError
+from backend.export_types import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from backend import events as ev
 
 
 def source_from_dict(d: Any):
-    """A :class:`backend.rag.index.Source` from its dict (an object is passed through)."""
-    from backend.rag.index import Source
+    """A :class:`backend.rag.source.Source` from its dict (an object is passed through)."""
+    from backend.rag.source import Source
 
     if not isinstance(d, dict):
         return d
@@ -119,7 +119,7 @@ class Models:
     def embedder(self, on_event: ev.OnEvent):
         """The sentence embedder, loaded on first use."""
         if self.embeddings is None:
-            from backend.rag import load_embeddings
+            from backend.rag.embeddings import load_embeddings
 
             on_event(ev.progress("load", 0, 1, "Loading the embedding model…"))
             self.embeddings = load_embeddings()
@@ -127,7 +127,7 @@ class Models:
 
     def chat_model(self, run_dir: str | None, base_model: str | None, on_event: ev.OnEvent):
         """The chat model of ``run_dir`` (or ``base_model`` without a run); another one replaces it."""
-        from backend.rag import load_chat_model
+        from backend.rag.chat_model import load_chat_model
 
         key = (run_dir or None, None if run_dir else base_model)
         if self.chat is None or self.chat_key != key:
@@ -138,7 +138,7 @@ class Models:
 
     def open_index(self, root: str, on_event: ev.OnEvent):
         """The project's index, opened once (and again after an ingest here or in another process)."""
-        from backend.rag import open_index
+        from backend.rag.index import open_index
         from backend.rag.index import store_stamp
 
         stamp = store_stamp(root)
@@ -168,7 +168,7 @@ def _settings(cls_path: str, d: dict | None):
 
 def op_ask(m: Models, p: dict, on_event: ev.OnEvent, should_stop: ev.ShouldStop) -> dict:
     """Answer a question in each mode, streaming ``answer_start`` / ``sources`` / ``token`` / ``answer``."""
-    from backend.rag import ChatSession
+    from backend.rag.chain import ChatSession
 
     modes = list(p["modes"])
     rag = any(x.endswith("+rag") for x in modes)
@@ -204,7 +204,7 @@ def op_ask(m: Models, p: dict, on_event: ev.OnEvent, should_stop: ev.ShouldStop)
 
 def op_ingest(m: Models, p: dict, on_event: ev.OnEvent, should_stop: ev.ShouldStop) -> dict:
     """Bring the project's index up to date with the documents (incremental)."""
-    from backend.rag import ingest
+    from backend.rag.index import ingest
 
     report = ingest(p["project_root"], [str(x) for x in p.get("documents") or []],
                     embeddings=m.embedder(on_event), on_event=on_event, should_stop=should_stop)
@@ -218,7 +218,7 @@ def op_evaluate(m: Models, p: dict, on_event: ev.OnEvent, should_stop: ev.Should
 
     emb = m.embedder(on_event)
     if p.get("documents"):
-        from backend.rag import ingest
+        from backend.rag.index import ingest
 
         ingest(p["project_root"], [str(x) for x in p["documents"]], embeddings=emb, on_event=on_event,
                should_stop=should_stop)
@@ -301,7 +301,7 @@ def op_check_data(m: Models, p: dict, on_event: ev.OnEvent, should_stop: ev.Shou
     Returns :func:`pack` of ``(backend.data.CheckReport, [backend.data.PreviewRow])``.
     """
     from backend.config import RunConfig
-    from backend.data import check_files, preview
+    from backend.data.pipeline import check_files, preview
     from backend.models import load_tokenizer
 
     cfg = RunConfig.from_dict(p["config"])

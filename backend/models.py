@@ -498,14 +498,24 @@ class MemoryEstimate:
 
 def trainable_parameters(info: ModelInfo, method: str, r: int, target_modules: list[str],
                          num_virtual_tokens: int = 20) -> int:
-    """Trainable parameter count for a method, from the architecture alone."""
+    """Trainable parameter count for a method, from the architecture alone.
+
+    Raises
+    ------
+    KeyError
+        ``method`` is not in the registry (:mod:`backend.methods`).
+    NotImplementedError
+        A registered method this function has no count for: a new method adds
+        its count here (docs/architecture.md, "How to add a method").
+    """
     h, L, inter = info.hidden_size, info.layers, info.intermediate_size
     hd = h // max(info.heads, 1)
     kvd = info.kv_heads * hd
     shapes = {"q_proj": (h, h), "k_proj": (h, kvd), "v_proj": (h, kvd), "o_proj": (h, h),
               "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
     targets = [t for t in (target_modules or list(shapes)) if t in shapes] or list(shapes)
-    if methods.get(method).family == "lora":
+    family = methods.get(method).family
+    if family == "lora":
         n = L * sum(r * (a + b) for a, b in (shapes[t] for t in targets))
         if method == "dora":
             n += L * sum(b for _, b in (shapes[t] for t in targets))
@@ -518,7 +528,11 @@ def trainable_parameters(info: ModelInfo, method: str, r: int, target_modules: l
         return num_virtual_tokens * L * 2 * kvd
     if method == "bitfit":
         return L * 4 * h
-    return info.parameters
+    if family == "full":
+        return info.parameters
+    raise NotImplementedError(f"backend.models.trainable_parameters has no count for method {method!r} "
+                              f"(family {family!r}); add one there, or the memory estimate would count every "
+                              "weight as trained")
 
 
 def estimate_memory(cfg, info: ModelInfo, device: DeviceInfo | None = None) -> MemoryEstimate:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.export import ExportError
+from backend.export_types import ExportError
 
 _MARK = {"system": "QZSYSTEMQZ", "user": "QZUSERQZ", "assistant": "QZASSISTANTQZ"}
 

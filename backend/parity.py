@@ -32,7 +32,7 @@ from typing import Any
 from backend import events as ev
 from backend import runs
 from backend.errors import DataError, TuneError
-from backend.export import PARITY_RECORD, ExportError, ExportRecord, record_dir
+from backend.export_types import PARITY_RECORD, ExportError, ExportRecord, list_exports, record_dir
 from backend.fsutil import atomic_write_json
 from backend.trust import hub_allowed
 
@@ -267,7 +267,7 @@ def check_export(run_dir: str | Path, rec: ExportRecord, *, evalset: str | Path 
     run_dir
         The run the export came from (its base model + adapter is the in-app model).
     rec
-        The export (from :func:`backend.export.export_run` or :func:`backend.export.list_exports`).
+        The export (from :func:`backend.export.export_run` or :func:`backend.export_types.list_exports`).
     evalset, limit
         Questions (see :func:`parity_questions`), at most ``limit``.
     max_new_tokens
@@ -391,8 +391,6 @@ def _modelfile_matches(folder: Path, tok, system: str, notes: list[str]) -> bool
 def recheck(run_dir: str | Path, *, evalset: str | Path | None = None, limit: int = 20,
             on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop) -> list[ParityResult]:
     """Run the parity check again for every recorded export of a run that still exists."""
-    from backend.export import list_exports
-
     out = []
     for rec in list_exports(run_dir):
         if should_stop():

@@ -12,7 +12,7 @@ With documents the recipe shapes the rows too (:func:`facts_data_options`): rows
 with the retrieved passages (RAFT), the same questions without passages and in
 several rewordings, rows that teach abstaining, and held-out rewordings that pick
 the checkpoint kept.  The preset is fitted to the rows so shaped, after every
-option that changes them (:func:`backend.workspace.resolve_run_config`).
+option that changes them (:func:`backend.planning.resolve_run_config`).
 """
 
 from __future__ import annotations

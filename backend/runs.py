@@ -505,6 +505,23 @@ def pid_alive(pid: int) -> bool:
 
 
 @dataclass
+class RunResult:
+    """What a run ended with: ``training.train`` / ``resume`` return it, the GUI's training child reports it."""
+
+    run_dir: Path
+    status: str                  # completed | failed | cancelled
+    adapter_dir: Path | None
+    reason: str = ""
+    metrics: dict | None = None  # final train/eval summary
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable."""
+        return {"run_dir": str(self.run_dir), "status": self.status,
+                "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
+                "reason": self.reason, "metrics": self.metrics}
+
+
+@dataclass
 class RunSummary:
     """One row of a project's run history (cheap to build: no model is loaded).
 

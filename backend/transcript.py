@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import records
-from backend.fsutil import atomic_write_text
+from backend.fsutil import atomic_write_text, stamped_path
 
 VERSION = 1
 MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
@@ -187,8 +187,8 @@ def load(path: str | Path, skipped: list[records.Skipped] | None = None) -> list
 
 
 def sources_of(record: dict[str, Any]) -> list:
-    """The record's sources as :class:`backend.rag.index.Source` objects (malformed ones left out)."""
-    from backend.rag.index import Source
+    """The record's sources as :class:`backend.rag.source.Source` objects (malformed ones left out)."""
+    from backend.rag.source import Source
 
     out = []
     for s in record.get("sources") or []:
@@ -210,12 +210,7 @@ def archive(path: str | Path) -> Path | None:
     if not path.is_file() or path.stat().st_size == 0:
         path.unlink(missing_ok=True)
         return None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dest = path.with_name(f"{path.stem}-{stamp}{path.suffix}")
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = path.with_name(f"{path.stem}-{stamp}-{n}{path.suffix}")
+    dest = stamped_path(path.parent, f"{path.stem}-", path.suffix)
     os.replace(path, dest)
     return dest
 

@@ -16,9 +16,9 @@ written here only.  Besides the name and base model it holds, under
 ``preset``              the preset the Configure page applied, while the user has not changed
                         its values by hand (a derived one is re-fitted as the rows change)
 
-:func:`resolve_run_config` turns a project (plus a preset and overrides) into
-the :class:`~backend.config.RunConfig` a new run starts with; the Train page and
-``tune train --project`` both call it, so they train the same thing.
+:func:`backend.planning.resolve_run_config` turns a project (plus a preset and
+overrides) into the :class:`~backend.config.RunConfig` a new run starts with; the
+Train page and ``tune train --project`` both call it, so they train the same thing.
 
 ``model.trust_remote_code``, ``model.allow_pickle_weights`` and ``model.allow_hub``
 are never read from ``project.json``: opening someone's project must not run
@@ -30,7 +30,6 @@ says what it asked and how the user can allow it on this machine.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -39,13 +38,12 @@ from backend import runs
 from backend.confine import is_inside, is_link, walk_files
 from backend.errors import ConfigError, TuneError
 from backend.filetypes import is_dataset_file, is_document_file
-from backend.fsutil import atomic_write_json, read_json
-from backend.trust import TRUST_FIELDS, hub_allowed, notices
+from backend.fsutil import atomic_write_json, read_json, stamped_path
+from backend.trust import TRUST_FIELDS, notices
 
 if TYPE_CHECKING:  # pragma: no cover
     from backend.config import RunConfig
     from backend.rag.settings import AnswerSettings
-    from backend.recipes import FactSet
 
 PROJECT_FILE = "project.json"
 ROLES = ("train", "validation", "off")
@@ -352,7 +350,7 @@ class Project:
         A project with documents whose saved configuration does not say otherwise
         has ``data.raft`` on: training rows teach answering from the passages
         (docs/architecture.md, "The knowledge recipe").
-        Per-run paths are empty (see :func:`resolve_run_config`).  A saved config
+        Per-run paths are empty (see :func:`backend.planning.resolve_run_config`).  A saved config
         that no longer validates (an older version, a hand edit) gives the defaults.
         """
         from backend.config import RunConfig
@@ -384,7 +382,7 @@ class Project:
 def portable_config(d: Mapping[str, Any]) -> dict[str, Any]:
     """A run config dict fit for ``project.json``: no per-run paths, no trust flags.
 
-    The paths are filled in when a run starts (:func:`resolve_run_config`); the
+    The paths are filled in when a run starts (:func:`backend.planning.resolve_run_config`); the
     trust flags are this machine's choice, never a file's.
     """
     d = copy.deepcopy(dict(d))
@@ -412,113 +410,10 @@ def _without_trust(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
     return settings, asked
 
 
-def fact_set(files: list[str], cfg: "RunConfig") -> "FactSet":
-    """The training ``files``' rows as ``cfg`` shapes them: what the "Learn the facts" preset is fitted to.
-
-    The Data page has the same numbers from the same check
-    (:meth:`backend.recipes.FactSet.from_summary`).  With ``data.raft`` on, the
-    rows are rendered with their passages (cached, so the run that follows reuses them).
-
-    Raises
-    ------
-    ConfigError
-        No training files.
-    ModelError
-        The model's tokenizer cannot be loaded.
-    """
-    from backend.data import check_files
-    from backend.errors import ConfigError
-    from backend.models import load_tokenizer, resolve_model
-    from backend.recipes import FactSet
-
-    if not files:
-        raise ConfigError("there are no training files to fit the preset to", field="data.train_files",
-                          hint="give a dataset the role 'train' on the Data page (or pass --data)")
-    path = resolve_model(cfg.model.name_or_path, allow_pickle_weights=cfg.model.allow_pickle_weights)
-    tok = load_tokenizer(path, trust_remote_code=cfg.model.trust_remote_code)
-    return FactSet.from_summary(check_files(files, tok, cfg).summary)
-
-
-def fact_set_size(files: list[str], cfg: "RunConfig") -> tuple[int, float | None]:
-    """Rows and their mean untruncated length in tokens (:func:`fact_set`)."""
-    fs = fact_set(files, cfg)
-    return fs.rows, fs.mean_tokens
-
-
-def resolve_run_config(project: Project, *, base: "RunConfig | None" = None, preset: str | None = None,
-                       overrides: Mapping[str, Any] | None = None, trust_remote_code: bool = False,
-                       allow_pickle_weights: bool = False, allow_hub: bool | None = None,
-                       rows: int | None = None, mean_tokens: float | None = None,
-                       facts: "FactSet | None" = None) -> "RunConfig":
-    """The configuration a new run of ``project`` starts with: the GUI's Start and ``tune train --project``.
-
-    Parameters
-    ----------
-    project
-        The project: its dataset roles, the documents marked "train on" and
-        its saved run configuration.
-    base
-        The configuration to start from (the GUI passes the Configure page's
-        current values); default: :meth:`Project.saved_run_config`.
-    preset
-        A preset key (:data:`backend.presets.PRESET_KEYS`) applied over ``base``.
-        A derived one ("facts") is fitted after every other option that changes
-        the rows (``overrides`` included: ``--set data.raft=true``),
-        :func:`backend.presets.fit_preset`.
-    overrides
-        Dotted keys (``training.max_steps``) applied last.  ``data.train_files``,
-        ``data.validation_files``, ``data.document_files`` and ``output_dir``
-        given here win over the project's files.
-    trust_remote_code, allow_pickle_weights, allow_hub
-        This machine's choice (a GUI checkbox, a CLI flag; ``allow_hub=None``:
-        :func:`backend.trust.hub_allowed`); whatever ``base`` or ``project.json``
-        says is replaced.
-    rows, mean_tokens, facts
-        The rows a derived preset is fitted to when already counted under the
-        final options; counted with :func:`fact_set` otherwise.
-
-    Returns
-    -------
-    RunConfig
-        Validated; ``output_dir`` is empty (the run folder is made under
-        ``<project>/runs/`` at start) unless an override names it.
-
-    Raises
-    ------
-    ConfigError
-        An unknown preset, or an override that is not a valid field or value.
-    """
-    from backend.presets import fit_preset
-    from backend.recipes import FactSet
-
-    cfg = base if base is not None else project.saved_run_config()
-    files: dict[str, Any] = {
-        "output_dir": "",
-        "data.train_files": [str(p) for p in project.files_with_role("train")],
-        "data.validation_files": [str(p) for p in project.files_with_role("validation")],
-        "data.document_files": [str(p) for p in project.training_documents()],
-        "model.trust_remote_code": bool(trust_remote_code),
-        "model.allow_pickle_weights": bool(allow_pickle_weights),
-        "model.allow_hub": hub_allowed() if allow_hub is None else bool(allow_hub),
-    }
-    after = {**files, **dict(overrides or {})}
-    if preset:
-        given = facts or (FactSet(int(rows), mean_tokens) if rows else None)
-        cfg = fit_preset(cfg, preset, lambda c: given or fact_set(list(c.data.train_files), c), after=after)
-    return cfg.with_overrides(after)
-
-
 def new_run_dir(parent: str | Path, name: str = "") -> Path:
     """``parent/<YYYYmmdd-HHMMSS>[-name]``, unique."""
-    parent = Path(parent)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip())[:40].strip("-")
-    base = f"{stamp}-{slug}" if slug else stamp
-    cand, i = parent / base, 1
-    while cand.exists():
-        i += 1
-        cand = parent / f"{base}-{i}"
-    return cand
+    return stamped_path(parent, tail=f"-{slug}" if slug else "")
 
 
 def require_run_dir(run_dir: str | Path) -> Path:

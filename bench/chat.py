@@ -59,7 +59,7 @@ def prepare_project(folder: Path, model: str | None, max_documents: int | None =
         d["base_model"] = model
         pj.write_text(json.dumps(d, indent=2))
     docs = sorted(str(p) for p in (root / "documents").iterdir() if p.is_file())[:max_documents]
-    from backend.rag import ingest  # what `tune ingest` and the Chat page call
+    from backend.rag.index import ingest  # what `tune ingest` and the Chat page call
 
     ingest(root, docs)
     return root

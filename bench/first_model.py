@@ -1,7 +1,7 @@
 """Time to the first tuned model: the sample project, the "Quick CPU test" preset, Start -> adapter ready.
 
 A fresh copy of ``resources/sample_project`` is trained the way the Train page's
-Start does it: :func:`backend.workspace.resolve_run_config` with the preset, a
+Start does it: :func:`backend.planning.resolve_run_config` with the preset, a
 run folder named by the project, and the run supervised from a
 ``desktop.workers.Job`` (a ``QThread``) through ``desktop.train_process.supervise``,
 which starts the training child process (``python -m backend.child``).  The
@@ -75,7 +75,8 @@ def run(model: str | None = None, quick: bool = False, max_steps: int | None = N
         from PySide6.QtCore import QEventLoop, QTimer
         from PySide6.QtWidgets import QApplication
 
-        from backend.workspace import Project, resolve_run_config
+        from backend.planning import resolve_run_config
+        from backend.workspace import Project
         from desktop.workers import Job
     except ImportError as e:
         return {"skipped": f"desktop or backend not importable ({e})"}

@@ -116,7 +116,8 @@ def run(model: str | None = None, idle_s: float = 5.0, max_steps: int | None = N
         from PySide6.QtWidgets import QApplication, QPlainTextEdit, QSplitter
 
         from backend.rag.settings import GenerationSettings
-        from backend.workspace import Project, resolve_run_config
+        from backend.planning import resolve_run_config
+        from backend.workspace import Project
         from desktop.chat_adapter import ChatEngine
         from desktop.plots import QtRunMetrics, RunMetrics
         from desktop.workers import Job

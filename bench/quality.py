@@ -7,7 +7,7 @@ missing suite file gives the sample alone), as a new user would:
    run configuration (``project.json``'s ``run_config``): a new project;
 2. its documents ingested (hybrid index);
 3. the preset the app recommends for its rows (:func:`backend.presets.recommended_preset`,
-   "Learn the facts" for a small set) fitted by :func:`backend.workspace.resolve_run_config`,
+   "Learn the facts" for a small set) fitted by :func:`backend.planning.resolve_run_config`,
    exactly as Start or ``tune train --project P --preset facts`` fits it (RAFT on
    because the project has documents, the knowledge recipe's rows, the best checkpoint kept);
 4. trained, then its evalset answered in the modes tuned + documents, base +
@@ -132,7 +132,8 @@ def run_project(entry: dict[str, Any], tmp: Path, *, quick: bool = False, model:
     from backend.rag.evaluate import evaluate
     from backend.rag.index import ingest
     from backend.training import train
-    from backend.workspace import Project, fact_set, resolve_run_config
+    from backend.planning import fact_set, resolve_run_config
+    from backend.workspace import Project
 
     out: dict[str, Any] = {"name": entry["name"], "path": entry["path"], "overrides": dict(overrides or {})}
     if run_dir:

@@ -174,7 +174,8 @@ def run(n_chunks: int = 2000, n_queries: int = 50, repeats: int = 3) -> dict:
     """Measure; return the ``rag`` block."""
     setup_env()
     try:
-        from backend.rag import index_documents, load_embeddings, open_index
+        from backend.rag.embeddings import load_embeddings
+        from backend.rag.index import index_documents, open_index
         from backend.rag.embeddings import resolve_embedding_model
     except ImportError as e:
         return {"skipped": f"backend.rag not importable ({e})"}

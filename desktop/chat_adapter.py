@@ -22,7 +22,7 @@ from backend.jobs import ModelHost
 
 def index_summary(project_root: Path) -> dict[str, Any]:
     """Indexed files and chunks, without loading a model (GUI-safe)."""
-    from backend.rag import index_status
+    from backend.rag.index import index_status
 
     try:
         return index_status(project_root)
@@ -75,7 +75,7 @@ class ChatEngine:
         Returns
         -------
         dict
-            ``{mode: backend.rag.Answer}``.
+            ``{mode: backend.rag.chain.Answer}``.
 
         Raises
         ------

@@ -51,7 +51,7 @@ class DataReport:
         """Training rows under ``cfg``'s validation split (the check may have run under another one)."""
         if self.has_validation_files or not self.fact_rows:
             return self.train_rows
-        from backend.data import validation_count
+        from backend.data.pipeline import validation_count
 
         return self.fact_rows - validation_count(self.fact_rows, cfg.data.validation_split)
 
@@ -124,7 +124,7 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
     DataCancelled
         ``should_stop()`` turned true.
     """
-    from backend.data import validation_count
+    from backend.data.pipeline import validation_count
 
     if host is not None:
         from backend.host import unpack
@@ -133,7 +133,7 @@ def check_project_data(files: list[str], train_files: list[str], validation_file
             "files": list(files), "train_files": list(train_files), "model_path": str(model_path),
             "config": cfg.to_dict(), "preview": 8}, on_event=on_event, should_stop=should_stop))
     else:
-        from backend.data import check_files, preview
+        from backend.data.pipeline import check_files, preview
         from backend.models import load_tokenizer
 
         on_event(ev.progress("data", 0, None, "Loading the tokenizer…"))

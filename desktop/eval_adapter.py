@@ -15,8 +15,8 @@ from typing import Any, Sequence
 from backend import events as ev
 from backend.host import rows_from_dicts, settings_dict
 from backend.jobs import ModelHost
+from backend.rag.modes import MODES
 
-MODES = ("tuned+rag", "tuned", "base+rag", "base")
 MODE_SHORT = {"tuned+rag": "Tuned · docs", "tuned": "Tuned", "base+rag": "Base · docs", "base": "Base"}
 MODE_COLORS = {"tuned+rag": "#2f6db5", "tuned": "#8fb3df", "base+rag": "#5b6675", "base": "#b9c0ca"}
 
@@ -164,8 +164,8 @@ def filter_counts(questions: Sequence[dict]) -> dict[str, int]:
 
 
 def to_source(d: dict | Any):
-    """A report's source dict as ``backend.rag.index.Source`` (what the Chat page's answer cards show)."""
-    from backend.rag.index import Source
+    """A report's source dict as ``backend.rag.source.Source`` (what the Chat page's answer cards show)."""
+    from backend.rag.source import Source
 
     if not isinstance(d, dict):
         return d

@@ -16,18 +16,11 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QFileDialog, QG
                                QVBoxLayout, QWidget)
 
 from backend import events as ev
+from backend.export_types import KINDS, dialog_kinds
 from backend.gguf_export import K_QUANTS_NOTE, QUANT_HELP
 from desktop.widgets import Banner, muted
 from desktop.workers import Job
 
-KINDS = (
-    ("gguf", "GGUF file", "One file for llama.cpp, LM Studio and Ollama, with the tokenizer and chat template inside."),
-    ("ollama", "Ollama folder", "The GGUF, a Modelfile (the chat template, the Chat page's settings, the system "
-                                "prompt) and a README with `ollama create`."),
-    ("merged", "Merged safetensors", "The adapter merged into the base model: a plain Hugging Face folder "
-                                     "that loads without PEFT."),
-    ("adapter", "Adapter only", "The small PEFT adapter folder; needs the same base model to load."),
-)
 GGUF_QUANTS = ("q8_0", "f16", "bf16", "q5_1", "q5_0", "q4_1", "q4_0", "f32")
 
 
@@ -42,7 +35,7 @@ def export_in_child(run_dir: Path, kind: str, out: Path, *, quant: str = "q8_0",
         The export's own error, or ``backend.jobs.ChildDied`` when the child died (killed, out of memory).
     """
     from backend import jobs
-    from backend.export import ExportRecord
+    from backend.export_types import ExportRecord
     from backend.host import settings_dict
 
     request = {"action": "export", "run_dir": str(run_dir), "kind": kind, "out": str(out), "quant": quant,
@@ -56,15 +49,13 @@ def default_target(run_dir: Path, kind: str, quant: str) -> Path:
     """Where an export goes unless the user picks another place: ``<run>/exports/…``."""
     from backend import runs
 
-    base = runs.exports_dir(run_dir)
-    return {"gguf": base / f"{run_dir.name}-{quant}.gguf", "ollama": base / f"{run_dir.name}-ollama",
-            "merged": base / f"{run_dir.name}-merged", "adapter": base / f"{run_dir.name}-adapter"}[kind]
+    return runs.exports_dir(run_dir) / KINDS[kind].default_target(run_dir.name, quant)
 
 
 class ExportDialog(QDialog):
     """Choose what to export and where; run it with progress and Stop; show the parity result."""
 
-    exported = Signal(object)  # backend.export.ExportRecord
+    exported = Signal(object)  # backend.export_types.ExportRecord
 
     def __init__(self, run_dir: str | Path, parent: QWidget | None = None, *, generation=None,
                  system_prompt: str | None = None):
@@ -85,13 +76,13 @@ class ExportDialog(QDialog):
         self.kind_group = QButtonGroup(self)
         self.kind_buttons: dict[str, QRadioButton] = {}
         grid = QGridLayout()
-        for row, (key, title, help_text) in enumerate(KINDS):
-            b = QRadioButton(title)
-            b.setToolTip(help_text)
+        for row, kind in enumerate(dialog_kinds()):
+            b = QRadioButton(kind.title)
+            b.setToolTip(kind.help)
             self.kind_group.addButton(b)
-            self.kind_buttons[key] = b
+            self.kind_buttons[kind.key] = b
             grid.addWidget(b, row, 0, Qt.AlignmentFlag.AlignTop)
-            h = muted(help_text)
+            h = muted(kind.help)
             grid.addWidget(h, row, 1)
             b.toggled.connect(self._on_kind_changed)
         grid.setColumnStretch(1, 1)
@@ -197,7 +188,7 @@ class ExportDialog(QDialog):
     def _on_kind_changed(self, *_: object) -> None:
         if not any(b.isChecked() for b in self.kind_buttons.values()):
             return
-        gguf = self.kind() in ("gguf", "ollama")
+        gguf = KINDS[self.kind()].needs_quant
         for w in (self.quant_label, self.quant, self.quant_help, self.kquant_note):
             w.setVisible(gguf)
         if not self._path_edited:

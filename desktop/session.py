@@ -15,8 +15,9 @@ from typing import Any
 
 from backend.config import RunConfig
 from backend.jobs import ModelHost
+from backend.planning import resolve_run_config
 from backend.trust import hub_allowed, set_hub_access
-from backend.workspace import ROLES, Project, resolve_run_config
+from backend.workspace import ROLES, Project
 from desktop.emitter import Emitter
 
 __all__ = ["ROLES", "Session", "SessionEvents"]
@@ -200,7 +201,7 @@ class Session:
         self.events.config.emit(cfg)
 
     def run_config(self) -> RunConfig:
-        """The configuration a new run starts with (:func:`backend.workspace.resolve_run_config`).
+        """The configuration a new run starts with (:func:`backend.planning.resolve_run_config`).
 
         The Configure page's values over the project's files; the trust flags
         are the ones ticked on the Model page in this session.

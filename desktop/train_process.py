@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from backend import events as ev
 from backend import jobs, runs
+from backend.runs import RunResult
 from backend.errors import TrainingError, TuneError
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,6 @@ log = logging.getLogger(__name__)
 CHILD_FLAG = jobs.CHILD_FLAG
 """The frozen app's argument that makes it act as a job child (package/launch.py)."""
 WHAT = "the training process"
-
-
-@dataclass
-class TrainOutcome:
-    """How a supervised run ended (the fields the Train page reads, as ``backend.training.RunResult``)."""
-
-    run_dir: Path
-    status: str                  # completed | failed | cancelled
-    adapter_dir: Path | None
-    reason: str = ""
-    metrics: dict | None = None
 
 
 class TrainingProcessDied(TrainingError):
@@ -82,7 +71,7 @@ def supervise(request: dict[str, Any], *, on_event: ev.OnEvent = ev.no_event,
               should_stop: ev.ShouldStop = ev.never_stop,
               should_pause: Callable[[], bool] | None = None,
               command: list[str] | None = None,
-              on_start: Callable[[subprocess.Popen], None] | None = None) -> TrainOutcome:
+              on_start: Callable[[subprocess.Popen], None] | None = None) -> RunResult:
     """Run one training request in a child process and report it as if it ran here.
 
     Parameters
@@ -100,7 +89,7 @@ def supervise(request: dict[str, Any], *, on_event: ev.OnEvent = ev.no_event,
 
     Returns
     -------
-    TrainOutcome
+    RunResult
         The run folder, final status and adapter folder, from the child's ``finished`` event.
 
     Raises
@@ -130,9 +119,9 @@ def supervise(request: dict[str, Any], *, on_event: ev.OnEvent = ev.no_event,
     status = finished.get("status") or "failed"
     if status == "failed":
         raise _error_from(finished)
-    return TrainOutcome(Path(finished.get("run_dir") or run_dir or "."), status,
-                        Path(finished["adapter_dir"]) if finished.get("adapter_dir") else None,
-                        finished.get("reason") or "", finished.get("metrics"))
+    return RunResult(Path(finished.get("run_dir") or run_dir or "."), status,
+                     Path(finished["adapter_dir"]) if finished.get("adapter_dir") else None,
+                     finished.get("reason") or "", finished.get("metrics"))
 
 
 def _mark_failed(run_dir: Path | None, reason: str) -> None:
@@ -152,5 +141,5 @@ def _error_from(finished: dict) -> TuneError:
     return jobs.error_from(finished, default=TrainingError)
 
 
-__all__ = ["CHILD_FLAG", "TrainOutcome", "TrainingProcessDied", "child_command", "resume_request",
+__all__ = ["CHILD_FLAG", "TrainingProcessDied", "child_command", "resume_request",
            "supervise", "train_request"]

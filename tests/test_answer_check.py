@@ -182,7 +182,7 @@ def project(tmp_path_factory, tiny_embedder):
 
 def _train(project, tiny_model_dir, out: Path, **overrides):
     from backend.training import train
-    from backend.workspace import resolve_run_config
+    from backend.planning import resolve_run_config
 
     cfg = resolve_run_config(project, overrides={
         "model.name_or_path": str(tiny_model_dir), "training.max_steps": 2, "training.eval_steps": 0,
@@ -219,7 +219,7 @@ def test_a_run_with_the_check_emits_and_writes_its_verdict(project, tiny_model_d
 def test_the_check_can_be_turned_off_and_is_stopped_by_stop(project, tiny_model_dir, tmp_path):
     from backend import runs
     from backend.training import train
-    from backend.workspace import resolve_run_config
+    from backend.planning import resolve_run_config
 
     res, seen = _train(project, tiny_model_dir, project.runs_dir / "unchecked", **{"training.answer_check": False})
     assert res.status == "completed" and not any(e["type"] == ev.ANSWER_CHECK for e in seen)

@@ -368,7 +368,7 @@ def test_a_source_named_like_markup_is_shown_as_plain_text(qtbot, chat_page_fact
     # issue 20: a file name is the user's text, never Qt rich text
     from PySide6.QtCore import Qt
 
-    from backend.rag.index import Source
+    from backend.rag.source import Source
 
     cp = chat_page_factory()
     src = Source(file="<b>notes</b>.pdf", path="documents/<b>notes</b>.pdf", page=3, chunk=0, text="E4 means x.",

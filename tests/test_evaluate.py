@@ -424,7 +424,8 @@ def test_e2e_sample_project_short_run_evaluated_on_its_evalset(tmp_path):
     from backend.rag.settings import GenerationSettings
     from backend.report import write_report
     from backend.training import train
-    from backend.workspace import Project, resolve_run_config
+    from backend.planning import resolve_run_config
+    from backend.workspace import Project
 
     src = Path(__file__).resolve().parents[1] / "resources" / "sample_project"
     shutil.copytree(src, tmp_path / "brisa", ignore=shutil.ignore_patterns("runs", "index"))

@@ -63,3 +63,29 @@ def test_dialog_exports_gguf_with_parity_and_stops(qtbot, dialog_run, tmp_path):
     text = d.result.text()
     assert text.startswith("Parity: ") and ("1/1 answers identical" in text or "changed 1/1 answers" in text)
     assert d.export_button.isEnabled() and not d.stop_button.isEnabled()
+
+
+def test_cli_and_dialog_offer_the_export_kinds_of_one_table(qtbot, tmp_path):
+    """`tune export`'s flags and the dialog's choices come from backend.export_types.KINDS (docs/architecture.md, "Export")."""
+    import subprocess
+    import sys
+
+    from backend.cli import build_parser
+    from backend.export_types import EXPORT_KINDS, KINDS, dialog_kinds
+    from desktop.export_dialog import ExportDialog
+
+    export = build_parser()._subparsers._group_actions[0].choices["export"]
+    flags = {a.dest: a for a in export._actions}
+    for k in KINDS.values():
+        assert flags[k.key].metavar == k.metavar and flags[k.key].help == k.flag_help
+    d = ExportDialog(tmp_path / "runs" / "r1")
+    qtbot.addWidget(d)
+    assert list(d.kind_buttons) == [k.key for k in dialog_kinds()] and set(d.kind_buttons) == set(EXPORT_KINDS)
+    for k in KINDS.values():
+        d.set_kind(k.key)
+        assert d.quant.isHidden() is not k.needs_quant and d.kquant_note.isHidden() is not k.needs_quant
+        assert d.target().name == k.default_target("r1", "q8_0")
+    res = subprocess.run([sys.executable, "-m", "backend", "export", str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 2
+    assert "give --gguf OUT.gguf, --ollama DIR, --merged DIR or --adapter DIR (or --check" in res.stderr

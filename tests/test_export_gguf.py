@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.export import ExportError, export_run, list_exports
+from backend.export import export_run
+from backend.export_types import ExportError, list_exports
 from backend.gguf_export import check_quant, permute_qk, write_gguf
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -138,7 +138,7 @@ def test_iter_encode_covers_every_text_once_longest_first(onnx_emb, torch_emb):
 def test_top_k_retrieval_is_identical_to_torch(onnx_emb, torch_emb, tmp_path):
     from langchain_core.documents import Document
 
-    from backend.rag import index_documents, open_index
+    from backend.rag.index import index_documents, open_index
 
     docs = [Document(page_content=t, metadata={"source": f"doc-{i % 4}.txt"}) for i, t in enumerate(CORPUS)]
     hits = {}

@@ -146,7 +146,7 @@ def test_lexical_index_follows_ingest_and_is_rebuilt_when_missing(tmp_path, tiny
 
 
 def _source(text: str, file: str = "guide.md", chunk: int = 0):
-    from backend.rag.index import Source
+    from backend.rag.source import Source
 
     return Source(file=file, path=file, page=None, chunk=chunk, text=text, score=0.5)
 
@@ -562,7 +562,7 @@ def _shaped(proj, f, tokenizer_dir, **data):
 def test_knowledge_recipe_rows_with_passages(tmp_path, tiny_embedder, real_tokenizer_dir):
     from backend.data import check_files
     from backend.data.pipeline import _run
-    from backend.data.raft import _question_answer
+    from backend.data.closedbook import question_answer
     from backend.models import load_tokenizer
     from backend.rag.chain import ABSTAIN_ANSWER
     from backend.recipes import FactSet
@@ -593,7 +593,7 @@ def test_knowledge_recipe_rows_with_passages(tmp_path, tiny_embedder, real_token
         assert ex.messages[1]["content"].startswith("Context:\n") and not any(c in question for c in _CODES)
     # held-out rewordings: the validation set, with passages, never trained
     assert prepared.eval is not None and len(prepared.eval) == 2 and prepared.report["split"] == "held-out rewordings"
-    trained_questions = {_question_answer(ex)[1] for ex in rows if _question_answer(ex)}
+    trained_questions = {question_answer(ex)[1] for ex in rows if question_answer(ex)}
     assert prepared.report["knowledge"]["facts"] == 6
     assert prepared.report["knowledge"]["rows_per_fact"] == {"min": 4, "median": 4.0, "max": 4}
     again, _ = _shaped(proj, f, real_tokenizer_dir, **opts)  # deterministic (and from the cache)
@@ -668,7 +668,9 @@ def test_counterfactual_raft_rows_read_the_changed_figure_from_the_passage(tmp_p
         cfg = RunConfig.from_dict({"data": {"train_files": [str(f)], "raft": True, "raft_distractors": 0,
                                             "raft_p_without_gold": 0.0, "raft_counterfactual_share": share}})
         rows = [r.example for x in read_and_normalise(cfg.data.train_files, cfg.data, strict_files=True) for r in x.rows]
-        rows += [ex for _i, ex in raft.reworded_rows(rows, 2, seed=5)]  # only rewordings change
+        from backend.data.closedbook import reworded_rows
+
+        rows += [ex for _i, ex in reworded_rows(rows, 2, seed=5)]  # only rewordings change
         return rows, raft.apply_raft(rows, cfg.data, seed=5, index=idx)
 
     rows, stats = shaped(1.0)

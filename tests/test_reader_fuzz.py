@@ -304,7 +304,8 @@ PROJECT = {"name": "Kettles", "base_model": "default", "format": 1,
 
 
 def test_project_json_survives_any_content(tmp_path):
-    from backend.workspace import Project, ProjectError, resolve_run_config
+    from backend.planning import resolve_run_config
+    from backend.workspace import Project, ProjectError
 
     root = tmp_path / "proj"
     Project.create(root)
@@ -480,7 +481,7 @@ PARITY = {"summary": "2 of 2 answers identical", "ok": True, "source": "evalset 
 
 @pytest.mark.parametrize("which", ["export", "parity"])
 def test_export_records_survive_any_content(tmp_path, which):
-    from backend.export import EXPORT_RECORD, PARITY_RECORD, list_exports
+    from backend.export_types import EXPORT_RECORD, PARITY_RECORD, list_exports
     from desktop.export_dialog import parity_text
 
     run = _run(tmp_path)

@@ -10,9 +10,10 @@ import pytest
 from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.filetypes import DATASET_SUFFIXES, DOCUMENT_SUFFIXES, classify
+from backend.planning import resolve_run_config
 from backend.presets import PRESET_KEYS, apply_preset, matching_preset, preset
 from backend.recipes import FactSet
-from backend.workspace import Project, ProjectError, portable_config, resolve_run_config
+from backend.workspace import Project, ProjectError, portable_config
 
 
 def _project(tmp_path: Path) -> Project:

@@ -9,9 +9,10 @@ teacher-generated question/answer datasets.  Progress events use the stages
 from backend.data.distill import DistillResult, distill, parse_pairs
 from backend.data.encode import IGNORE_INDEX, Renderer, segments
 from backend.data.formats import FORMATS, Example, normalise_file
-from backend.data.pipeline import (CheckReport, DataCancelled, PreparedData, PreviewRow, check_files, histogram,
-                                   prepare, preview, split_rows, token_stats, validation_count)
+from backend.data.pipeline import (CheckReport, PreparedData, PreviewRow, check_files, histogram, prepare, preview,
+                                   split_rows, token_stats, validation_count)
 from backend.data.readers import Problem, decode_text, read_file
+from backend.errors import DataCancelled
 
 __all__ = [
     "CheckReport", "DataCancelled", "DistillResult", "Example", "FORMATS", "IGNORE_INDEX", "PreparedData",

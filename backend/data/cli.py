@@ -166,7 +166,7 @@ def format_preview(rows, color: bool) -> str:
 
 def cmd_data_check(args: argparse.Namespace) -> int:
     """``tune data check``: print the report; 0 when usable, 2 when not."""
-    from backend.data import check_files, preview
+    from backend.data.pipeline import check_files, preview
 
     from backend.errors import DataError
 

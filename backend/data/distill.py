@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from backend import events as ev
 from backend.errors import DataError
-from backend.fsutil import atomic_write_text
+from backend.fsutil import atomic_write_text, stamped_path
 
 PROMPT = (
     "Read the text below. Write {n} question{s} that the text answers, each followed by its answer. "
@@ -203,7 +203,7 @@ def distill(files: Sequence[str | Path], out: str | Path, *, teacher: str | None
     DocumentError
         When a document cannot be read.
     """
-    from backend.documents import load_and_chunk, unique_path
+    from backend.documents import load_and_chunk
 
     out = Path(out)
     if out.suffix == ".jsonl":
@@ -211,7 +211,7 @@ def distill(files: Sequence[str | Path], out: str | Path, *, teacher: str | None
             raise DataError("the output file exists; distillation never overwrites a dataset", file=out,
                             hint="choose a new file name, or give the datasets folder")
     else:
-        out = unique_path(out, "distilled", ".jsonl")
+        out = stamped_path(out, "distilled-", ".jsonl")
     if generate_fn is None and not teacher:
         raise DataError("no teacher model given", field="teacher",
                         hint="choose a local instruct model (a folder or .gguf), or 'default'")

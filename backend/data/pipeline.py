@@ -16,20 +16,14 @@ import numpy as np
 
 from backend import events as ev
 from backend.config import DataConfig, RunConfig
+from backend.data.closedbook import question_answer, reworded_rows
 from backend.data.encode import Encoded, Rendered, Renderer, TemplateError, segments
 from backend.data.formats import Example, FileExamples, normalise_file
 from backend.data.readers import FileRead, Problem, read_file
-from backend.errors import DataError, TuneError
+from backend.errors import DataCancelled, DataError, TuneError
 from backend.specials import find_specials, neutralise, special_strings
 
 MAX_LISTED = 50  # per kind of row-level warning, in problem lists (counts are always complete)
-
-
-class DataCancelled(DataError):
-    """Data preparation was stopped by ``should_stop``."""
-
-    def __init__(self) -> None:
-        super().__init__("data preparation was cancelled")
 
 
 @dataclass
@@ -443,8 +437,6 @@ def knowledge_counts(rows: Sequence[Row]) -> dict[str, Any]:
     whether it carries passages.  Abstention and counterfactual rows (whose figures were
     changed) are counted apart.
     """
-    from backend.data.raft import _question_answer
-
     per_fact: Counter = Counter()
     origins: Counter = Counter()
     for r in rows:
@@ -455,7 +447,7 @@ def knowledge_counts(rows: Sequence[Row]) -> dict[str, Any]:
         last = ex.messages[-1] if ex.messages else None
         if not last or last.get("role") != "assistant":
             continue
-        if ex.origin == "" and _question_answer(ex) is None:
+        if ex.origin == "" and question_answer(ex) is None:
             continue
         per_fact[" ".join(str(last.get("content") or "").casefold().split())] += 1
     counts = sorted(per_fact.values())
@@ -492,8 +484,6 @@ def _reworded(results: list[FileResult], dc: DataConfig, seed: int, *, as_writte
               limit: int | None = None, n: int | None = None) -> list[tuple[Row, Example]]:
     """Plain rows: ``n`` (default ``data.rewordings``) rewordings of each question, after the question
     as written when ``as_written``; each with the row it follows."""
-    from backend.data.raft import reworded_rows
-
     rows = [r for res in results for r in res.rows if r.usable][:limit]
     return [(rows[i], ex) for i, ex in reworded_rows([r.example for r in rows], dc.rewordings if n is None else n,
                                                       seed=seed, as_written=as_written)]

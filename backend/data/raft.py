@@ -24,14 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from backend import events as ev
-from backend.errors import DataError, IndexStoreError
+from backend.data.closedbook import question_answer
+from backend.errors import DataCancelled, DataError, IndexStoreError
 from backend.fsutil import atomic_write_json, read_json
 
 if TYPE_CHECKING:
     from backend.config import DataConfig
     from backend.data.formats import Example
     from backend.rag.embeddings import LocalEmbeddings
-    from backend.rag.index import DocumentIndex, Source
+    from backend.rag.index import DocumentIndex
+    from backend.rag.source import Source
     from backend.rag.settings import RetrievalSettings
 
 CACHE_FILE = "raft_cache.json"
@@ -55,18 +57,6 @@ def find_project(dc: "DataConfig") -> Path:
     raise DataError("'Train the model to answer from your documents' needs the project's document index",
                     field="data.raft_project",
                     hint="set data.raft_project to the project folder, or keep the datasets inside the project")
-
-
-def _question_answer(ex: "Example") -> tuple[int, str, str] | None:
-    """``(user message index, question, answer)`` of a single-turn chat row, else ``None``."""
-    msgs = ex.messages
-    if not msgs:
-        return None
-    users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
-    if len(users) != 1 or users[0] + 1 >= len(msgs) or msgs[users[0] + 1].get("role") != "assistant":
-        return None
-    u = users[0]
-    return u, str(msgs[u].get("content") or ""), str(msgs[u + 1].get("content") or "")
 
 
 def _index_state(index: "DocumentIndex") -> str:
@@ -121,7 +111,7 @@ def render_row(question: str, answer: str, index: "DocumentIndex", settings: "Re
         and ``{"gold": bool, "distractors": n, "sources": [file#chunk, ...]}``.
     """
     from backend.rag.chain import build_context, rag_prompt
-    from backend.rag.index import Source
+    from backend.rag.source import Source
 
     rng = random.Random(f"{seed}\0{question}")
     found = index.search(question, settings.k, settings)
@@ -295,12 +285,11 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
         No project or no usable index.
     """
     from backend.data.counterfactual import swap_figures
-    from backend.data.pipeline import DataCancelled
     from backend.rag.settings import RetrievalSettings
 
     settings = settings or RetrievalSettings()
     examples = list(examples)
-    todo = [(ex, qa) for ex in examples if (qa := _question_answer(ex)) is not None]
+    todo = [(ex, qa) for ex in examples if (qa := question_answer(ex)) is not None]
     stats = {"rendered": 0, "cached": 0, "skipped": len(examples) - len(todo), "without_gold": 0,
              "counterfactual": 0}
     if not todo:
@@ -344,36 +333,6 @@ def apply_raft(examples: Iterable["Example"], dc: "DataConfig", *, seed: int = 4
     return stats
 
 
-def _plain(ex: "Example", question: str, answer: str, origin: str) -> "Example":
-    """A closed-book copy of a single-turn row: ``question`` -> ``answer``, its system turn kept."""
-    system = [dict(m) for m in (ex.messages or []) if m.get("role") == "system"][:1]
-    return dataclasses.replace(ex, messages=system + [{"role": "user", "content": question},
-                                                      {"role": "assistant", "content": answer}],
-                               train_from=0, origin=origin)
-
-
-def reworded_rows(examples: Sequence["Example"], n: int, *, seed: int = 42,
-                  as_written: bool = False) -> list[tuple[int, "Example"]]:
-    """Closed-book rows for single-turn rows: ``(position in examples, row)``, deterministic.
-
-    Each row gets ``n`` template rewordings of its question (:func:`backend.data.rewording.reword`),
-    preceded by the question as written when ``as_written`` (RAFT: the row itself carries passages).
-    """
-    from backend.data.rewording import reword
-
-    out = []
-    for i, ex in enumerate(examples):
-        qa = _question_answer(ex)
-        if qa is None:
-            continue
-        _u, q, a = qa
-        if as_written:
-            out.append((i, _plain(ex, q, a, "closed_book")))
-        for text in reword(q, n, seed=seed):
-            out.append((i, _plain(ex, text, a, "reworded")))
-    return out
-
-
 def knowledge_rows(examples: Sequence["Example"], dc: "DataConfig", *, seed: int = 42,
                    settings: "RetrievalSettings | None" = None, index: "DocumentIndex | None" = None,
                    on_event: ev.OnEvent = ev.no_event, should_stop: ev.ShouldStop = ev.never_stop,
@@ -396,13 +355,12 @@ def knowledge_rows(examples: Sequence["Example"], dc: "DataConfig", *, seed: int
         chat's :data:`~backend.rag.chain.ABSTAIN_ANSWER`) and held-out rows (one
         untrained rewording per chosen fact, with the passage that holds the answer).
     """
-    from backend.data.pipeline import DataCancelled
     from backend.data.rewording import out_of_scope, reword
     from backend.rag.chain import ABSTAIN_ANSWER
     from backend.rag.hybrid import tokenize
     from backend.rag.settings import RetrievalSettings
 
-    pairs = [(ex, qa) for ex in examples if (qa := _question_answer(ex)) is not None]
+    pairs = [(ex, qa) for ex in examples if (qa := question_answer(ex)) is not None]
     n_abstain = int(round(dc.raft_abstain_share * len(pairs)))
     if not pairs or (not n_abstain and not dc.heldout_rewordings):
         return [], []
@@ -450,4 +408,4 @@ def knowledge_rows(examples: Sequence["Example"], dc: "DataConfig", *, seed: int
     return abstain, heldout
 
 
-__all__ = ["CACHE_FILE", "apply_raft", "find_project", "knowledge_rows", "open_raft_index", "render_row", "reworded_rows"]
+__all__ = ["CACHE_FILE", "apply_raft", "find_project", "knowledge_rows", "open_raft_index", "render_row"]

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend import events as ev
 from backend.errors import RunError
-from backend.rag.index import DocumentIndex, Source
+from backend.rag.index import DocumentIndex
+from backend.rag.modes import MODES, mode_name, parse_mode
 from backend.rag.settings import AnswerSettings, GenerationSettings, RetrievalSettings
+from backend.rag.source import Source
 
 if TYPE_CHECKING:
     from langchain_core.runnables import Runnable
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
     from backend.workspace import Project
 
 log = logging.getLogger(__name__)
-
-MODES = ("tuned+rag", "tuned", "base+rag", "base")
 
 ABSTAIN_ANSWER = "Your documents don't say."
 RAG_USER_TEMPLATE = "Context:\n{context}\n\nQuestion: {question}"
@@ -151,24 +151,6 @@ def is_abstention(text: str) -> bool:
     if not t:
         return False
     return t.casefold().startswith(ABSTAIN_ANSWER.casefold().rstrip(".")) or bool(_ABSTAIN_PATTERNS.search(t))
-
-
-def mode_name(tuned: bool, rag: bool) -> str:
-    """``'tuned+rag'``, ``'tuned'``, ``'base+rag'`` or ``'base'``."""
-    return ("tuned" if tuned else "base") + ("+rag" if rag else "")
-
-
-def parse_mode(mode: str) -> tuple[bool, bool]:
-    """``'base+rag'`` -> ``(tuned=False, rag=True)``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown mode name.
-    """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode.startswith("tuned"), mode.endswith("+rag")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backend import events as ev
+from backend.rag.modes import MODES
 
 
 def register(subparsers: Any) -> None:
@@ -71,7 +72,7 @@ def register(subparsers: Any) -> None:
     e.add_argument("--limit", type=int, default=50, help="validation rows to use with --from-validation (default 50)")
     e.add_argument("--forgetting", action="store_true",
                    help="also score a general-knowledge probe as base and tuned (flags forgetting)")
-    e.add_argument("--modes", help=f"comma-separated subset of {','.join(('tuned+rag', 'tuned', 'base+rag', 'base'))}")
+    e.add_argument("--modes", help=f"comma-separated subset of {','.join(MODES)}")
     e.add_argument("--name", help="report name (default: the evalset's name)")
     e.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/eval)")
     e.add_argument("-k", type=int, default=None, help="passages to retrieve (default 4)")
@@ -287,7 +288,6 @@ def cmd_eval(args: Any) -> int:
     _quiet(args)
     from backend.errors import DataError
     from backend.evalsets import from_validation, read_evalset, resolve_evalset
-    from backend.rag.chain import MODES
     from backend.rag.evaluate import evaluate
     from backend.workspace import Project
 
@@ -332,14 +332,13 @@ def cmd_report(args: Any) -> int:
 def cmd_distill_questions(args: Any) -> int:
     """``tune distill-questions PROJECT [-n 20] [--teacher PATH] [--name NAME]``: a reviewable evalset."""
     _quiet(args)
-    import time
-
     from backend.errors import DataError
     from backend.evalsets import check_name, draft_from_documents, evalset_path, training_overlap, write_evalset
+    from backend.fsutil import timestamp
     from backend.workspace import Project
 
     project = Project.open(args.project)
-    name = check_name(args.name or time.strftime("drafted-%Y%m%d-%H%M%S"))
+    name = check_name(args.name or f"drafted-{timestamp()}")
     path = evalset_path(project, name)
     if path.exists():
         raise DataError("an evalset of this name exists; drafting never overwrites one", file=path, field="name",

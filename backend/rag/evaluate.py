@@ -190,7 +190,7 @@ def validation_loss(chat: "HFChatModel", run_dir: str | Path, *, on_event: ev.On
     rows = None
     try:
         from backend.config import RunConfig
-        from backend.data import prepare
+        from backend.data.pipeline import prepare
 
         cfg = RunConfig.load(runs.config_path(run_dir))
         rows = prepare(cfg, chat.tokenizer, should_stop=should_stop).eval

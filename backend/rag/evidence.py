@@ -169,7 +169,7 @@ def score_sentences(question: str, sources: Sequence[Any], embeddings: Any | Non
     question
         The question.
     sources
-        Retrieved passages (:class:`~backend.rag.index.Source`), best first.
+        Retrieved passages (:class:`~backend.rag.source.Source`), best first.
     embeddings
         The index's embedder (``embed_query`` / ``embed_documents``); ``None``
         scores by words alone.

@@ -303,7 +303,7 @@ def hybrid_search(index: Any, query: str, k: int, settings: Any) -> list:
     """
     import numpy as np
 
-    from backend.rag.index import Source
+    from backend.rag.source import Source
 
     coll = index.collection
     total = coll.count()

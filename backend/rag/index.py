@@ -31,6 +31,7 @@ from backend.fsutil import atomic_write_json, read_json
 from backend.rag.hybrid import LEXICAL_FILE, BM25Index
 from backend.rag import storecheck
 from backend.rag.settings import IndexSettings, RetrievalSettings
+from backend.rag.source import Source
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document
@@ -47,59 +48,6 @@ _FLUSH_CHUNKS = 1024  # chunks per Chroma write: large writes are much cheaper p
 
 # ---------------------------------------------------------------------------
 # results
-
-
-@dataclass
-class Source:
-    """One retrieved passage: where it comes from and how close it is.
-
-    Attributes
-    ----------
-    file
-        The file name, for display.
-    path
-        The source as indexed (a path relative to the project when inside it).
-    page
-        1-based page (PDF) or ``None``.
-    chunk
-        0-based chunk number within the file.
-    text
-        The passage.
-    score
-        Cosine similarity to the question (1 = same meaning, 0 = unrelated).
-    bm25
-        BM25 score of the passage's words against the question (0 = no word
-        in common, or hybrid retrieval off).
-    fused
-        The reciprocal-rank-fusion score that ordered the passages (0 when
-        only the vector search ranked them).
-    id
-        The chunk's id in the index.
-    """
-
-    file: str
-    path: str
-    page: int | None
-    chunk: int
-    text: str
-    score: float
-    bm25: float = 0.0
-    fused: float = 0.0
-    id: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable."""
-        return asdict(self)
-
-    @property
-    def shown_page(self) -> int | None:
-        """The page to show: text formats carry page 1 too, and a page number only helps in paged files."""
-        return self.page if self.page is not None and self.file.lower().endswith(".pdf") else None
-
-    def label(self) -> str:
-        """``'guide.pdf p.3 #2'``."""
-        page = f" p.{self.shown_page}" if self.shown_page is not None else ""
-        return f"{self.file}{page} #{self.chunk}"
 
 
 @dataclass

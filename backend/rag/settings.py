@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from backend.errors import ConfigError
-from backend.fields import build, check_ranges, leaf_fields, set_dotted
+from backend.fields import build, check_ranges, leaf_fields, load_file, set_dotted
 from backend.fields import setting as _f
 
 # Short and concrete: small instruct models follow "copy the exact words" better than
@@ -145,20 +145,7 @@ class AnswerSettings:
         ConfigError
             When the file is missing, not JSON, or holds unknown / invalid keys.
         """
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"cannot read the settings file ({e.strerror})", file=path, hint="check the path") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"not valid JSON: {e.msg} (column {e.colno})", file=path, line=e.lineno,
-                              hint="fix the JSON syntax") from None
-        try:
-            return cls.from_dict(d)
-        except ConfigError as e:
-            e.file = str(path)
-            e.args = (str(e),)
-            raise
+        return load_file(path, cls.from_dict, "settings file")
 
     def with_overrides(self, overrides: dict[str, Any]) -> "AnswerSettings":
         """A copy with dotted keys (``retrieval.section_weight``, or a bare ``k``) set; values are parsed.

@@ -23,8 +23,9 @@ import hashlib
 import os
 import sqlite3
 import struct
-import time
 from pathlib import Path
+
+from backend.fsutil import stamped_path
 
 SQLITE_FILE = "chroma.sqlite3"
 OK_FILE = ".store-ok"          # the stamp of the files that last passed the check
@@ -164,11 +165,7 @@ def remember_ok(index_dir: str | Path) -> None:
 def move_aside(index_dir: str | Path) -> Path:
     """Rename a damaged ``index/`` to ``index.broken-<time>/`` next to it (never deleted); returns the new path."""
     index_dir = Path(index_dir)
-    dest = index_dir.with_name(BROKEN_PREFIX + time.strftime("%Y%m%d-%H%M%S"))
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = index_dir.with_name(f"{BROKEN_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    dest = stamped_path(index_dir.parent, BROKEN_PREFIX)
     os.replace(index_dir, dest)
     return dest
 

@@ -15,8 +15,8 @@ The package's parts (docs/architecture.md, "Training"):
 The run folder's layout and rules belong to :mod:`backend.runs`.
 """
 
-from backend.runs import latest_checkpoint, read_status
-from backend.training.engine import RunResult, build_collator, resume, train, training_arguments
+from backend.runs import RunResult, latest_checkpoint, read_status
+from backend.training.engine import build_collator, resume, train, training_arguments
 from backend.training.method import apply_method
 from backend.training.ranks import is_main_process, world_size, write_status
 

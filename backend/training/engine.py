@@ -15,7 +15,6 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,27 +30,11 @@ from backend.training.eventlog import StepMetricsLog
 from backend.training.oom import free_memory, train_with_oom_retry
 from backend.training.profile import StepProfiler
 from backend.training.ranks import barrier, is_main_process, local_main_first, world_size, write_status
+from backend.runs import RunResult
 from backend.trust import restrict
 from backend.workspace import new_run_dir
 
 log = logging.getLogger("backend.training")
-
-
-@dataclass
-class RunResult:
-    """What a run ended with."""
-
-    run_dir: Path
-    status: str                  # completed | failed | cancelled
-    adapter_dir: Path | None
-    reason: str = ""
-    metrics: dict | None = None  # final train/eval summary
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable."""
-        return {"run_dir": str(self.run_dir), "status": self.status,
-                "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
-                "reason": self.reason, "metrics": self.metrics}
 
 
 class _RunLogHandler(logging.Handler):
@@ -366,7 +349,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     import torch
     from transformers import EarlyStoppingCallback, Trainer
 
-    from backend import data as data_mod
+    from backend.data.pipeline import prepare
     from backend.models import load_model, load_tokenizer, resolve_model
     from backend.runtime import detect_device
 
@@ -381,7 +364,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
                                    allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     emit(ev.progress("load_data", 1, 3, "Preparing the data…"))
-    prepared = data_mod.prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
+    prepared = prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
     if not prepared.train:
         raise TrainingError("no training rows left after preparation", field="data.train_files",
                             hint="check the data report: rows may all be too long, empty or duplicates")

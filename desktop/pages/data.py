@@ -379,7 +379,7 @@ class DataPage(Page):
         self.session.set_data_report(report)
 
     def _on_job_errored(self, error: BaseException) -> None:
-        from backend.data import DataCancelled
+        from backend.errors import DataCancelled
         if isinstance(error, DataCancelled) or self._pending:
             return
         self.banner.show_error(error)
