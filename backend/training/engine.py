@@ -245,6 +245,21 @@ def build_collator(cfg: RunConfig, tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=None)
 
 
+def log_to_tensorboard(trainer, run_dir: Path) -> Path:
+    """Point the Trainer's own TensorBoard reporting (``report_to=["tensorboard"]``) at ``runs/<id>/tensorboard/``.
+
+    Without it the callback writes to ``checkpoints/runs/<date>_<host>/`` (or ``$TENSORBOARD_LOGGING_DIR``):
+    transformers 5 dropped ``TrainingArguments.logging_dir``. Returns the folder.
+    """
+    from transformers.integrations import TensorBoardCallback
+
+    folder = runs.tensorboard_dir(run_dir)
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback):
+            cb.logging_dir = str(folder)
+    return folder
+
+
 def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
     """Build ``TrainingArguments`` from the run config."""
     from transformers import TrainingArguments
@@ -290,7 +305,9 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         torch_compile=t.torch_compile,
-        report_to="none",
+        # the Trainer's own TensorBoard reporting (its TensorBoardCallback); the folder is set on it in _train_once,
+        # since transformers 5 has no logging_dir (docs/architecture.md, "Training")
+        report_to=["tensorboard"],
         disable_tqdm=True,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
@@ -418,6 +435,7 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
+    log_to_tensorboard(trainer, run_dir)
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training
