@@ -245,17 +245,25 @@ def build_collator(cfg: RunConfig, tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=None)
 
 
-def log_to_tensorboard(trainer, run_dir: Path) -> Path:
+def _tensorboard_available() -> bool:
+    from transformers.integrations import is_tensorboard_available
+
+    return bool(is_tensorboard_available())
+
+
+def log_to_tensorboard(trainer, run_dir: Path) -> Path | None:
     """Point the Trainer's own TensorBoard reporting (``report_to=["tensorboard"]``) at ``runs/<id>/tensorboard/``.
 
     Without it the callback writes to ``checkpoints/runs/<date>_<host>/`` (or ``$TENSORBOARD_LOGGING_DIR``):
-    transformers 5 dropped ``TrainingArguments.logging_dir``. Returns the folder.
+    transformers 5 dropped ``TrainingArguments.logging_dir``. Returns the folder, or ``None`` when the
+    Trainer has no TensorBoard reporting (tensorboard not installed).
     """
     from transformers.integrations import TensorBoardCallback
 
-    folder = runs.tensorboard_dir(run_dir)
+    folder = None
     for cb in trainer.callback_handler.callbacks:
         if isinstance(cb, TensorBoardCallback):
+            folder = runs.tensorboard_dir(run_dir)
             cb.logging_dir = str(folder)
     return folder
 
@@ -307,7 +315,7 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         torch_compile=t.torch_compile,
         # the Trainer's own TensorBoard reporting (its TensorBoardCallback); the folder is set on it in _train_once,
         # since transformers 5 has no logging_dir (docs/architecture.md, "Training")
-        report_to=["tensorboard"],
+        report_to=["tensorboard"] if _tensorboard_available() else "none",
         disable_tqdm=True,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
@@ -435,7 +443,9 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
-    log_to_tensorboard(trainer, run_dir)
+    if log_to_tensorboard(trainer, run_dir) is None:
+        emit(ev.log("TensorBoard is not installed: this run writes no TensorBoard files (metrics.jsonl has "
+                    "every value; pip install tensorboard to have them)", level="warning"))
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training
