@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend import events as ev
-from backend import launch_export
+from backend import launch_export, methods
 from backend.cliutil import StopFlag, print_notices, quiet_libraries, trust_flags
 from backend.data import cli as data_cli
 from backend.errors import TuneError, disk_problem, from_os_error
@@ -118,7 +118,7 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     if args.config:  # a file (a copied run's config.json) never switches trust on: backend/trust.py
         base, notices = restrict(RunConfig.load(args.config), **trust, source=f"The config file {args.config}")
     overrides: dict = dict(parse_set(args.set or []))
-    quick = {"model.name_or_path": args.model, "output_dir": args.output,
+    quick = {"model.name_or_path": args.model, "output_dir": args.output, "method.method": args.method,
              "training.max_steps": args.max_steps, "training.save_steps": args.save_steps,
              "training.epochs": args.epochs}
     if args.data:
@@ -351,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set training.learning_rate=1e-4 (repeatable)")
     t.add_argument("--model", help="base model: 'default', a folder, a .gguf file")
+    t.add_argument("--method", choices=methods.NAMES,
+                   help="fine-tuning method (default lora); dpo / orpo: preference tuning on LoRA from the "
+                        "corrections' chosen / rejected answers (datasets/feedback.jsonl)")
     t.add_argument("--data", action="append", metavar="FILE", help="training data file (repeatable)")
     t.add_argument("--output", help="run folder to create")
     t.add_argument("--project", help="project folder: train what the GUI would (its datasets and roles, "
