@@ -1,6 +1,6 @@
 """The ``tune`` command line: the second consumer of the backend functions.
 
-Subcommands: train, resume, runs, export, doctor, new (this module); data check,
+Subcommands: train, resume, runs, corrections, export, doctor, new (this module); data check,
 docs add (backend.data.cli); ingest, ask, eval (backend.rag.cli);
 export-run (backend.launch_export).  Heavy libraries are imported inside the
 handlers so ``tune --help`` is instant.  The extension modules are imported
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend import events as ev
-from backend import launch_export
+from backend import launch_export, methods
 from backend.cliutil import StopFlag, print_notices, quiet_libraries, trust_flags
 from backend.data import cli as data_cli
 from backend.errors import TuneError, disk_problem, from_os_error
@@ -120,7 +120,7 @@ def train_config(args) -> tuple["RunConfig", list[str]]:
     if args.config:  # a file (a copied run's config.json) never switches trust on: backend/trust.py
         base, notices = restrict(RunConfig.load(args.config), **trust, source=f"The config file {args.config}")
     overrides: dict = dict(parse_set(args.set or []))
-    quick = {"model.name_or_path": args.model, "output_dir": args.output,
+    quick = {"model.name_or_path": args.model, "output_dir": args.output, "method.method": args.method,
              "training.max_steps": args.max_steps, "training.save_steps": args.save_steps,
              "training.epochs": args.epochs}
     if args.data:
@@ -218,6 +218,49 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_corrections(args) -> int:
+    from backend import corrections, records
+    from backend.confine import printable
+    from backend.workspace import Project
+
+    project = Project.open(args.project)
+    if args.delete:
+        c = corrections.delete(project, args.delete)
+        print(printable(f"deleted correction {c.id} ({c.question!r})"))
+        return 0
+    if args.test or args.untest:
+        c = corrections.update(project, args.test or args.untest, test=bool(args.test))
+        where = corrections.test_set_path(project).relative_to(project.root)
+        print(printable(f"{c.id} is {'now' if c.test else 'no longer'} in the test set ({where})"))
+        return 0
+    skipped: list = []
+    items = corrections.load(project, skipped)
+    for s in skipped:  # a bad line is skipped and named (docs/architecture.md, "Readers")
+        print(printable(f"warning: skipped {s}"), file=sys.stderr)
+    if args.json:
+        print(json.dumps([c.to_dict() for c in items], indent=2, ensure_ascii=False))
+        return 0
+    if not items:
+        print(f"no corrections yet in {corrections.corrections_path(project)}")
+        return 0
+    table = [("ID", "MODE", "RUN", "TEST", "QUESTION", "MODEL'S ANSWER", "EXPERT'S ANSWER")]
+
+    def cut(t: str, n: int = 40) -> str:
+        t = " ".join(t.split())
+        return t if len(t) <= n else t[: n - 1] + "…"
+
+    for c in items:
+        table.append(tuple(printable(x) for x in (c.id, c.mode or "-", c.run or "-", "yes" if c.test else "no",
+                                                   cut(c.question), cut(c.rejected) if c.rejected else "-",
+                                                   cut(c.chosen))))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print(f"{len(items)} correction(s), {sum(c.is_pair for c in items)} preference pair(s), "
+          f"{sum(c.test for c in items)} in the test set")
+    return 0
+
+
 def cmd_resume(args) -> int:
     from backend.config import parse_set
     from backend.training import resume
@@ -311,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a config field, e.g. --set training.learning_rate=1e-4 (repeatable)")
     t.add_argument("--model", help="base model: 'default', a folder, a .gguf file")
+    t.add_argument("--method", choices=methods.NAMES,
+                   help="fine-tuning method (default lora); dpo / orpo: preference tuning on LoRA from the "
+                        "corrections' chosen / rejected answers (datasets/feedback.jsonl)")
     t.add_argument("--data", action="append", metavar="FILE", help="training data file (repeatable)")
     t.add_argument("--output", help="run folder to create")
     t.add_argument("--project", help="project folder: train what the GUI would (its datasets and roles, "
@@ -332,6 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--rename", nargs=2, metavar=("RUN", "NAME"),
                     help="give a run a display name (the folder keeps its id; '' removes the name)")
     rl.set_defaults(func=cmd_runs)
+
+    c = sub.add_parser("corrections", help="list a project's corrected answers (question, model's answer, "
+                                           "expert's answer, mode, run); delete or mark for the test set")
+    c.add_argument("project", help="project folder")
+    c.add_argument("--json", action="store_true", help="print every field as JSON (passages included)")
+    cg = c.add_mutually_exclusive_group()
+    cg.add_argument("--delete", metavar="ID", help="delete a correction (the next run no longer trains on it)")
+    cg.add_argument("--test", metavar="ID", help="also test it: a reworded copy goes to evalsets/corrections.jsonl")
+    cg.add_argument("--untest", metavar="ID", help="take it out of the test set")
+    c.set_defaults(func=cmd_corrections)
 
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     r.add_argument("run_dir")

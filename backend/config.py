@@ -76,12 +76,13 @@ class DataConfig:
 class MethodConfig:
     """The fine-tuning method and its adapter settings."""
 
-    method: Method = _f("lora", "lora (default), dora, rslora, ia3, prompt_tuning, prefix_tuning, bitfit (biases only) or full fine-tuning.", label="Method")
+    method: Method = _f("lora", "lora (default), dora, rslora, ia3, prompt_tuning, prefix_tuning, bitfit (biases only), full fine-tuning, or preference tuning on LoRA from the expert's corrections: dpo, orpo.", label="Method")
     lora_r: int = _f(16, "LoRA rank: the size of the low-rank update. Higher = more capacity and memory.", min=1, max=1024, label="LoRA rank")
     lora_alpha: int = _f(32, "LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r) for rslora).", min=1, max=4096, label="LoRA alpha")
     lora_dropout: float = _f(0.05, "Dropout on the LoRA input.", min=0.0, max=0.9, label="LoRA dropout")
     target_modules: list[str] = _f([], "Module names to adapt, e.g. [\"q_proj\", \"v_proj\"]. Empty = all linear layers.", label="Target modules")
     num_virtual_tokens: int = _f(20, "Prompt / prefix tuning: number of learned virtual tokens.", min=1, max=512, label="Virtual tokens")
+    pref_beta: float = _f(0.1, "DPO: beta, how strongly the tuned model is held near the untuned one while it learns to prefer the corrected answers (0.1 is the usual value; higher = smaller steps away). ORPO: lambda, the weight of the preference term beside the corrected answers' own loss.", min=0.001, max=10.0, label="Preference beta")
 
 
 @dataclass
@@ -226,7 +227,7 @@ def validate(cfg: RunConfig) -> None:
     if data.packing and mdl.attn_implementation == "eager":
         raise ConfigError("padding-free packing needs sdpa attention", field="data.packing",
                           hint="set model.attn_implementation to 'sdpa' or turn packing off")
-    if not method.packing and data.packing:
+    if not method.packing and data.packing and not method.is_preference:  # preference pairs are padded, never packed
         raise ConfigError(f"packing cannot be combined with {m.method} (virtual tokens are prepended per row)",
                           field="data.packing", hint="turn packing off for this method")
 

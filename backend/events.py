@@ -11,7 +11,7 @@ record against its type, and an unknown type or field raises
 =============  ==============================================================================
 ``progress``   ``{stage, current, total, message}`` — any long job (loading, tokenising, embedding, eval)
 ``log``        ``{level, message}``
-``train``      ``{step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen, eta_s, elapsed_s, memory_mb}``
+``train``      ``{step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen, eta_s, elapsed_s, memory_mb}`` + for DPO / ORPO ``reward_margin, reward_accuracy, reward_chosen, reward_rejected, logps_chosen, logps_rejected``
 ``eval``       ``{step, epoch, eval_loss, perplexity}``
 ``checkpoint`` ``{step, path}``
 ``oom_retry``  ``{step, batch_size, gradient_accumulation, message}``
@@ -136,6 +136,13 @@ class Train(Event):
     eta_s: float | None = None
     elapsed_s: float | None = None
     memory_mb: float | None = None
+    # preference tuning (DPO, ORPO: backend/training/preference.py), averaged over the logged steps
+    reward_margin: float | None = None
+    reward_accuracy: float | None = None
+    reward_chosen: float | None = None
+    reward_rejected: float | None = None
+    logps_chosen: float | None = None
+    logps_rejected: float | None = None
 
 
 @_register

@@ -16,6 +16,7 @@ from typing import Literal
 
 Family = Literal["lora", "ia3", "prompt", "bitfit", "full"]
 Saves = Literal["adapter", "model"]
+Objective = Literal["sft", "dpo", "orpo"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Method:
         The ``method.*`` config fields that matter for it (GUI forms hide the others).
     label
         A short description for people.
+    objective
+        What it trains on: ``sft`` (the rows' answers: next-token loss) or a preference objective,
+        ``dpo`` / ``orpo``, on pairs of a chosen and a rejected answer (the expert's corrections;
+        ``backend/training/preference.py``). Preference methods never pack (a pair is padded).
     """
 
     name: str
@@ -64,11 +69,17 @@ class Method:
     quantized: bool
     fields: tuple[str, ...]
     label: str
+    objective: Objective = "sft"
 
     @property
     def is_adapter(self) -> bool:
         """True when a run of it saves a PEFT adapter (``adapter/``)."""
         return self.saves == "adapter"
+
+    @property
+    def is_preference(self) -> bool:
+        """True for methods that train on chosen / rejected pairs (DPO, ORPO)."""
+        return self.objective != "sft"
 
     @property
     def is_prompt_learning(self) -> bool:
@@ -78,6 +89,7 @@ class Method:
 
 _LORA_FIELDS = ("method.lora_r", "method.lora_alpha", "method.lora_dropout", "method.target_modules")
 _PROMPT_FIELDS = ("method.num_virtual_tokens",)
+_PREFERENCE_FIELDS = _LORA_FIELDS + ("method.pref_beta",)
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("lora", "lora", "adapter", True, True, True, True, True, True, _LORA_FIELDS,
@@ -96,6 +108,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "BitFit: only the bias terms (saves a whole model)"),
     Method("full", "full", "model", True, True, True, False, True, False, (),
            "Full fine-tuning: every weight (saves a whole model)"),
+    Method("dpo", "lora", "adapter", True, True, True, False, False, True, _PREFERENCE_FIELDS,
+           "DPO on LoRA: prefer the expert's corrected answers to the model's wrong ones", objective="dpo"),
+    Method("orpo", "lora", "adapter", True, True, True, False, False, True, _PREFERENCE_FIELDS,
+           "ORPO on LoRA: learn the corrected answers and prefer them, no reference model", objective="orpo"),
 )}
 
 NAMES: tuple[str, ...] = tuple(METHODS)

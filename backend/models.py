@@ -551,7 +551,8 @@ def estimate_memory(cfg, info: ModelInfo, device: DeviceInfo | None = None) -> M
     weights = info.parameters * wbytes
     grads = trainable * (4 if wbytes == 4 else 2)
     optim = trainable * 8 + (trainable * 4 if wbytes != 4 else 0)
-    tokens = t.batch_size * cfg.data.max_length
+    # a preference batch of B pairs is 2B sequences (the chosen and the rejected answer)
+    tokens = t.batch_size * cfg.data.max_length * (2 if methods.get(m.method).is_preference else 1)
     act_bytes = 2 if wbytes != 4 else 4
     per_layer = tokens * info.hidden_size * (34 if not t.gradient_checkpointing else 2) * act_bytes / 2
     per_layer += tokens * info.intermediate_size * 3 * act_bytes if not t.gradient_checkpointing else 0
@@ -568,10 +569,15 @@ def estimate_memory(cfg, info: ModelInfo, device: DeviceInfo | None = None) -> M
 CPU_FLOPS_PER_CORE = 6.5e10  # measured: LoRA on the 135M default model, 163 tokens/s on 2 idle cores (bench/quality.md)
 
 
+PREFERENCE_COST = {"sft": 1.0, "orpo": 2.0, "dpo": 8 / 3}
+"""Work per row relative to SFT: a pair is two sequences (forward + backward, 6·N per token each); DPO adds
+the reference model's forward pass over both (2·N per token each): (2·6 + 2·2) / 6."""
+
+
 def estimate_step_seconds(cfg, info: ModelInfo, device: DeviceInfo) -> float:
-    """Rough seconds per optimizer step (6·N·tokens FLOPs at a typical utilisation)."""
+    """Rough seconds per optimizer step (6·N·tokens FLOPs at a typical utilisation; ×2 or ×8/3 for ORPO / DPO pairs)."""
     tokens = cfg.training.batch_size * cfg.training.gradient_accumulation * min(cfg.data.max_length, 512)
-    flops = 6 * info.parameters * tokens
+    flops = 6 * info.parameters * tokens * PREFERENCE_COST[methods.get(cfg.method.method).objective]
     rate = {"cuda": 2.0e14, "mps": 5e12}.get(device.kind, CPU_FLOPS_PER_CORE * (os.cpu_count() or 1))
     return flops / rate
 

@@ -12,6 +12,7 @@ A run folder (docs/architecture.md, "The run folder")::
     model/             the final whole model (full fine-tuning, BitFit) } written atomically
     eval/<evalset>.json, eval/<evalset>.md   evaluation reports
     check.json         the check after training (an ``answer_check`` event: did tuning help?)
+    tensorboard/       TensorBoard event files, written by the Trainer's own reporting
     exports/           exported models (merged, GGUF)
     report.html        the self-contained run report
     label.json         the name a person gave the run (rename_run); the folder keeps its id
@@ -54,6 +55,8 @@ PROVENANCE = "tune_studio.json"
 EVAL = "eval"
 CHECK = "check.json"
 """The check after training (backend/rag/check.py): the ``answer_check`` event, also in metrics.jsonl."""
+TENSORBOARD = "tensorboard"
+"""TensorBoard event files (the Trainer's ``report_to=["tensorboard"]``); ``tensorboard --logdir <project>/runs``."""
 EXPORTS = "exports"
 REPORT = "report.html"
 PROJECT_RUNS = "runs"
@@ -139,6 +142,11 @@ def exports_dir(run_dir: str | Path) -> Path:
 def report_path(run_dir: str | Path) -> Path:
     """``report.html``: the run report."""
     return Path(run_dir) / REPORT
+
+
+def tensorboard_dir(run_dir: str | Path) -> Path:
+    """``tensorboard/`` of a run: the TensorBoard event files its training wrote."""
+    return Path(run_dir) / TENSORBOARD
 
 
 def check_path(run_dir: str | Path) -> Path:

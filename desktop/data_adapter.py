@@ -8,7 +8,6 @@ mask can be shown.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,16 +176,3 @@ def copy_into(folder: Path, paths: list[Path]) -> list[Path]:
         shutil.copy2(p, dest)
         out.append(dest)
     return out
-
-
-def append_feedback(path: Path, question: str, answer: str, system: str = "", *, root: Path | None = None) -> None:
-    """Append one corrected answer as a ``messages`` row to a JSONL dataset (never through a link).
-
-    ``root`` (the project folder) confines the file's folder to the project.
-    """
-    from backend.confine import append_text
-
-    msgs = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-    # never through a link: datasets/feedback.jsonl of a project from elsewhere may point anywhere
-    append_text(path, json.dumps({"messages": msgs}, ensure_ascii=False) + "\n", root=root)

@@ -15,7 +15,8 @@ from backend.estimate import planned_steps
 from backend.presets import PRESETS, apply_preset, matching_preset
 from backend.recipes import FactSet
 from desktop.appstate import AppSettings, install_sample_project, sample_project_source
-from desktop.data_adapter import append_feedback, copy_into
+from backend import corrections
+from desktop.data_adapter import copy_into
 from desktop.plots import RunMetrics
 from desktop.runs import interrupted_runs, list_runs
 from desktop.session import Session
@@ -249,11 +250,12 @@ def test_runs_listing_and_interrupted(tmp_path):
 
 def test_feedback_rows_append_in_messages_format(tmp_path):
     p = tmp_path / "datasets" / "feedback.jsonl"
-    append_feedback(p, "Q1?", "A1.")
+    corrections.add(tmp_path, "Q1?", "A1.")
     p.write_text(p.read_text().rstrip("\n"))  # a hand-edited file without a final newline
-    append_feedback(p, "Q2?", "A2.")
+    corrections.add(tmp_path, "Q2?", "A2.", rejected="A3.")
     rows = [json.loads(x) for x in p.read_text().splitlines()]
-    assert rows[1] == {"messages": [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]}
+    assert rows[1]["messages"] == [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}]
+    assert rows[1]["correction"]["rejected"] == "A3."
 
 
 def test_copy_into_keeps_originals_and_avoids_clashes(tmp_path):

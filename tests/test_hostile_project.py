@@ -152,8 +152,7 @@ def test_a_linked_lock_file_is_refused_not_written_through(tmp_path):
 
 @needs_links
 def test_transcript_and_feedback_are_not_appended_through_links(tmp_path):
-    from backend import transcript
-    from desktop.data_adapter import append_feedback
+    from backend import corrections, transcript
 
     project = Project.create(tmp_path / "p", "p")
     victim = _victim(tmp_path)
@@ -164,7 +163,7 @@ def test_transcript_and_feedback_are_not_appended_through_links(tmp_path):
     feedback = project.datasets_dir / "feedback.jsonl"
     feedback.symlink_to(victim)
     with pytest.raises(ConfinementError, match="feedback.jsonl is a symbolic link"):
-        append_feedback(feedback, "q", "a")
+        corrections.add(project, "q", "a", rejected="b")
     assert victim.read_text() == "the user's own file\n"
     # a linked folder leads out of the project just the same
     outside = tmp_path / "outside-chat"

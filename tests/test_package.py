@@ -73,6 +73,8 @@ def test_spec_leaves_out_what_is_not_needed():
     assert "onnxruntime.transformers" in strings
     # torch.utils.checkpoint imports torch.testing._internal: it must stay in
     assert "torch.testing._internal" not in strings
+    # training reports to TensorBoard (backend/training/engine.py): its writer goes in
+    assert "tensorboard" not in strings and "torch.utils.tensorboard" in strings
 
 
 def test_runtime_hook_points_at_bundled_models_and_switches_the_network_off(tmp_path):

@@ -577,3 +577,33 @@ def test_pages_say_what_they_skipped_in_a_hostile_project(qtbot, qapp, home, tmp
         assert ep.banner.kind == "warning"
     finally:
         stop_all_jobs(timeout_ms=60_000)
+
+
+def test_corrections_survive_any_line(tmp_path):
+    """backend/corrections.py: every line is a correction or named; an edit keeps the others byte for byte."""
+    from backend import corrections
+
+    template = {"messages": [{"role": "user", "content": "What boils?"}, {"role": "assistant", "content": "Water."}],
+                "correction": {"id": "c-0", "rejected": "Oil.", "mode": "tuned+rag", "run": "r1", "time": 1.0,
+                               "test": False, "passages": [{"file": "a.md", "path": "documents/a.md", "page": None,
+                                                            "chunk": 0, "text": "Water boils."}]}}
+    path = corrections.corrections_path(tmp_path)
+    good = [json.dumps({**template, "correction": {**template["correction"], "id": f"g{i}"}}).encode()
+            for i in range(20)]
+    lines = bad_lines(template)
+    _write(path, lines, good)
+    skipped: list[records.Skipped] = []
+    got = corrections.load(tmp_path, skipped)
+    assert {f"g{i}" for i in range(20)} <= {c.id for c in got}
+    assert len(got) + len(skipped) == len(lines) + len(good) - sum(1 for ln in lines if not ln.strip())
+    assert all(s.line and s.what for s in skipped)
+    for c in got:
+        assert isinstance(c.question, str) and isinstance(c.chosen, str) and isinstance(c.rejected, str)
+        assert all(isinstance(p.get("text", ""), str) for p in c.passages)
+        json.dumps(c.to_row())
+    corrections.preference_pairs(tmp_path)
+    before = path.read_bytes().split(b"\n")
+    line = corrections.find(tmp_path, "g3").line
+    corrections.update(tmp_path, "g3", chosen="Steam.", test=True)
+    after = path.read_bytes().split(b"\n")
+    assert after[:line - 1] == before[:line - 1] and after[line:] == before[line:]

@@ -117,7 +117,8 @@ def make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
                            learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
                            tokens_per_s=round(tps, 1) if tps is not None else None,
                            tokens_seen=int(tokens), eta_s=round(eta, 1) if eta is not None else None,
-                           elapsed_s=round(elapsed, 2), memory_mb=self._memory_mb())
+                           elapsed_s=round(elapsed, 2), memory_mb=self._memory_mb(),
+                           **{field: logs[key] for key, field in PREFERENCE_LOGS.items() if key in logs})
             self.last_train = rec
             emit(rec)
             if self.pause_pending:
@@ -132,6 +133,12 @@ def make_callback(emit: Callable[[dict], None], should_stop: ev.ShouldStop,
             emit(ev.event(ev.CHECKPOINT, step=state.global_step, path=str(ck)))
 
     return EventCallback()
+
+
+PREFERENCE_LOGS = {"rewards/margins": "reward_margin", "rewards/accuracies": "reward_accuracy",
+                   "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected",
+                   "logps/chosen": "logps_chosen", "logps/rejected": "logps_rejected"}
+"""The preference trainer's logs (backend/training/preference.py) -> the ``train`` event's fields."""
 
 
 def ppl(loss: float | None) -> float | None:

@@ -250,6 +250,29 @@ def build_collator(cfg: RunConfig, tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100, pad_to_multiple_of=None)
 
 
+def _tensorboard_available() -> bool:
+    from transformers.integrations import is_tensorboard_available
+
+    return bool(is_tensorboard_available())
+
+
+def log_to_tensorboard(trainer, run_dir: Path) -> Path | None:
+    """Point the Trainer's own TensorBoard reporting (``report_to=["tensorboard"]``) at ``runs/<id>/tensorboard/``.
+
+    Without it the callback writes to ``checkpoints/runs/<date>_<host>/`` (or ``$TENSORBOARD_LOGGING_DIR``):
+    transformers 5 dropped ``TrainingArguments.logging_dir``. Returns the folder, or ``None`` when the
+    Trainer has no TensorBoard reporting (tensorboard not installed).
+    """
+    from transformers.integrations import TensorBoardCallback
+
+    folder = None
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback):
+            folder = runs.tensorboard_dir(run_dir)
+            cb.logging_dir = str(folder)
+    return folder
+
+
 def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
     """Build ``TrainingArguments`` from the run config."""
     from transformers import TrainingArguments
@@ -295,7 +318,9 @@ def training_arguments(cfg: RunConfig, run_dir: Path, device, has_eval: bool):
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         torch_compile=t.torch_compile,
-        report_to="none",
+        # the Trainer's own TensorBoard reporting (its TensorBoardCallback); the folder is set on it in _train_once,
+        # since transformers 5 has no logging_dir (docs/architecture.md, "Training")
+        report_to=["tensorboard"] if _tensorboard_available() else "none",
         disable_tqdm=True,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
@@ -364,7 +389,12 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
                                    allow_pickle_weights=cfg.model.allow_pickle_weights, on_event=emit)
     tokenizer = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
     emit(ev.progress("load_data", 1, 3, "Preparing the data…"))
-    prepared = prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
+    registry_row = methods.get(cfg.method.method)
+    if registry_row.is_preference:  # DPO / ORPO: the corrections' chosen / rejected pairs
+        from backend.training import preference
+        prepared = preference.prepare_pairs(cfg, tokenizer, on_event=emit)
+    else:
+        prepared = prepare(cfg, tokenizer, on_event=emit, should_stop=should_stop)
     if not prepared.train:
         raise TrainingError("no training rows left after preparation", field="data.train_files",
                             hint="check the data report: rows may all be too long, empty or duplicates")
@@ -394,7 +424,9 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     train_ds = datasets.Dataset.from_list(prepared.train)
     eval_ds = datasets.Dataset.from_list(prepared.eval) if prepared.eval else None
     if cfg.training.group_by_length:
-        train_ds = train_ds.add_column("length", [len(r["input_ids"]) for r in prepared.train])
+        train_ds = train_ds.add_column("length", [len(r["input_ids"]) if "input_ids" in r else
+                                                   len(r["chosen_input_ids"]) + len(r["rejected_input_ids"])
+                                                   for r in prepared.train])
     args = training_arguments(cfg, run_dir, device, eval_ds is not None)
     callback = make_callback(emit, should_stop, should_pause, run_dir, device.kind,
                               _step_of(checkpoint) if checkpoint else 0)
@@ -411,15 +443,22 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
     if lora_kernels:
         fastpath.fuse_lora(model)
     loss_func = None
-    fast = cfg.data.packing and cfg.model.attn_implementation == "sdpa" and fastpath.enable(model)
+    fast = (cfg.data.packing and not registry_row.is_preference and cfg.model.attn_implementation == "sdpa"
+            and fastpath.enable(model))
     if fast:
         if lora_kernels:
             fastpath.fast_lora_dropout(model)
         collator = fastpath.FastPackingCollator()
         loss_func = fastpath.enable_fused_ce(model)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=collator, processing_class=tokenizer,
-                      callbacks=callbacks, compute_loss_func=loss_func)
+    trainer_class = Trainer
+    if registry_row.is_preference:  # its own loss over padded pairs: no packing, no fused SFT loss
+        from backend.training import preference
+        trainer_class = preference.make_trainer_class(registry_row.objective, cfg.method.pref_beta)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        collator, loss_func = preference.PairCollator(pad), None
+    trainer = trainer_class(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                            data_collator=collator, processing_class=tokenizer,
+                            callbacks=callbacks, compute_loss_func=loss_func)
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     trainer.remove_callback(PrinterCallback)  # our events replace its prints on stdout
     trainer.remove_callback(ProgressCallback)
@@ -427,6 +466,9 @@ def _train_once(run_dir: Path, cfg: RunConfig, checkpoint: Path | None, emit, sh
         if device.kind == "cuda" and profiler.sync is None:
             profiler.sync = torch.cuda.synchronize  # kernels are asynchronous: charge each phase its own
         profiler.attach(trainer)
+    if log_to_tensorboard(trainer, run_dir) is None:
+        emit(ev.log("TensorBoard is not installed: this run writes no TensorBoard files (metrics.jsonl has "
+                    "every value; pip install tensorboard to have them)", level="warning"))
     if args.world_size > 1:
         import torch.distributed as dist
         t = cfg.training

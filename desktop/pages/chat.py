@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFrame, QGroup
                                QLabel, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy,
                                QSplitter, QTextBrowser, QToolButton, QVBoxLayout, QWidget)
 
+from backend import corrections
 from backend import events as ev
 from backend import records
 from backend import runs as run_folder
@@ -21,7 +22,7 @@ from backend.errors import TuneError
 from backend import transcript as chat_log
 from desktop.appstate import resources_dir
 from desktop.chat_adapter import ChatEngine, index_summary
-from desktop.data_adapter import append_feedback
+from desktop.corrections_view import open_corrections
 from desktop.form import QtSettingsForm
 from desktop.runs import list_runs, read_run
 from desktop.session import Session
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 MODE_TITLES = {"tuned+rag": "Tuned model · with documents", "tuned": "Tuned model · no documents",
                "base+rag": "Base model · with documents", "base": "Base model · no documents"}
-FEEDBACK_FILE = "feedback.jsonl"
+FEEDBACK_FILE = corrections.FEEDBACK_FILE
 
 _CODE = re.compile(r"`([^`\n]+)`")
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
@@ -171,12 +172,15 @@ class QtAnswer(QFrame):
     """One streamed answer: its text, its sources (clickable) and a way to correct it."""
 
     sourceClicked = Signal(object)          # backend.rag.Source
-    correctionSaved = Signal(str, str)      # question, corrected answer
+    # a correction (backend/corrections.py): {question, chosen, rejected, mode, run, passages, test}
+    correctionSaved = Signal(dict)
 
     def __init__(self, question: str, mode: str, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("Card")
         self.question, self.mode = question, mode
+        self.run: str | None = None  # the run whose adapter answered (kept with a correction)
+        self.withheld = ""
         self.sources: list = []
         self.evidence: list[dict] = []  # Answer.evidence: the sentences the answer rests on
         self.done = False
@@ -211,8 +215,9 @@ class QtAnswer(QFrame):
         self.feedback_button.setText("Wrong? Correct it")
         self.feedback_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.feedback_button.setAutoRaise(True)
-        self.feedback_button.setToolTip("Write the right answer; it is added to the project's feedback "
-                                        "dataset (datasets/feedback.jsonl) for the next run.")
+        self.feedback_button.setToolTip("Write the right answer; it is kept with this answer and the passages "
+                                        "shown as a correction (datasets/feedback.jsonl) that the next run "
+                                        "trains on.")
         self.feedback_button.clicked.connect(self._on_feedback_clicked)
         self.feedback_button.setEnabled(False)
         self.editor = QPlainTextEdit()
@@ -222,11 +227,15 @@ class QtAnswer(QFrame):
         self.save_button.clicked.connect(self._on_save_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        self.test_check = QCheckBox("Also add to the test set")
+        self.test_check.setToolTip("A reworded copy of the question goes into the test set 'corrections', "
+                                   "so the Evaluate page shows whether the next run gets it right.")
         self.editor_box = QWidget()
         eb = QVBoxLayout(self.editor_box)
         eb.setContentsMargins(0, 4, 0, 0)
         eb.addWidget(self.editor)
         ebr = QHBoxLayout()
+        ebr.addWidget(self.test_check)
         ebr.addStretch(1)
         ebr.addWidget(self.cancel_button)
         ebr.addWidget(self.save_button)
@@ -306,6 +315,7 @@ class QtAnswer(QFrame):
 
     def set_withheld(self, words: str, claims: list) -> None:
         """Show the model's own answer when grounding replaced it, with what the documents lack."""
+        self.withheld = words or ""  # the model's own words: what a correction rejects
         if not words:
             self.withheld_label.hide()
             return
@@ -348,9 +358,12 @@ class QtAnswer(QFrame):
         if not text:
             self.editor.setPlaceholderText("Write the correct answer first.")
             return
-        self.correctionSaved.emit(self.question, text)
+        self.correctionSaved.emit({"question": self.question, "chosen": text,
+                                   "rejected": self.withheld or self._buffer,
+                                   "mode": self.mode, "run": self.run, "passages": list(self.sources),
+                                   "test": self.test_check.isChecked()})
         self.editor_box.hide()
-        self.saved_label.setText(f"✓ Saved to datasets/{FEEDBACK_FILE}; the next run trains on it.")
+        self.saved_label.setText(f"✓ Saved as a correction (datasets/{FEEDBACK_FILE}); the next run trains on it.")
         self.saved_label.show()
         self.feedback_button.setEnabled(False)
 
@@ -429,6 +442,11 @@ class ChatPage(Page):
         top.addWidget(self.rag_check)
         top.addWidget(self.compare_check)
         top.addStretch(1)
+        self.corrections_button = QPushButton("Corrections…")
+        self.corrections_button.setToolTip("The answers you corrected (here and on the Evaluate page): "
+                                           "see, edit, delete, mark for the test set")
+        self.corrections_button.clicked.connect(self._on_corrections_clicked)
+        top.addWidget(self.corrections_button)
         self.body.addLayout(top)
         # the check after training (backend/rag/check.py) picks the default answerer of its run
         self.check_note = QLabel("")
@@ -872,7 +890,9 @@ class ChatPage(Page):
         self.question_edit.clear()
         self.empty_hint.hide()
         ex = QtExchange(question, modes)
+        run = self.selected_run()
         for a in ex.answers.values():
+            a.run = run.name if run is not None and a.mode.startswith("tuned") else None
             a.sourceClicked.connect(lambda src, a=a: self.show_source(src, a.evidence_for(src)))
             a.correctionSaved.connect(self.save_correction)
         self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, ex)
@@ -1004,6 +1024,8 @@ class ChatPage(Page):
             for a in exch.answers:
                 view = ex.answers[a.get("mode") or "base"]
                 view.restore(a)
+                if a.get("run") and str(a.get("mode") or "").startswith("tuned"):
+                    view.run = Path(str(a["run"])).name
             for view in ex.answers.values():
                 view.sourceClicked.connect(lambda src, v=view: self.show_source(src, v.evidence_for(src)))
                 view.correctionSaved.connect(self.save_correction)
@@ -1119,14 +1141,17 @@ class ChatPage(Page):
         self.source_path.setToolTip(str(full))
         show_passage(self.source_view, source.text, evidence or [])
 
-    def save_correction(self, question: str, answer: str) -> None:
-        """Append a corrected answer to ``datasets/feedback.jsonl`` (messages format)."""
+    def _on_corrections_clicked(self) -> None:
+        open_corrections(self.session.project, self, on_changed=self.session.data_changed)
+
+    def save_correction(self, correction: dict) -> None:
+        """Keep a correction (backend/corrections.py): question, the model's answer, the expert's, mode, run, passages."""
         s = self.session
         if s.project is None:
             return
-        path = s.project.datasets_dir / FEEDBACK_FILE
+        path = corrections.corrections_path(s.project)
         try:
-            append_feedback(path, question, answer, root=s.project.root)
+            corrections.add(s.project, **correction)
         except (OSError, TuneError) as e:  # TuneError: a link planted in the project (confinement)
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.banner.show_message("error", f"Could not save the correction: {why}", str(path))

@@ -23,18 +23,19 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComb
                                QSizePolicy, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QTextBrowser, QVBoxLayout, QWidget)
 
+from backend import corrections
 from backend import events as ev
 from backend import records
 from backend import runs as run_folder
 from backend.errors import TuneError
 from backend.rag.settings import describe_settings
-from desktop.data_adapter import append_feedback
 from desktop.eval_adapter import (FILTERS, METRICS, MODE_SHORT, MODES, STATE_RIGHT, DraftRow, EvalEngine,
                                   cell_state, filter_counts, filter_questions, fmt_interval,
                                   forgetting_text, loss_text, overlap_notes, read_rows, report_dict, to_answer,
                                   verdict_text)
+from desktop.corrections_view import open_corrections
 from desktop.eval_widgets import STATE_STYLE, QtQuestionTable, QtScoreBars, QtScorecard
-from desktop.pages.chat import FEEDBACK_FILE, QtAnswer, show_passage
+from desktop.pages.chat import QtAnswer, show_passage
 from desktop.runs import list_runs
 from desktop.session import Session
 from desktop.style import mono_font
@@ -154,6 +155,12 @@ class EvaluatePage(Page):
         opts.addSpacing(12)
         opts.addWidget(self.forgetting_check)
         opts.addSpacing(16)
+        self.corrections_button = QPushButton("Corrections…")
+        self.corrections_button.setToolTip("The answers corrected on this page and on the Chat page: "
+                                           "see, edit, delete, mark for the test set")
+        self.corrections_button.clicked.connect(self._on_corrections_clicked)
+        opts.addStretch(1)
+        opts.addWidget(self.corrections_button)
         self.body.addLayout(opts)
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(8)
@@ -830,6 +837,8 @@ class EvaluatePage(Page):
             if res is None:
                 continue
             card = QtAnswer(text, mode)
+            run = (self.report or {}).get("run_dir")
+            card.run = Path(str(run)).name if run and mode.startswith("tuned") else None
             card.finish(to_answer(text, mode, res))
             state = cell_state(res)
             bg, fg, word = STATE_STYLE[state]
@@ -864,20 +873,23 @@ class EvaluatePage(Page):
             return
         show_passage(self.source_view, source.text, evidence or [])
 
-    def save_correction(self, question: str, answer: str) -> None:
-        """Append a corrected answer to ``datasets/feedback.jsonl``, as the Chat page does."""
+    def save_correction(self, correction: dict) -> None:
+        """Keep a correction (backend/corrections.py), as the Chat page does."""
         s = self.session
         if s.project is None:
             return
-        path = s.project.datasets_dir / FEEDBACK_FILE
+        path = corrections.corrections_path(s.project)
         try:
-            append_feedback(path, question, answer, root=s.project.root)
+            corrections.add(s.project, **correction)
         except (OSError, TuneError) as e:  # TuneError: a link planted in the project (confinement)
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             self.banner.show_message("error", f"Could not save the correction: {why}", str(path))
             return
         s.data_changed()
         self.status.setText(f"Correction saved to datasets/{path.name}; the next run trains on it.")
+
+    def _on_corrections_clicked(self) -> None:
+        open_corrections(self.session.project, self, on_changed=self.session.data_changed)
 
     # -- building a test set ----------------------------------------------------------------------------------
     def _on_file_clicked(self) -> None:
