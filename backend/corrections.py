@@ -392,17 +392,48 @@ def test_question(question: str) -> str:
     return options[-1] if options else question
 
 
+def _written_here(path: Path) -> bool:
+    """Whether ``path`` is absent or holds only rows :func:`sync_test_set` wrote (lineage ``from: correction``)."""
+    if not path.is_file() or is_link(path):
+        return not path.exists() or is_link(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(row, dict) or (row.get("lineage") or {}).get("from") != "correction":
+            return False
+    return True
+
+
 def sync_test_set(project: Any) -> Path | None:
     """Write ``evalsets/corrections.jsonl``: one reworded question per correction marked ``test``.
 
     The rows are kind ``trained`` (their facts are trained on) with lineage
     ``{"from": "correction", "correction": id, "asked": the question as written}``. With no
     correction marked the file is removed. Returns the file written, or ``None``.
+
+    Raises
+    ------
+    DataError
+        ``evalsets/corrections.jsonl`` holds rows not written here (a test set the user made
+        under that name): it is never overwritten or removed.
     """
     from backend.evalsets import EvalRow
 
     root = _root(project)
     path = test_set_path(root)
+    if not _written_here(path):
+        raise DataError(f"{TEST_SET}.jsonl in evalsets/ is a test set that was not made from corrections; it is "
+                        "left as it is, and the corrections' test questions were not written",
+                        file=str(path), hint=f"rename that file (say to {TEST_SET}-mine.jsonl), then tick "
+                                             "“Also add to the test set” again")
     rows = [EvalRow(id=c.id, question=test_question(c.question), answer=c.chosen, kind="trained",
                     lineage={"from": "correction", "correction": c.id, "asked": c.question})
             for c in load(root) if c.test]

@@ -128,6 +128,21 @@ def test_marked_corrections_go_to_the_test_set_reworded(tmp_path):
     assert not path.exists()  # nothing marked: no empty test set left behind
 
 
+def test_a_test_set_the_user_made_under_that_name_is_never_overwritten_or_removed(tmp_path):
+    path = corrections.test_set_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    mine = '{"question": "Who makes the Brisa?", "answer": "Kestrel Home Systems."}\n'
+    path.write_text(mine, encoding="utf-8")
+    b = _add(tmp_path, "How long is the warranty?", "Two years.")  # not marked: the test set is not touched
+    with pytest.raises(DataError, match="not made from corrections") as e:
+        corrections.update(tmp_path, b.id, test=True)
+    assert "corrections-mine.jsonl" in e.value.hint
+    with pytest.raises(DataError):
+        corrections.delete(tmp_path, b.id)
+    assert path.read_text(encoding="utf-8") == mine
+    assert [c.id for c in corrections.load(tmp_path)] == []  # the deletion itself went through
+
+
 @needs_links
 def test_writes_never_follow_links(tmp_path):
     project = Project.create(tmp_path / "p", "p")
