@@ -1,13 +1,13 @@
 """Configuration presets: named dotted-key overrides over a RunConfig.
 
 Shown on the Configure page and applied by ``tune train --preset``; both go
-through :func:`backend.workspace.resolve_run_config` so they agree.
+through :func:`backend.planning.resolve_run_config` so they agree.
 
 Most presets are fixed values.  "Learn the facts" is derived from the data: it
 shapes the rows (:func:`backend.recipes.facts_data_options`), and its epochs,
 learning rate and batch come from the rows so shaped
 (:func:`backend.recipes.facts_recipe`, fitted to a :class:`~backend.recipes.FactSet`:
-the Data page's check, or :func:`backend.workspace.fact_set` for the CLI), after
+the Data page's check, or :func:`backend.planning.fact_set` for the CLI), after
 every option that changes them (:func:`fit_preset`).
 """
 

@@ -170,7 +170,7 @@ class ConfigurePage(Page):
         Ticking "Train the model to answer from your documents" (or any option that changes the
         rows) makes the Data page check again; the preset is then fitted to the rows so shaped,
         as ``tune train --preset facts --set data.raft=true`` fits it
-        (:func:`backend.workspace.resolve_run_config`).
+        (:func:`backend.planning.resolve_run_config`).
         """
         facts = self._fact_set()
         project = self.session.project
