@@ -396,20 +396,13 @@ def _written_here(path: Path) -> bool:
     """Whether ``path`` is absent or holds only rows :func:`sync_test_set` wrote (lineage ``from: correction``)."""
     if not path.is_file() or is_link(path):
         return not path.exists() or is_link(path)
+    skipped: list[records.Skipped] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        ours = all(isinstance(row.get("lineage"), dict) and row["lineage"].get("from") == "correction"
+                   for _line, row in records.read_jsonl(path, skipped))
+    except OSError:
         return False
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            return False
-        if not isinstance(row, dict) or (row.get("lineage") or {}).get("from") != "correction":
-            return False
-    return True
+    return ours and not skipped  # a line that is not a JSON object is not one this module wrote
 
 
 def sync_test_set(project: Any) -> Path | None:
