@@ -76,7 +76,7 @@ def swap_figures(messages: Sequence[dict[str, Any]], rng: random.Random) -> list
     wanted = [f for f in dict.fromkeys(_figures(answer)) if f in present]
     if not wanted:
         return None
-    everything = set(_figures(prompt)) | set(_figures(answer))
+    everything = present | set(_figures(answer))
     swap: dict[str, str] = {}
     for fig in wanted:
         new = other_figure(fig, rng, everything | set(swap.values()))
